@@ -471,7 +471,8 @@ def run(config: RunConfig, overwrite: bool = False, progress: bool = True, backe
         tokenizer.save_pretrained(str(tokenizer_dir))
         for item in prepared:
             write_problems(run_dir, item.task.name, [
-                {"problem_id": p.problem_id, "question": p.question, "reference": p.reference} for p in item.problems])
+                {"problem_id": p.problem_id, "question": p.question, "reference": p.reference, **p.groups}
+                for p in item.problems])
     think_end = resolve_think_end(config, tokenizer)
     manifest = dict(existing or {})
     manifest.update({
