@@ -93,7 +93,8 @@ def format_group_report(run_dir: Path, group: str, ks: Sequence[int] | None = No
     labelled, timeouts, order, long_tables = [], [], [], []
     for subset in subsets:
         metrics = compute_metrics(subset.scores, ks)
-        label = f"{subset.task}: {group} = {subset.value} ({len(subset.problem_ids)} problems)"
+        count = len(subset.problem_ids)
+        label = f"{subset.task}: {group} = {subset.value} ({count} problem{'' if count == 1 else 's'})"
         order.append(label)
         labelled.append(metrics.assign(task=label))
         timeouts.append(count_timeouts(subset.scores).assign(task=label))
