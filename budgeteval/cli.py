@@ -105,8 +105,9 @@ def tasks_command():
     rows = []
     for task in tasks:
         source = task.source.path + (f" ({task.source.name})" if task.source.name else "") + f" [{task.source.split}]"
-        rows.append((task.name, str(task.size or "?"), source, task.scorer, f"v{task.version}", task.description))
-    header = ("name", "size", "source", "scorer", "version", "description")
+        groups = ",".join(name for name, _ in task.groups) or "-"
+        rows.append((task.name, str(task.size or "?"), source, task.scorer, f"v{task.version}", groups, task.description))
+    header = ("name", "size", "source", "scorer", "version", "groups", "description")
     widths = [max(len(row[i]) for row in rows + [header]) for i in range(len(header))]
     for row in [header] + rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -116,7 +117,19 @@ def tasks_command():
             for option in task.options:
                 values = f" [{', '.join(value for value, _ in option.choices)}]" if option.choices else ""
                 click.echo(f"  {option.name}: {option.help} (default: {option.default or 'off'}){values}")
+    _echo_suites()
     click.echo("\nA task of your own: write a YAML file (see README, 'Adding a task') and pass its path to --tasks.")
+
+
+def _echo_suites() -> None:
+    from budgeteval.suites import builtin_suites
+
+    suites = builtin_suites()
+    if suites:
+        click.echo("\nSuites (--tasks NAME runs all of its tasks):")
+        width = max(len(name) for name in suites)
+        for name, suite in suites.items():
+            click.echo(f"  {name.ljust(width)}  {', '.join(suite.tasks)}  ({suite.description})")
 
 
 @main.command("run")
@@ -193,7 +206,9 @@ def run_command(**options):
     from budgeteval.prompts import PromptSettings
     from budgeteval.runner import run
 
-    task_names = tuple(name.strip() for name in options["tasks"].split(",") if name.strip())
+    from budgeteval.suites import expand_tasks
+
+    task_names = expand_tasks(name.strip() for name in options["tasks"].split(",") if name.strip())
     if not task_names:
         raise UserError("--tasks is empty: name at least one task (see `budgeteval tasks`).")
     config = RunConfig(
@@ -255,8 +270,15 @@ def score_command(run_dir, budgets, modes, workers, quiet, bootstrap, bootstrap_
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--k", "ks", default=None, help="Comma-separated k values (default: 1 and n).")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "csv", "json"]), default="markdown", show_default=True)
-def report_command(run_dir, ks, fmt):
+@click.option("--by", "by", default=None, metavar="GROUP",
+              help="Break each table down by a group the task declares (e.g. level, subject; see README).")
+def report_command(run_dir, ks, fmt, by):
     """Print a table per task x budget: mean@k, pass@k, maj@k, length, truncation."""
+    if by:
+        from budgeteval.breakdown import format_group_report
+
+        click.echo(format_group_report(Path(run_dir), by, _ks(ks) if ks else None, fmt))
+        return
     _print_report(run_dir, _ks(ks) if ks else None, fmt)
 
 
