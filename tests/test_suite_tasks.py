@@ -18,7 +18,6 @@ from budgeteval.prompts import PromptSettings, render_prompt
 from budgeteval.row_builders import gpqa_choice_order
 from budgeteval.scorers import get_scorer
 from budgeteval.scorers.base import ScoreItem
-from budgeteval.scorers.references import clean_math_answer
 from budgeteval.store import read_problems, write_problems
 from budgeteval.suites import builtin_suites, expand_tasks
 from budgeteval.tasks import builtin_task_paths, load_problems, load_task, load_task_file
