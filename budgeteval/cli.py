@@ -317,6 +317,52 @@ def compare_command(runs, baseline, k, fmt):
     click.echo(compare_runs(loaded, baseline=baseline, k=k).format(fmt), nl=False)
 
 
+@main.command("analyze")
+@click.argument("runs", nargs=-1, required=True, metavar="RUN[=LABEL]...")
+@click.option("--baseline", default=None,
+              help="The run the others are compared with and the difficulty buckets come from (default: the first).")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv"]), default="markdown", show_default=True)
+@click.option("--table", "tables", default=None,
+              help="Comma-separated tables to print: profile, gains, buckets, trace, early_exit (default: all "
+                   "available; CSV takes one).")
+@click.option("--buckets", "buckets", default="0,0.5,1", show_default=True,
+              help="Edges of the difficulty buckets (the baseline's pass rate at its largest budget), e.g. "
+                   "0,0.25,0.5,0.75,1.")
+@click.option("--trace/--no-trace", default=None,
+              help="First-correct-answer positions (math tasks with stored generations); default: where possible.")
+@click.option("--early-exit", is_flag=True,
+              help="Simulate stopping at the first forced-mode probe where the last m answers agree.")
+@click.option("--agree", "windows", default="2,3,4", show_default=True, help="The m values of --early-exit.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1),
+              help="Scoring processes for the intermediate answers.")
+def analyze_command(runs, baseline, fmt, tables, buckets, trace, early_exit, windows, workers):
+    """Per-problem budget profiles, problems gained/lost, difficulty buckets, first-correct positions, early exit.
+
+    Label a run with RUN=label (default: the basename of its model).
+    """
+    from budgeteval.analysis import parse_bucket_edges
+    from budgeteval.analysis_report import analyze_runs
+    from budgeteval.run_data import load_runs
+
+    loaded = load_runs(runs)
+    if baseline is not None:
+        baseline = _run_label(loaded, baseline)
+    names = [name.strip() for name in tables.split(",") if name.strip()] if tables else None
+    if names and "trace" not in names and trace is None:
+        trace = False  # not asked for: skip the scoring it needs
+    if names and "early_exit" in names:
+        early_exit = True
+    try:
+        agree = sorted({int(part) for part in windows.split(",") if part.strip()})
+    except ValueError:
+        agree = []
+    if not agree or agree[0] < 1:
+        raise UserError(f"--agree {windows!r} must be a comma-separated list of positive integers, e.g. 2,3,4.")
+    result = analyze_runs(loaded, baseline=baseline, edges=parse_bucket_edges(buckets), trace=trace,
+                          early_exit=early_exit, windows=agree, workers=workers)
+    click.echo(result.format(fmt, names), nl=False)
+
+
 @main.command("plot")
 @click.argument("runs", nargs=-1, required=True, metavar="RUN[=LABEL]...")
 @click.option("-o", "--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
