@@ -374,12 +374,22 @@ def analyze_command(runs, baseline, fmt, tables, buckets, trace, early_exit, win
 @click.option("--by", "by", type=click.Choice(["budget", "step"]), default="budget", show_default=True,
               help="x axis: token budget, or training step (RUN is then a folder `budgeteval watch` or "
                    "BudgetEvalCallback wrote).")
-def plot_command(runs, out, formats, k, by):
+@click.option("--kind", "kinds", default="budget", show_default=True,
+              help="Comma-separated figures: budget (the four budget-sweep figures), pareto, pass_at_k, difficulty, "
+                   "after_first_correct, early_exit.")
+@click.option("--pass-budgets", default=None, callback=_budgets,
+              help="pass_at_k: budgets to draw (default: each run's smallest and largest).")
+@click.option("--buckets", "buckets", default="0,0.5,1", show_default=True,
+              help="difficulty: edges of the baseline's pass-rate buckets, e.g. 0,0.25,0.5,0.75,1.")
+@click.option("--baseline", default=None, help="difficulty: the run whose pass rates define the buckets (default: the first).")
+def plot_command(runs, out, formats, k, by, kinds, pass_budgets, buckets, baseline):
     """Draw budget-sweep figures: accuracy, truncation, mean length and length distribution vs budget.
 
     Label a run with RUN=label (default: the basename of its model). Writes
     accuracy, truncation, length and length_distribution in each format to --out.
     With --by step: accuracy and mean length vs training step, a line per budget (training_dynamics).
+    With --kind: the analysis figures (accuracy vs tokens with the Pareto front, pass@k vs k, accuracy
+    per difficulty bucket, tokens after the first correct answer, early exit).
     """
     if by == "step":
         from budgeteval.step_plots import save_step_figures
@@ -387,10 +397,27 @@ def plot_command(runs, out, formats, k, by):
         for path in save_step_figures(runs, out, formats, k=k):
             click.echo(str(path))
         return
-    from budgeteval.plots import PlotOptions, save_figures
+    from budgeteval.analysis import parse_bucket_edges
+    from budgeteval.analysis_plots import ANALYSIS_FIGURES
+    from budgeteval.plots import BUDGET_FIGURES, PlotOptions, save_figures
     from budgeteval.run_data import load_runs
 
-    paths = save_figures(load_runs(runs), out, formats, options=PlotOptions(k=k))
+    figures = {}
+    for kind in (part.strip() for part in kinds.split(",") if part.strip()):
+        if kind == "budget":
+            figures.update(BUDGET_FIGURES)
+        elif kind in ANALYSIS_FIGURES:
+            figures[kind] = ANALYSIS_FIGURES[kind]
+        else:
+            raise UserError(f"--kind {kind!r} is not a figure: use budget, {', '.join(ANALYSIS_FIGURES)}.")
+    if not figures:
+        raise UserError("--kind is empty: name at least one figure, e.g. budget or pareto.")
+    loaded = load_runs(runs)
+    if baseline is not None:
+        baseline = _run_label(loaded, baseline)
+    options = PlotOptions(k=k, pass_budgets=tuple(pass_budgets or ()), buckets=parse_bucket_edges(buckets),
+                          baseline=baseline)
+    paths = save_figures(loaded, out, formats, options=options, figures=figures)
     for path in paths:
         click.echo(str(path))
 

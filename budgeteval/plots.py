@@ -59,6 +59,14 @@ class PlotOptions:
     """`mean` (mean@k, the expected accuracy of one sample) or `pass` (pass@k) on the accuracy figure."""
     distribution_budget: Optional[int] = None
     """Budget of the length distribution (None: per task, the largest budget every run has)."""
+    pass_budgets: tuple[int, ...] = ()
+    """Budgets of the pass@k vs k figure (empty: each run's smallest and largest)."""
+    buckets: tuple[float, ...] = (0.0, 0.5, 1.0)
+    """Edges of the difficulty buckets of the `difficulty` figure (`budgeteval.analysis.DEFAULT_BUCKET_EDGES`)."""
+    baseline: Optional[str] = None
+    """Label of the run whose pass rates define the difficulty buckets (None: the first run)."""
+    windows: tuple[int, ...] = (2, 3, 4)
+    """m values of the early-exit figure (`budgeteval.analysis.AGREEMENT_WINDOWS`)."""
 
 
 def load_figure_function(spec: str) -> Callable:
