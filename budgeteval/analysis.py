@@ -99,7 +99,7 @@ def problem_profile(run) -> pd.DataFrame:
     solved; NA when it is not solved at the largest budget) and lost (solved at some smaller budget
     but not at the largest).
     """
-    return profile_from_scores(run.scores)
+    return run.profile
 
 
 def profile_from_scores(scores: pd.DataFrame) -> pd.DataFrame:
