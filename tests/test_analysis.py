@@ -361,3 +361,19 @@ def test_real_outputs_end_to_end_against_scores_parquet(real_run):
     ratios = [r.first_correct_tokens / r.num_tokens if r.correct else 0.0
               for r in result.positions.fillna({"first_correct_tokens": 0}).itertuples(index=False)]
     assert trace.outcome_efficiency == pytest.approx(sum(ratios) / len(ratios))
+
+
+def test_after_first_correct_figure_splits_correct_and_incorrect(trace_run):
+    from matplotlib.patches import Polygon
+
+    from budgeteval.analysis_plots import after_first_correct_figure
+
+    run, expected = trace_run
+    figure = after_first_correct_figure([run])
+    ax = figure.axes[0]
+    steps = [patch for patch in ax.patches if isinstance(patch, Polygon)]
+    assert [patch.get_label() for patch in steps] == [f"{run.label} (correct)", f"{run.label} (incorrect)"]
+    assert ax.get_xlabel() == "tokens after the first correct answer"
+    # Correct responses with a first correct answer: cases 0, 3, 4; incorrect with one: case 5 (changed its mind).
+    after = {i: expected[f"c{i}"][1] - expected[f"c{i}"][0] for i in (0, 3, 4, 5)}
+    assert ax.get_xlim()[1] >= max(after.values())
