@@ -365,7 +365,9 @@ def first_correct_positions(run, budget: Optional[int] = None, workers: int = 2)
     scores.parquet), num_candidates, first_correct_tokens (NA when no candidate is correct),
     first_correct_kind, tokens_after_first_correct = num_tokens - first_correct_tokens, and
     efficiency = first_correct_tokens / num_tokens (Chen et al. 2024's T̂/T). A correct response
-    with no correct candidate (its answer came from a whole-text fallback) gets T̂ = T.
+    with no correct candidate (its answer came from a whole-text fallback) gets T̂ = T. When
+    scores.parquet records each verdict's `answer_source` (boxed, stated, fallback, none), it is
+    kept as a column.
     """
     from budgeteval.runner import load_tokenizer
     from budgeteval.scorers import get_scorer
@@ -392,6 +394,9 @@ def first_correct_positions(run, budget: Optional[int] = None, workers: int = 2)
             raise UserError(f"Task {task} of {run.path} is not scored at budget {budget} in cutoff mode.")
         correct_of = {(str(p), int(s)): bool(c) for p, s, c in
                       zip(verdicts["problem_id"], verdicts["sample_idx"], verdicts["correct"])}
+        # Where the scorer read each final answer (boxed | stated | fallback | none), when scoring recorded it.
+        source_of = (dict(zip(zip(verdicts["problem_id"].astype(str), verdicts["sample_idx"].astype(int)),
+                              verdicts["answer_source"])) if "answer_source" in verdicts.columns else None)
         reference_of = dict(zip(*(references[references["task"] == task][c] for c in ("problem_id", "reference"))))
         samples = generations[generations["task"] == task].sort_values(["problem_id", "sample_idx"], kind="mergesort")
         responses, items = [], []
@@ -418,8 +423,11 @@ def first_correct_positions(run, budget: Optional[int] = None, workers: int = 2)
                 "first_correct_tokens": position, "first_correct_kind": first.kind if first else None,
                 "tokens_after_first_correct": None if position is None else num_tokens - position,
                 "efficiency": None if position is None or num_tokens == 0 else position / num_tokens,
+                **({} if source_of is None else {"answer_source": source_of.get((problem_id, sample_idx))}),
             })
-    frame = pd.DataFrame(rows, columns=list(TRACE_COLUMNS))
+    frame = pd.DataFrame(rows)
+    frame = frame[[c for c in TRACE_COLUMNS + ("answer_source",) if c in frame.columns]] if rows else \
+        pd.DataFrame(columns=list(TRACE_COLUMNS))
     for column in ("first_correct_tokens", "tokens_after_first_correct"):
         frame[column] = frame[column].astype("Int64")
     frame["efficiency"] = frame["efficiency"].astype(float)
@@ -450,7 +458,8 @@ def trace_summary(positions: pd.DataFrame) -> pd.DataFrame:
     over responses with one, correct or not), after_share (tokens after the first correct answer as
     a fraction of all tokens of the responses with one), outcome_efficiency (`outcome_efficiency`,
     over all responses) and correct_efficiency (mean T̂/T over the correct responses:
-    outcome_efficiency / accuracy).
+    outcome_efficiency / accuracy); with answer sources recorded, correct_from_fallback (the
+    fraction of correct responses whose answer was read by the whole-text fallback, T̂ = T).
     """
     rows = []
     for (task, budget), frame in positions.groupby(["task", "budget"], sort=True):
@@ -468,9 +477,13 @@ def trace_summary(positions: pd.DataFrame) -> pd.DataFrame:
             "outcome_efficiency": outcome_efficiency(frame["correct"], frame["first_correct_tokens"].fillna(0),
                                                      frame["num_tokens"]),
             "correct_efficiency": float(correct["efficiency"].mean()) if len(correct) else np.nan,
+            **({"correct_from_fallback": float((correct["answer_source"] == "fallback").mean()) if len(correct) else np.nan}
+               if "answer_source" in frame.columns else {}),
         })
     columns = ["task", "budget", "responses", "accuracy", "with_correct_answer", "tokens_to_first_correct",
                "tokens_after_first_correct", "after_share", "outcome_efficiency", "correct_efficiency"]
+    if "answer_source" in positions.columns:
+        columns.append("correct_from_fallback")
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -261,10 +261,12 @@ def _buckets(result: Analysis, latex: bool) -> str:
 
 
 def _trace(result: Analysis, latex: bool) -> str:
+    sources = "correct_from_fallback" in result.trace.columns  # answer sources recorded by the scoring
     rows = [[r.run, r.task, format_budget(int(r.budget)), str(r.responses), _percent(r.accuracy),
              _percent(r.with_correct_answer), _tokens(r.tokens_to_first_correct), _tokens(r.tokens_after_first_correct),
              _percent(r.after_share), f"{r.outcome_efficiency:.3f}",
              _EMPTY if pd.isna(r.correct_efficiency) else f"{r.correct_efficiency:.3f}"]
+            + ([_percent(r.correct_from_fallback)] if sources else [])
             for r in result.trace.itertuples(index=False)]
     return "\n\n".join([
         _heading("Where tokens go inside a trace", latex),
@@ -273,10 +275,12 @@ def _trace(result: Analysis, latex: bool) -> str:
                  "from the stored ids. with correct = percent of responses with a correct intermediate answer; "
                  "to first / after = mean tokens up to / after it (responses with one); after % = tokens after it as "
                  "a percent of those responses' tokens; ξ_O = outcome efficiency (1/N) Σ σ_i T̂_i/T_i over all "
-                 "N responses (Chen et al. 2024, arXiv:2412.21187); correct eff. = mean T̂/T over correct responses.",
+                 "N responses (Chen et al. 2024, arXiv:2412.21187); correct eff. = mean T̂/T over correct responses; "
+                 "fallback % (when answer sources are recorded) = correct responses read by the whole-text fallback.",
                  latex),
         _grid(["run", "task", "budget", "responses", "accuracy", "with correct", "to first", "after", "after %",
-               r"$\xi_O$" if latex else "ξ_O", "correct eff."], rows, latex, "llrrrrrrrrr")])
+               r"$\xi_O$" if latex else "ξ_O", "correct eff."] + (["fallback %"] if sources else []), rows, latex,
+              "llrrrrrrrrr" + ("r" if sources else ""))])
 
 
 def _early_exit(result: Analysis, latex: bool) -> str:

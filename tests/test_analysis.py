@@ -377,3 +377,18 @@ def test_after_first_correct_figure_splits_correct_and_incorrect(trace_run):
     # Correct responses with a first correct answer: cases 0, 3, 4; incorrect with one: case 5 (changed its mind).
     after = {i: expected[f"c{i}"][1] - expected[f"c{i}"][0] for i in (0, 3, 4, 5)}
     assert ax.get_xlim()[1] >= max(after.values())
+
+
+def test_trace_summary_by_hand_with_answer_sources():
+    # Three responses of 10 tokens: correct with a box at 5, correct from the fallback (T̂ = T), wrong without one.
+    positions = pd.DataFrame({
+        "task": "t", "problem_id": ["a", "b", "c"], "sample_idx": 0, "budget": 10, "num_tokens": 10,
+        "correct": [True, True, False], "num_candidates": [1, 0, 0],
+        "first_correct_tokens": pd.array([5, 10, None], dtype="Int64"), "first_correct_kind": ["boxed", None, None],
+        "tokens_after_first_correct": pd.array([5, 0, None], dtype="Int64"), "efficiency": [0.5, 1.0, None],
+        "answer_source": ["boxed", "fallback", "none"]})
+    row = analysis.trace_summary(positions).iloc[0]
+    assert [row.accuracy, row.with_correct_answer, row.tokens_to_first_correct, row.tokens_after_first_correct,
+            row.after_share, row.outcome_efficiency, row.correct_efficiency, row.correct_from_fallback] == \
+        pytest.approx([2 / 3, 2 / 3, 7.5, 2.5, 5 / 20, (0.5 + 1.0) / 3, 0.75, 0.5])
+    assert "correct_from_fallback" not in analysis.trace_summary(positions.drop(columns="answer_source")).columns
