@@ -392,3 +392,21 @@ def test_trace_summary_by_hand_with_answer_sources():
             row.after_share, row.outcome_efficiency, row.correct_efficiency, row.correct_from_fallback] == \
         pytest.approx([2 / 3, 2 / 3, 7.5, 2.5, 5 / 20, (0.5 + 1.0) / 3, 0.75, 0.5])
     assert "correct_from_fallback" not in analysis.trace_summary(positions.drop(columns="answer_source")).columns
+
+
+def test_early_exit_probe_cost_comes_from_the_stored_continuations(tmp_path):
+    """With continuations/ stored, a probe costs its forcing ids + answer ids (here 3 + 10), not num_tokens - B."""
+    from budgeteval.store import CONTINUATIONS, ContinuationRecord, write_shard
+
+    run_dir = write_run(tmp_path / "run", "org/sweep", {}, extra_scores=forced_sweep(), bootstrap=0)
+    sweep = forced_sweep()
+    records = [ContinuationRecord(task="t", problem_id="p1", sample_idx=int(r.sample_idx), budget=int(r.budget),
+                                  continued=not r.finished, force_token_ids=(1, 2, 3) if not r.finished else (),
+                                  force_string="</think>", token_ids=tuple(range(10)) if not r.finished else (),
+                                  text="", finish_reason="stop", seed=0, max_tokens=16)
+               for r in sweep.itertuples(index=False)]
+    for budget in sorted(sweep["budget"].unique()):
+        write_shard(run_dir, "t", [r for r in records if r.budget == budget], kind=CONTINUATIONS)
+    exits = analysis.early_exit(load_run(run_dir)).set_index(["sample_idx", "window"])
+    assert exits.loc[(0, 2), "probe_tokens"] == 3 * 13  # probes at 100, 200, 300 before stopping at 400
+    assert exits.loc[(1, 3), "probe_tokens"] == 2 * 13
