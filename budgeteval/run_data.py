@@ -77,6 +77,13 @@ class Run:
             raise UserError(f"{self.path} holds no generations/ (only its scores and metrics were kept).")
         return pd.concat(tables, ignore_index=True)
 
+    @cached_property
+    def profile(self) -> pd.DataFrame:
+        """Per-problem budget profile: pass rate, solved, solved_from, lost (see `budgeteval.analysis.problem_profile`)."""
+        from budgeteval.analysis import profile_from_scores
+
+        return profile_from_scores(self.scores)
+
     @property
     def tasks(self) -> list[str]:
         """Task names, as the manifest lists them."""
