@@ -161,7 +161,7 @@ def _natural(problem_id: str):
 
 
 def _split_baseline(runs: Sequence, baseline: Optional[str]):
-    from budgeteval.run_data import check_unique_labels
+    from budgeteval.compare import check_unique_labels
 
     runs = list(runs)
     if not runs:
