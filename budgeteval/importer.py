@@ -6,6 +6,7 @@ with the model's tokenizer. The result is a normal run directory, so `score`, `r
 """
 
 from collections import defaultdict
+from dataclasses import asdict
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -143,7 +144,8 @@ def import_frame(frame: pd.DataFrame, path: Path, task_name: str, tokenizer_name
         "think_end": default_think_end(tokenizer) if think_end is None else (think_end or None),
         "tasks": {task.name: {"yaml": task.yaml_path, "description": task.description, "scorer": task.scorer,
                               "version": task.version, "source": task.source.__dict__,
-                              "options": dict(task.option_values)}},
+                              "options": dict(task.option_values),
+                              **({"lm_eval": asdict(task.lm_eval)} if task.lm_eval else {})}},
         "packages": package_versions(),
         "hardware": hardware(),
     })

@@ -62,6 +62,7 @@ def test_verdicts_equal_lm_eval_pipeline_on_real_responses(include):
     """5276 real GSM8K solutions: budgeteval's lmeval scorer vs lm-eval's own pipeline, both filters."""
     from lm_eval.models.utils import postprocess_generated_text
 
+    from budgeteval.lm_eval_tasks import problem_reference
     from budgeteval.scorers.base import ScoreItem
     from budgeteval.scorers.lmeval import score_batch
     from budgeteval.tasks import load_problems, load_task
@@ -70,6 +71,7 @@ def test_verdicts_equal_lm_eval_pipeline_on_real_responses(include):
     # lm-eval's pipeline: the task's instances, the responses as lm-eval's HF model would return them
     # (cut at the stop strings), its filters, process_results per filter.
     task = _lm_eval_task(include)
+    task.set_config(key="num_fewshot", value=0)  # the verdicts do not read the prompt; fewer renders
     task.build_all_requests()
     until = task.config.generation_kwargs["until"]
     expected = {}
@@ -85,10 +87,13 @@ def test_verdicts_equal_lm_eval_pipeline_on_real_responses(include):
                 expected[(model, instance.doc_id, filter_name)] = bool(value)
 
     agreement = {}
+    problems = load_problems(load_task(NAME, task_options={NAME: {"include": str(include)}}))
     for filter_name in ("strict-match", "flexible-extract"):
         bt_task = load_task(NAME, task_options={NAME: {"include": str(include),
                                                        "metric": f"exact_match,{filter_name}"}})
-        references = {problem.problem_id: problem.reference for problem in load_problems(bt_task)}
+        references = {problem.problem_id: problem_reference(bt_task.lm_eval, "lmeval", int(problem.problem_id),
+                                                            problem.prompt_fields["lm_eval_doc"], None)
+                      for problem in problems}
         items = [ScoreItem(str(row.problem_idx), references[str(row.problem_idx)], row.response)
                  for row in solutions.itertuples()]
         verdicts = score_batch(items)
@@ -188,7 +193,9 @@ def test_import_lm_eval_log_samples(tiny_model, include, tmp_path):
         gen_kwargs={"max_gen_toks": 12, "do_sample": True, "temperature": 1.0}, apply_chat_template=True,
         fewshot_as_multiturn=True, log_samples=True, evaluation_tracker=tracker, device="cpu", batch_size=3,
         task_manager=TaskManager(include_path=str(include), include_defaults=False))
-    tracker.save_results_samples(task_name=TASK, samples=results["samples"][TASK])
+    samples = results.pop("samples")  # as lm-eval's CLI (`lm_eval run --log_samples`) saves them
+    tracker.save_results_aggregated(results=results, samples=samples)
+    tracker.save_results_samples(task_name=TASK, samples=samples[TASK])
     (samples_file,) = (tmp_path / "lm_eval_out").rglob(f"samples_{TASK}_*.jsonl")
 
     out = tmp_path / "imported"
@@ -219,7 +226,12 @@ def test_import_lighteval_details(tmp_path):
     solutions = pd.read_json(shared_path("generations", "gsm8k_openai_example_solutions.jsonl"), lines=True)
     rows = solutions[(solutions.model == "175b_verification") & (solutions.problem_idx < 6)]
     tokenizer = str(shared_path("tokenizers", "qwen3"))
-    limit = 40
+    from transformers import AutoTokenizer
+
+    encode = AutoTokenizer.from_pretrained(tokenizer)
+    lengths = {str(row.problem_idx): len(encode(row.response)["input_ids"]) for row in rows.itertuples()}
+    # A recorded limit that some responses reach and some do not.
+    limit = sorted(lengths.values())[len(lengths) // 2]
     details = [{
         "doc": {"query": row.question, "choices": [row.gold_final_line.removeprefix("A: ")], "gold_index": 0,
                 "instruction": None, "specific": None, "unconditioned_query": None, "original_query": None,
@@ -236,15 +248,11 @@ def test_import_lighteval_details(tmp_path):
     datasets.Dataset.from_list(details).to_parquet(str(path))
 
     out = tmp_path / "imported"
-    import_harness_file(path, "lighteval", "gsm8k", tokenizer, out, budgets=(16, limit), think_end="")
+    import_harness_file(path, "lighteval", "gsm8k", tokenizer, out, budgets=(limit // 2, limit), think_end="")
     evaluate_run(out, workers=1, progress=False, bootstrap=0)
     scores = read_scores(out)
     top = scores[scores.budget == limit].set_index("problem_id")
     assert sorted(top.index) == sorted(str(i) for i in range(6))
-    from transformers import AutoTokenizer
-
-    lengths = {str(row.problem_idx): len(AutoTokenizer.from_pretrained(tokenizer)(row.response)["input_ids"])
-               for row in rows.itertuples()}
     assert {pid for pid, n in lengths.items() if n >= limit} == set(top.index[~top.finished]), \
         "a response reaching the recorded generation_size counts as cut"
     assert any(n < limit for n in lengths.values()) and any(n >= limit for n in lengths.values())

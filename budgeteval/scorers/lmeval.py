@@ -7,7 +7,8 @@ task in a batch the scorer rebuilds lm-eval's task from its YAML over the stored
 as lm-eval's evaluator does: the response is cut at the first stop string
 (`lm_eval.models.utils.postprocess_generated_text`), becomes an `Instance` (`construct_requests`)
 with it as its one response, the task's filters run (`apply_filters`), and `process_results` gives
-the metric, whose value (0 or 1) is the verdict. The filtered response is the extracted answer
+the metric, whose value (0 or 1) is the verdict (once per distinct document and filtered
+answer). The filtered response is the extracted answer
 (None when a regex filter found nothing). A response still thinking at the budget (no answer
 region) is wrong without asking lm-eval.
 """
@@ -102,15 +103,20 @@ def score_batch(
         # lm-eval keeps a task's instances here; apply_filters runs every filter pipeline over them.
         task._instances = instances
         task.apply_filters()
+        # process_results depends on the document and the filtered answer only, and many responses
+        # filter to the same answer (a number, or no match): each distinct pair is judged once.
+        judged: dict[tuple, Verdict] = {}
         for (reference, answer), instance in zip(keys, instances):
             filtered = instance.filtered_resps[spec.filter]
-            metrics = task.process_results(instance.doc, [filtered])
-            if spec.metric not in metrics:
-                raise UserError(f"lm-eval task {spec.task} reports no metric {spec.metric!r} "
-                                f"(it reports {', '.join(metrics)}): choose one with --task-option.")
-            verdict = _verdict(metrics[spec.metric], filtered, spec.metric, spec.task)
+            key = (reference, json.dumps(filtered, sort_keys=True, default=repr))
+            if key not in judged:
+                metrics = task.process_results(instance.doc, [filtered])
+                if spec.metric not in metrics:
+                    raise UserError(f"lm-eval task {spec.task} reports no metric {spec.metric!r} "
+                                    f"(it reports {', '.join(metrics)}): choose one with --task-option.")
+                judged[key] = _verdict(metrics[spec.metric], filtered, spec.metric, spec.task)
             for position in pending[(reference, answer)]:
-                verdicts[position] = verdict
+                verdicts[position] = judged[key]
     if progress is not None:
         progress(len(items))
     return verdicts
