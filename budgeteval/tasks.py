@@ -134,6 +134,9 @@ class Task:
     groups: tuple[tuple[str, str], ...] = ()
     """(group name, dataset column) pairs: the problem metadata `report --by NAME` breaks results down
     by (MATH-500 level and subject, ...), stored with the problems of a run."""
+    lm_eval: Optional[object] = None
+    """For an `lm-eval:NAME` task, its `budgeteval.lm_eval_tasks.LmEvalSpec` (lm-eval builds its
+    problems and prompts); None for a budgeteval task."""
 
     def template_for(self, prompt_fields: dict) -> str:
         """The prompt template for a row with these columns."""
@@ -389,7 +392,12 @@ def load_task_file(path: Path) -> Task:
 def load_task(name_or_path: str, data_files: Optional[dict[str, str]] = None,
               task_options: Optional[dict[str, dict[str, str]]] = None) -> Task:
     """Resolve a built-in task name or a YAML path, applying a `--data TASK=PATH` override and the
-    `--task-option TASK.KEY=VALUE` values for it, if any."""
+    `--task-option TASK.KEY=VALUE` values for it, if any. `lm-eval:NAME` is an lm-eval task."""
+    if name_or_path.startswith("lm-eval:"):
+        from budgeteval.lm_eval_tasks import load_lm_eval_task
+
+        return load_lm_eval_task(name_or_path, (task_options or {}).get(name_or_path),
+                                 (data_files or {}).get(name_or_path))
     candidate = Path(name_or_path)
     if name_or_path.endswith((".yaml", ".yml")) or candidate.is_file():
         if not candidate.is_file():
@@ -467,6 +475,10 @@ def _filtered_indices(task: Task, rows, where: str) -> list[int]:
 def load_problems(task: Task, limit: Optional[int] = None) -> list[Problem]:
     """Load the task's rows as `Problem`s (those its filter options keep; the first `limit` when
     given), checking the columns and building references."""
+    if task.lm_eval is not None:
+        from budgeteval.lm_eval_tasks import load_lm_eval_problems
+
+        return load_lm_eval_problems(task, limit)
     rows = _prepare_rows(task, _load_rows(task.source))
     where = task.source.local_file or f"{task.source.path}:{task.source.split}"
     reference_columns = ([column for _, column in task.reference_builder.columns] if task.reference_builder

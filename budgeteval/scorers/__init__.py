@@ -15,6 +15,7 @@ SCORERS: dict[str, str] = {
     "gsm8k": "budgeteval.scorers.gsm8k:score_batch",
     "code": "budgeteval.scorers.code:score_batch",
     "choice": "budgeteval.scorers.choice:score_batch",
+    "lmeval": "budgeteval.scorers.lmeval:score_batch",
 }
 
 REFERENCE_BUILDERS: dict[str, str] = {
