@@ -205,7 +205,7 @@ def _choose_metric(name: str, config: dict, value: Optional[str]) -> tuple[str, 
 def load_lm_eval_task(name: str, options: Optional[dict[str, str]] = None, data_file: Optional[str] = None):
     """A budgeteval `Task` for `lm-eval:NAME`, read from lm-eval's index (its dataset is not loaded yet)."""
     from budgeteval.scorers import SCORERS
-    from budgeteval.tasks import DatasetSource, Task
+    from budgeteval.task_records import DatasetSource, Task
 
     lm_name = name[len(LM_EVAL_PREFIX):]
     if not lm_name:
@@ -274,7 +274,7 @@ def problem_reference(spec: LmEvalSpec, scorer: str, doc_id: int, doc: dict, tar
 
 def load_lm_eval_problems(task, limit: Optional[int] = None) -> list:
     """The task's documents as `Problem`s, in lm-eval's order; problem ids are lm-eval's doc_id."""
-    from budgeteval.tasks import Problem
+    from budgeteval.task_records import Problem
 
     lm_task = _loaded_task(task.lm_eval)
     problems = []
