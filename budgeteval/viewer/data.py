@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from budgeteval.budgets import format_budget
+from budgeteval.errors import UserError
 from budgeteval.metrics import ACCURACY_METRICS, normalise_metrics
 from budgeteval.prompts import response_is_thinking
 from budgeteval.store import CONDITIONED, CONTINUATIONS, GENERATIONS, read_task, task_dir
@@ -169,10 +170,11 @@ def problem_entries(runs: Sequence, file_name) -> Iterator[ProblemEntry]:
     task at a time, so memory holds one task's generations per run, not the whole run.
     """
     facts = [run_facts(run) for run in runs]
+    tokenizers: dict = {}
     tasks = list(dict.fromkeys(task for run in runs for task in _scored_tasks(run)))
     key = 0
     for task in tasks:
-        readers = [_TaskReader(run, fact, task) if task in _scored_tasks(run) else None
+        readers = [_TaskReader(run, fact, task, tokenizers) if task in _scored_tasks(run) else None
                    for run, fact in zip(runs, facts)]
         budgets = sorted({b for reader in readers if reader for b in reader.budgets})
         problem_ids = list(dict.fromkeys(pid for reader in readers if reader for pid in reader.problem_ids))
@@ -229,9 +231,7 @@ def _grid_cells(view: dict, budgets: Sequence[int]) -> dict:
 class _TaskReader:
     """One run's rows of one task: scores by problem, generations by problem, decoded on demand."""
 
-    def __init__(self, run, facts: RunFacts, task: str):
-        from budgeteval.runner import load_tokenizer
-
+    def __init__(self, run, facts: RunFacts, task: str, tokenizers: dict):
         self.run, self.facts, self.task = run, facts, task
         scores = run.scores[run.scores["task"] == task]
         self.has_answer_source = "answer_source" in scores.columns
@@ -251,9 +251,8 @@ class _TaskReader:
                                              "finish_reason"])
         ordered = [pid for pid in self.problems if pid in self.scores]
         self.problem_ids = ordered + [pid for pid in self.scores if pid not in self.problems]
-        tokenizer_dir = Path(run.path) / "tokenizer"
-        self.tokenizer = load_tokenizer(str(tokenizer_dir)) if tokenizer_dir.is_dir() and (
-            self.generations or self.conditioned) else None
+        needed = self.generations or self.conditioned
+        self.tokenizer = _saved_tokenizer(Path(run.path) / "tokenizer", tokenizers) if needed else None
 
     def has(self, problem_id: str) -> bool:
         return problem_id in self.scores
@@ -344,6 +343,24 @@ class _TaskReader:
             batch = [ids.tolist() if hasattr(ids, "tolist") else list(ids) for ids in id_lists[start:start + _DECODE_BATCH]]
             texts.extend(self.tokenizer.batch_decode(batch, skip_special_tokens=True))
         return texts
+
+
+def _saved_tokenizer(folder: Path, loaded: dict):
+    """The run's saved tokenizer, loaded once per distinct content (runs of one model share it)."""
+    import hashlib
+
+    from budgeteval.runner import load_tokenizer
+
+    if not folder.is_dir():
+        raise UserError(f"{folder.parent} has no tokenizer/ folder, so its responses cannot be decoded; "
+                        f"the run directory is incomplete.")
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
+    key = digest.hexdigest()
+    if key not in loaded:
+        loaded[key] = load_tokenizer(str(folder))
+    return loaded[key]
 
 
 def _empty_sample(sample_idx: int) -> dict:

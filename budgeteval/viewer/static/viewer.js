@@ -23,7 +23,7 @@
       else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
       else node.setAttribute(name, value === true ? "" : String(value));
     }
-    for (const child of children.flat()) {
+    for (const child of children.flat(Infinity)) {
       if (child === null || child === undefined || child === false) continue;
       node.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));
     }
@@ -260,7 +260,7 @@
       }));
     show("grid", el("h1", {}, "Problems × budgets"), controls,
       el("p", {id: "grid-count"}, `${shown.length} of ${taskProblems.length} problems`), legend,
-      el("table", {class: "grid", id: "grid"}, el("thead", {}, head), el("tbody", {}, rows)));
+      el("table", {class: "grid", id: "grid-table"}, el("thead", {}, head), el("tbody", {}, rows)));
     for (const swatch of document.querySelectorAll(".legend .swatch")) {
       const c = colour(Number(swatch.dataset.fraction));
       swatch.style.background = c.background;
