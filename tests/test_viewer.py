@@ -8,6 +8,7 @@ mode, a hostile sample, a second run to compare with). One browser for the whole
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,15 +22,17 @@ import pytest
 from click.testing import CliRunner
 
 from budgeteval.cli import main
+from budgeteval.manifest import read_manifest, write_manifest
 from budgeteval.run_data import load_run
+from budgeteval.scoring import write_scores
 from budgeteval.viewer import build_site
-from budgeteval.viewer.data import cut_offset
+from budgeteval.viewer.data import cut_offset, problem_entries
 from budgeteval.viewer.site import script_json
 from conftest import shared_path
 from viewer_runs import write_text_run
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = os.environ.get("BUDGETEVAL_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM = os.environ.get("BUDGETEVAL_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 BUDGETS = [16, 48, 256]
@@ -145,6 +148,8 @@ def text_sites(tmp_path_factory, qwen3):
                           forced_answer="\\boxed{4}")
     other_responses = {**responses, "always": [TEXTS["never"]] * 2, "never": [TEXTS["always"]] * 2}
     other = write_text_run(root / "other", qwen3, "math500", PROBLEMS, other_responses, BUDGETS, model="org/other")
+    scores = pd.read_parquet(other / "scores.parquet")  # the column a truncation-aware scorer adds
+    write_scores(other, scores.assign(answer_source=["boxed" if e else "none" for e in scores["extracted"].notna()]))
     pair = build_site([load_run(base), load_run(other)], root / "pair")
     return {"base": base, "other": other, "pair": pair}
 
@@ -291,14 +296,17 @@ def test_two_runs_filters_and_side_by_side(page, text_sites):
     wait_ready(page, "sample:1:0:256")
     assert page.eval_on_selector_all("section.run h2", "hs => hs.map(h => h.textContent)") == ["base", "other"]
     assert page.text_content("#response-0") == TEXTS["never"] and page.text_content("#response-1") == TEXTS["always"]
-    assert page.locator("section.run[data-run='1'] table.verdicts tr.current td").nth(5).text_content() == "✓ correct"
+    assert page.locator("section.run[data-run='1'] table.verdicts tr.current td.verdict").text_content() == "✓ correct"
+    headers = page.eval_on_selector_all("section.run table.verdicts", "ts => ts.map(t => t.tHead.textContent)")
+    assert "answer source" not in headers[0] and "answer source" in headers[1]
+    assert page.locator("section.run[data-run='1'] table.verdicts tr.current td").last.text_content() == "boxed"
 
 
 def test_forced_mode_shows_the_forcing_string_and_the_stored_answer(page, text_sites):
     open_site(page, text_sites["pair"], "#sample/2/0/16/forced", "sample:2:0:16:forced")
     assert page.text_content("#forced-0 .force-string") == "\n</think>\n\nFinal answer: "
     assert page.text_content("#forced-0 .continuation") == "\\boxed{4}"
-    assert page.locator("table.verdicts tr.current td").nth(5).text_content() == "✓ correct"
+    assert page.locator("table.verdicts tr.current td.verdict").text_content() == "✓ correct"
     assert page.text_content("mark.think-end") == "</think>"
     open_site(page, text_sites["pair"], "#sample/0/0/16/forced", "sample:0:0:16:forced")
     assert "nothing was forced" in page.text_content("#forced-0")
@@ -317,6 +325,23 @@ def test_hostile_sample_renders_as_text_and_runs_no_script(page, text_sites):
     for response in (page.text_content("#response-0"), page.text_content("#response-1")):
         assert len(response) > 600 and HOSTILE.startswith(response)  # the first 256 tokens, as stored
     assert page.title() == "budgeteval viewer"
+
+
+def test_code_runs_show_the_program_verdict(tmp_path):
+    from synthetic_runs import write_run
+
+    extra = pd.DataFrame([{"task": "t", "problem_id": "p1", "sample_idx": 0, "budget": 1024, "mode": "forced",
+                           "num_tokens": 10, "finished": True, "extracted": "time_limit:0123456789ab",
+                           "correct": False, "timed_out": False}])
+    run_dir = write_run(tmp_path / "run", "org/coder", {1024: {"p1": [(False, 10)]}}, ks=(1,), bootstrap=0,
+                        extra_scores=extra)
+    manifest = read_manifest(run_dir)
+    write_manifest(run_dir, {**manifest, "tasks": {"t": {"scorer": "code", "version": 1}}})
+    (entry,) = problem_entries([load_run(run_dir)], str)
+    (sample,) = entry.payload["runs"][0]["samples"]
+    assert sample["verdicts"]["forced"]["1024"]["test_verdict"] == "time_limit"
+    assert "test_verdict" not in sample["verdicts"]["cutoff"]["1024"]  # "wrong" is no program verdict
+    assert entry.summary["runs"][0]["cutoff"] == {"c": [0], "n": [1], "flags": ["never"]}
 
 
 # --- the command ---------------------------------------------------------------------------------------

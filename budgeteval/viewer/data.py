@@ -444,18 +444,30 @@ def _outcomes(scores: pd.DataFrame, samples: dict, think_end: Optional[str]) -> 
             mode_flags.append("always")
         if all(c == 0 for c, _ in counts[mode].values()):
             mode_flags.append("never")
-        flips = False
-        for _, sample_rows in frame.sort_values("budget").groupby("sample_idx"):
-            correct = sample_rows["correct"].tolist()
-            if any(correct[i] and not all(correct[i + 1:]) for i in range(len(correct))):
-                flips = True
-                break
-        if flips:
+        if _flips(frame):
             mode_flags.append("flips")
         if _any_cut_thinking(mode, counts[mode], samples, think_end):
             mode_flags.append("cut_thinking")
         flags[mode] = mode_flags
     return counts, flags
+
+
+def _flips(frame: pd.DataFrame) -> bool:
+    """Whether a sample is correct at a budget and wrong at a larger one (one mode's rows of a problem)."""
+    import numpy as np
+
+    matrix = frame.pivot_table(index="sample_idx", columns="budget", values="correct", aggfunc="first")
+    correct = matrix.to_numpy()
+    if matrix.isna().to_numpy().any():  # budgets missing for some sample: compare the budgets each sample has
+        rows = [row[~pd.isna(row)].astype(bool) for row in correct]
+    else:
+        rows = correct.astype(bool)
+    for row in rows:
+        # right at position i and not right at every later budget
+        later_all_right = np.flip(np.logical_and.accumulate(np.flip(row)))
+        if len(row) > 1 and np.any(row[:-1] & ~later_all_right[1:]):
+            return True
+    return False
 
 
 def _any_cut_thinking(mode: str, budgets: dict, samples: dict, think_end: Optional[str]) -> bool:

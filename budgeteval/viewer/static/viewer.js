@@ -329,6 +329,11 @@
         : runColumn(run, runIndex, sampleIdx, budget, mode, go)));
     columns.classList.add(`runs-${payload.runs.length}`);
     show("sample", header, columns);
+    // Bring the chosen budget's cut into view inside each response block.
+    for (const marker of document.querySelectorAll("pre.response span.cut.current")) {
+      const pre = marker.closest("pre");
+      pre.scrollTop = Math.max(0, marker.offsetTop - pre.offsetTop - pre.clientHeight / 2);
+    }
     document.body.dataset.ready = `sample:${payload.key}:${sampleIdx}:${budget}:${mode}`;
   }
 
@@ -368,20 +373,22 @@
 
   function verdictTable(run, sample, budget, mode, choose) {
     const verdicts = sample.verdicts[mode] || {};
-    const header = ["budget", "tokens", "finished", "cut while thinking", "extracted", "verdict"];
+    const thinking = Boolean(run.think_end) && mode !== "conditioned";
+    const header = ["budget", "tokens", "finished", ...(thinking ? ["cut while thinking"] : []), "extracted", "verdict"];
     if (run.answer_source) header.push("answer source");
     if (run.code) header.push("test verdict");
     const rows = Object.keys(verdicts).map(Number).sort((a, b) => a - b).map((b) => {
       const v = verdicts[String(b)];
       const cutThinking = mode !== "conditioned" && sample.thinking && String(b) in sample.cuts &&
         (!sample.think_end.length || sample.think_end[0][1] > sample.cuts[String(b)]);
-      const cells = [formatBudget(b), String(v.num_tokens), v.finished ? "yes" : "no", cutThinking ? "yes" : "no",
+      const cells = [formatBudget(b), String(v.num_tokens), v.finished ? "yes" : "no",
+        ...(thinking ? [cutThinking ? "yes" : "no"] : []),
         v.extracted === null ? "—" : v.extracted, v.correct ? "✓ correct" : (v.timed_out ? "✗ timed out" : "✗ wrong")];
       if (run.answer_source) cells.push(v.answer_source === null || v.answer_source === undefined ? "—" : v.answer_source);
       if (run.code) cells.push(v.test_verdict || "—");
       return el("tr", {class: [b === budget ? "current" : "", v.correct ? "right" : "wrong"].join(" "),
         dataset: {budget: String(b)}, onclick: () => choose(b)},
-        cells.map((cell, i) => el("td", {class: i === 4 ? "extracted" : ""}, cell)));
+        cells.map((cell, i) => el("td", {class: header[i] === "extracted" ? "extracted" : (header[i] === "verdict" ? "verdict" : "")}, cell)));
     });
     return el("table", {class: "verdicts"}, el("thead", {}, el("tr", {}, header.map((h) => el("th", {}, h)))),
       el("tbody", {}, rows));
