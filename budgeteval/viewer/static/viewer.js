@@ -341,7 +341,9 @@
     const sample = run.samples.find((s) => s.sample_idx === sampleIdx);
     const section = el("section", {class: "run", dataset: {run: String(runIndex)}}, el("h2", {}, run.label));
     if (!sample) { section.append(el("p", {class: "note"}, `This run has no sample ${sampleIdx}.`)); return section; }
-    section.append(verdictTable(run, sample, budget, mode, (b) => go(sampleIdx, b, mode)));
+    const scored = Boolean(sample.verdicts[mode]);
+    section.append(scored ? verdictTable(run, sample, budget, mode, (b) => go(sampleIdx, b, mode))
+                          : el("p", {class: "note"}, `This run was not scored in ${mode} mode.`));
     const prompt = sample.prompt === undefined ? run.prompt : sample.prompt;
     if (mode === "conditioned") {
       const response = sample.conditioned[String(budget)];
@@ -357,7 +359,7 @@
       el("span", {class: "cut-legend"}, "▏"), "marks where each budget cuts it",
       run.think_end ? [", ", el("mark", {class: "think-end"}, run.think_end), " ends thinking"] : ""));
     section.append(responseBlock(sample.text, sample.cuts, sample.think_end, budget, runIndex));
-    if (mode === "forced") {
+    if (mode === "forced" && scored) {
       const forced = sample.forced[String(budget)];
       section.append(el("h3", {}, `Forced answer at ${formatBudget(budget)}`));
       if (!forced) section.append(el("p", {class: "note"}, "No stored continuation at this budget."));
