@@ -45,9 +45,9 @@ def write_synthetic_run(run_dir: Path, tokenizer, problems: int, samples: int, b
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from budgeteval.manifest import write_manifest
+    from budgeteval.config import RunConfig
     from budgeteval.metrics import compute_metrics, write_metrics
-    from budgeteval.scoring import write_scores
+    from budgeteval.run_dir import Manifest, ScoringSection, TaskEntry, write_manifest, write_scores
     from budgeteval.store import SCHEMA, task_dir
 
     task, max_tokens = "math500", max(budgets)
@@ -90,10 +90,10 @@ def write_synthetic_run(run_dir: Path, tokenizer, problems: int, samples: int, b
             "correct": (right & finished).ravel(), "timed_out": False}))
     scores = pd.concat(frames, ignore_index=True)
     ks = sorted({1, samples})
-    write_manifest(run_dir, {"budgeteval_manifest": "bench", "config": {"model": "org/synthetic", "budgets": budgets},
-                             "think_end": None, "tasks": {task: {"scorer": "math", "version": 1}},
-                             "scoring": {"budgets": budgets, "modes": ["cutoff"], "ks": ks, "think_end": None,
-                                         "bootstrap": 0, "bootstrap_seed": 0}})
+    write_manifest(run_dir, Manifest(
+        kind="test", config=RunConfig(model="org/synthetic", tasks=(task,), out=str(run_dir), budgets=tuple(budgets)),
+        tasks={task: TaskEntry(scorer="math")},
+        scoring=ScoringSection(budgets=tuple(budgets), modes=("cutoff",), ks=tuple(ks))))
     write_scores(run_dir, scores)
     write_metrics(compute_metrics(scores, ks), run_dir)
     return stored
@@ -136,7 +136,7 @@ def open_in_chromium(index: Path, sample_route: str) -> dict:
 def main() -> None:
     from budgeteval.budgets import parse_budgets
     from budgeteval.run_data import load_run
-    from budgeteval.runner import load_tokenizer
+    from budgeteval.tokenizer import load_tokenizer
     from budgeteval.viewer import build_site
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

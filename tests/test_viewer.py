@@ -5,6 +5,7 @@ runs written from texts with the Qwen3 tokenizer (thinking responses, a `level` 
 mode, a hostile sample, a second run to compare with). One browser for the whole module.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -17,14 +18,14 @@ import urllib.request
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
 from budgeteval.cli import main
-from budgeteval.manifest import read_manifest, write_manifest
 from budgeteval.run_data import load_run
-from budgeteval.scoring import write_scores
+from budgeteval.run_dir import TaskEntry, read_manifest, write_manifest
 from budgeteval.viewer import build_site
 from budgeteval.viewer.data import cut_offset, problem_entries
 from budgeteval.viewer.site import script_json
@@ -148,8 +149,10 @@ def text_sites(tmp_path_factory, qwen3):
                           forced_answer="\\boxed{4}")
     other_responses = {**responses, "always": [TEXTS["never"]] * 2, "never": [TEXTS["always"]] * 2}
     other = write_text_run(root / "other", qwen3, "math500", PROBLEMS, other_responses, BUDGETS, model="org/other")
-    scores = pd.read_parquet(other / "scores.parquet")  # the column a truncation-aware scorer adds
-    write_scores(other, scores.assign(answer_source=["boxed" if e else "none" for e in scores["extracted"].notna()]))
+    # The column a truncation-aware scorer adds (written beside the schema's columns, as a newer scorer would).
+    table = pq.read_table(other / "scores.parquet")
+    sources = ["boxed" if e is not None else "none" for e in table.column("extracted").to_pylist()]
+    pq.write_table(table.append_column("answer_source", pa.array(sources)), other / "scores.parquet")
     pair = build_site([load_run(base), load_run(other)], root / "pair")
     return {"base": base, "other": other, "pair": pair}
 
@@ -335,8 +338,7 @@ def test_code_runs_show_the_program_verdict(tmp_path):
                            "correct": False, "timed_out": False}])
     run_dir = write_run(tmp_path / "run", "org/coder", {1024: {"p1": [(False, 10)]}}, ks=(1,), bootstrap=0,
                         extra_scores=extra)
-    manifest = read_manifest(run_dir)
-    write_manifest(run_dir, {**manifest, "tasks": {"t": {"scorer": "code", "version": 1}}})
+    write_manifest(run_dir, dataclasses.replace(read_manifest(run_dir), tasks={"t": TaskEntry(scorer="code")}))
     (entry,) = problem_entries([load_run(run_dir)], str)
     (sample,) = entry.payload["runs"][0]["samples"]
     assert sample["verdicts"]["forced"]["1024"]["test_verdict"] == "time_limit"

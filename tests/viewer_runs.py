@@ -12,8 +12,9 @@ from typing import Optional, Sequence
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from budgeteval.manifest import write_manifest
+from budgeteval.config import RunConfig
 from budgeteval.replay import truncate
+from budgeteval.run_dir import Manifest, ModesSection, TaskEntry, write_manifest
 from budgeteval.scoring import evaluate_run
 from budgeteval.store import CONTINUATIONS, ContinuationRecord, GenerationRecord, write_shard
 
@@ -63,12 +64,9 @@ def write_text_run(run_dir: Path, tokenizer, task: str, problems: Sequence[dict]
                     token_ids=() if finished else answer_ids, text="" if finished else forced_answer,
                     finish_reason="stop", seed=record.seed, max_tokens=len(answer_ids)))
             write_shard(run_dir, task, continuations, kind=CONTINUATIONS)
-    write_manifest(run_dir, {
-        "budgeteval_manifest": "test",
-        "config": {"model": model, "budgets": sorted(budgets)},
-        "think_end": think_end,
-        "modes": {"modes": modes},
-        "tasks": {task: {"scorer": "math", "version": 1}},
-    })
+    write_manifest(run_dir, Manifest(
+        kind="test", config=RunConfig(model=model, tasks=(task,), out=str(run_dir), budgets=tuple(sorted(budgets))),
+        tasks={task: TaskEntry(scorer="math", version=1)}, think_end=think_end,
+        modes=ModesSection(modes=tuple(modes), force_string=force_string if forced_answer is not None else None)))
     evaluate_run(run_dir, budgets=budgets, workers=1, progress=False, modes=modes, bootstrap=0)
     return run_dir

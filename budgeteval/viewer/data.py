@@ -24,6 +24,7 @@ from budgeteval.budgets import format_budget
 from budgeteval.errors import UserError
 from budgeteval.metrics import ACCURACY_METRICS, normalise_metrics
 from budgeteval.prompts import response_is_thinking
+from budgeteval.run_dir import problems_path, tokenizer_dir
 from budgeteval.store import CONDITIONED, CONTINUATIONS, GENERATIONS, read_task, task_dir
 
 INDEX_FORMAT_VERSION = 1
@@ -54,10 +55,10 @@ class RunFacts:
 
 def run_facts(run) -> RunFacts:
     """The manifest facts of `run` (a `budgeteval.run_data.Run`)."""
-    manifest = run.manifest
-    scoring = manifest.get("scoring", {})
-    think_end = scoring["think_end"] if "think_end" in scoring else manifest.get("think_end")
-    scorers = {task: str(info.get("scorer", "")) for task, info in manifest.get("tasks", {}).items()}
+    manifest = run.manifest  # a `budgeteval.run_dir.Manifest`
+    # Scoring records the marker the answers were read after; a run not yet scored has only the model's.
+    think_end = manifest.scoring.think_end if manifest.scoring is not None else manifest.think_end
+    scorers = {task: entry.scorer for task, entry in manifest.tasks.items()}
     return RunFacts(think_end=think_end or None, scorers=scorers)
 
 
@@ -76,7 +77,7 @@ class ProblemEntry:
 
 def read_problem_table(run, task: str) -> pd.DataFrame:
     """`problems/<task>.parquet` with every column it has (extra columns are optional groups)."""
-    path = Path(run.path) / "problems" / f"{task}.parquet"
+    path = problems_path(Path(run.path), task)
     if not path.is_file():
         return pd.DataFrame(columns=list(_PROBLEM_BASE_COLUMNS))
     frame = pq.read_table(path).to_pandas()
@@ -252,7 +253,7 @@ class _TaskReader:
         ordered = [pid for pid in self.problems if pid in self.scores]
         self.problem_ids = ordered + [pid for pid in self.scores if pid not in self.problems]
         needed = self.generations or self.conditioned
-        self.tokenizer = _saved_tokenizer(Path(run.path) / "tokenizer", tokenizers) if needed else None
+        self.tokenizer = _saved_tokenizer(tokenizer_dir(Path(run.path)), tokenizers) if needed else None
 
     def has(self, problem_id: str) -> bool:
         return problem_id in self.scores
@@ -349,7 +350,7 @@ def _saved_tokenizer(folder: Path, loaded: dict):
     """The run's saved tokenizer, loaded once per distinct content (runs of one model share it)."""
     import hashlib
 
-    from budgeteval.runner import load_tokenizer
+    from budgeteval.tokenizer import load_tokenizer
 
     if not folder.is_dir():
         raise UserError(f"{folder.parent} has no tokenizer/ folder, so its responses cannot be decoded; "

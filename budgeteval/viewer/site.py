@@ -65,7 +65,7 @@ def build_site(runs: Sequence, out_dir, baseline: Optional[str] = None, k: Optio
     `baseline` and `k` choose the comparison table's baseline and k (defaults as `compare`);
     `progress(done)` is called after each problem. Returns the path of `index.html`.
     """
-    from budgeteval.run_data import check_unique_labels
+    from budgeteval.compare import check_unique_labels
 
     runs = list(runs)
     if not runs:
