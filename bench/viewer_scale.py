@@ -165,8 +165,9 @@ def main() -> None:
         index = build_site([load_run(run_dir)], site_dir)
         build_s = time.perf_counter() - started
         site_bytes = sum(path.stat().st_size for path in site_dir.rglob("*") if path.is_file())
+        index_bytes = (site_dir / "data" / "index.js").stat().st_size
         problem_files = sorted((site_dir / "data" / "problems").glob("*.js"), key=lambda p: p.stat().st_size)
-        largest = problem_files[-1]
+        largest, largest_bytes = problem_files[-1], problem_files[-1].stat().st_size
         opened = open_in_chromium(index, f"#sample/{int(largest.stem)}/0/{budgets[-1]}/cutoff")
     finally:
         if args.work is None:
@@ -178,8 +179,7 @@ def main() -> None:
           f"(scores: {args.problems * args.samples * len(budgets):,} rows); response ids stored for {text_problems} "
           f"problems ({stored:,} tokens, median length {args.median_tokens}, cap {max(budgets)})")
     print(f"written in {write_s:.1f} s; site built in {build_s:.1f} s, {site_bytes / 1e6:.1f} MB on disk, "
-          f"index {(site_dir / 'data' / 'index.js').stat().st_size / 1e6:.2f} MB, "
-          f"largest problem file {largest.stat().st_size / 1e6:.2f} MB")
+          f"index {index_bytes / 1e6:.2f} MB, largest problem file {largest_bytes / 1e6:.2f} MB")
     print()
     print("| view | files requested | page weight | open time |")
     print("| --- | ---: | ---: | ---: |")
