@@ -401,7 +401,8 @@ def run(config: RunConfig, overwrite: bool = False, progress: bool = True, backe
         tokenizer.save_pretrained(str(saved_tokenizer))
         for item in prepared:
             write_problems(run_dir, item.task.name, [
-                {"problem_id": p.problem_id, "question": p.question, "reference": p.reference} for p in item.problems])
+                {"problem_id": p.problem_id, "question": p.question, "reference": p.reference, **p.groups}
+                for p in item.problems])
     manifest = run_manifest(config, prepared, modes, fingerprint, resolve_think_end(config, tokenizer), existing)
     write_manifest(run_dir, manifest)
     think_end = manifest.think_end

@@ -30,8 +30,8 @@ def small_import(tmp_path_factory):
 
 
 def test_unknown_task(tokenizer_dir, tmp_path):
-    assert_user_error(budgeteval("run", "--model", tokenizer_dir, "--tasks", "aime26", "--out", tmp_path / "r"),
-                      "Unknown task 'aime26'", "budgeteval tasks")
+    assert_user_error(budgeteval("run", "--model", tokenizer_dir, "--tasks", "aime27", "--out", tmp_path / "r"),
+                      "Unknown task 'aime27'", "budgeteval tasks")
 
 
 def test_malformed_yaml(tokenizer_dir, tmp_path):
