@@ -522,6 +522,40 @@ def watch_command(folder, task_name, tokenizer, out, budgets, max_tokens, think_
         click.echo("stopped", err=True)
 
 
+@main.command("view")
+@click.argument("runs", nargs=-1, required=True, metavar="RUN[=LABEL]...")
+@click.option("-o", "--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for the site (created; required unless --serve, which defaults to a temporary folder).")
+@click.option("--baseline", default=None, help="With several runs: the baseline's label or path (default: the first run).")
+@click.option("--k", "k", type=click.IntRange(min=1), default=None,
+              help="Samples per problem for the figures' and comparison's mean@k (default: the largest k every run has).")
+@click.option("--serve", is_flag=True, help="Serve the site on 127.0.0.1 after writing it, until Ctrl-C.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(min=0, max=65535),
+              help="Port for --serve (0: any free port).")
+def view_command(runs, out, baseline, k, serve, port):
+    """Write a static site to look at runs in a browser: report, problem grid, each response with its budget cuts.
+
+    The site opens from file:// with no network (open DIR/index.html). With two runs, their samples
+    of a problem are shown side by side.
+    """
+    import tempfile
+
+    from budgeteval.run_data import load_runs, resolve_label
+    from budgeteval.viewer import build_site, serve_site
+
+    if out is None and not serve:
+        raise UserError("view needs -o DIR (the folder to write the site to), or --serve.")
+    loaded = load_runs(runs)
+    if baseline is not None:
+        baseline = resolve_label(loaded, baseline)
+    with tempfile.TemporaryDirectory(prefix="budgeteval-view-") as temporary:
+        index = build_site(loaded, out if out is not None else Path(temporary) / "site", baseline=baseline, k=k)
+        click.echo(str(index))
+        if serve:
+            serve_site(index.parent, port, announce=lambda url: click.echo(f"Serving {url} (Ctrl-C stops)"))
+            click.echo("stopped", err=True)
+
+
 def _print_report(run_dir, ks, fmt) -> None:
     from budgeteval.report import report_run
 
