@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from budgeteval.answers import DEFAULT_POLICY, check_policy
 from budgeteval.atomic import write_atomic
 from budgeteval.budgets import format_budget
 from budgeteval.errors import UserError
@@ -26,14 +27,17 @@ from budgeteval.manifest import read_manifest, write_manifest
 from budgeteval.metrics import DEFAULT_BOOTSTRAP, compute_metrics, write_metrics
 from budgeteval.forcing import forced_response_ids
 from budgeteval.prompts import response_is_thinking
-from budgeteval.replay import answer_region, truncate
+from budgeteval.replay import UNKNOWN_FINISH, answer_region, truncate
 from budgeteval.scorers import get_scorer
 from budgeteval.scorers.base import ScoreItem
 from budgeteval.store import CONDITIONED, CONTINUATIONS, read_problems, read_task
 
 SCORE_COLUMNS = ("task", "problem_id", "sample_idx", "budget", "mode", "num_tokens", "finished",
-                 "extracted", "correct", "timed_out")
-"""Columns of `scores.parquet`, one row per task x problem x sample x budget x mode."""
+                 "extracted", "correct", "timed_out", "answer_source")
+"""Columns of `scores.parquet`, one row per task x problem x sample x budget x mode. `finished` is
+null where it is unknown (an import without finish reasons); `answer_source` is `boxed`, `stated`,
+`fallback` or `none` (`budgeteval.answers.SOURCES`), null for the `code` scorer and in files written
+before it existed."""
 
 _DECODE_BATCH = 256
 
@@ -69,12 +73,15 @@ class ReplayedRow:
     """Budget mode that produced the response (`cutoff`, `forced`, `conditioned`)."""
     num_tokens: int
     """Tokens counted at this budget and mode."""
-    finished: bool
-    """Finished within the budget on its own (in forced mode: without being forced)."""
+    finished: Optional[bool]
+    """Finished within the budget on its own (in forced mode: without being forced); None: unknown."""
     thinking: bool
     """Whether the answer is read after the end-of-thinking marker."""
     text_key: tuple
     """Key of the token ids to decode (responses that share ids are decoded once)."""
+    forced: bool = False
+    """Forced mode, answered after the forcing string: the answer policy treats the forced answer as
+    finished (the budget asked for it), though `finished` says the sample was cut at B."""
 
 
 class _Texts:
@@ -137,7 +144,7 @@ def _forced_rows(samples: list[dict], continuations: dict, budgets, think_end, t
                                       continuation["token_ids"])
             key = texts.add(("forced", position, budget), ids)
             rows.append(ReplayedRow(sample["problem_id"], sample["sample_idx"], budget, "forced",
-                                    budget + len(continuation["token_ids"]), False, thinking, key))
+                                    budget + len(continuation["token_ids"]), False, thinking, key, forced=True))
     return rows
 
 
@@ -157,14 +164,18 @@ def _conditioned_rows(samples: list[dict], budgets, think_end, texts: _Texts, ta
         ids = sample["token_ids"]
         key = texts.add(("conditioned", position), ids)
         rows.append(ReplayedRow(sample["problem_id"], sample["sample_idx"], sample["budget"], "conditioned",
-                                len(ids), sample["finish_reason"] == "stop", response_is_thinking(sample["prompt"], think_end),
+                                len(ids), _finished(sample["finish_reason"]), response_is_thinking(sample["prompt"], think_end),
                                 key))
     return rows
 
 
+def _finished(finish_reason: str) -> Optional[bool]:
+    return None if finish_reason == UNKNOWN_FINISH else finish_reason == "stop"
+
+
 def score_task(run_dir: Path, task: str, scorer_name: str, budgets: Sequence[int], tokenizer,
                think_end: Optional[str], workers: int, progress: bool,
-               modes: Sequence[str] = ("cutoff",)) -> pd.DataFrame:
+               modes: Sequence[str] = ("cutoff",), answer_policy: str = DEFAULT_POLICY) -> pd.DataFrame:
     """Replay and score one task at every budget and mode; returns its rows of the scores table."""
     problems = read_problems(run_dir, task)
     columns = ["problem_id", "sample_idx", "prompt", "token_ids", "finish_reason", "max_tokens"]
@@ -197,12 +208,13 @@ def score_task(run_dir: Path, task: str, scorer_name: str, budgets: Sequence[int
         _check_complete(run_dir, task, set(table.column("problem_id").to_pylist()), problems)
         rows += _conditioned_rows(_base_rows(table), budgets, think_end, texts, task, run_dir)
     references = {problem_id: problem["reference"] for problem_id, problem in problems.items()}
-    return _judge_rows(task, rows, texts, references, scorer_name, tokenizer, think_end, workers, progress)
+    return _judge_rows(task, rows, texts, references, scorer_name, tokenizer, think_end, workers, progress,
+                       answer_policy)
 
 
 def score_samples(task: str, samples: Sequence[dict], references: Mapping[str, str], scorer_name: str,
                   budgets: Sequence[int], tokenizer, think_end: Optional[str], workers: int,
-                  progress: bool = False) -> pd.DataFrame:
+                  progress: bool = False, answer_policy: str = DEFAULT_POLICY) -> pd.DataFrame:
     """Replay in-memory responses at every budget (cutoff mode) and score them; returns scores-table rows.
 
     The same replay, answer region and scorer call as `score_task`, for responses that never went
@@ -216,11 +228,13 @@ def score_samples(task: str, samples: Sequence[dict], references: Mapping[str, s
         raise UserError(f"No reference for problem {missing[0]!r} of task {task}: pass one for every problem scored.")
     texts = _Texts()
     rows = _cutoff_rows(list(samples), sorted(set(budgets)), think_end, texts)
-    return _judge_rows(task, rows, texts, references, scorer_name, tokenizer, think_end, workers, progress)
+    return _judge_rows(task, rows, texts, references, scorer_name, tokenizer, think_end, workers, progress,
+                       answer_policy)
 
 
 def _judge_rows(task: str, rows: list[ReplayedRow], texts: _Texts, references: Mapping[str, str], scorer_name: str,
-                tokenizer, think_end: Optional[str], workers: int, progress: bool) -> pd.DataFrame:
+                tokenizer, think_end: Optional[str], workers: int, progress: bool,
+                answer_policy: str = DEFAULT_POLICY) -> pd.DataFrame:
     """Decode each replayed response once, read its answer region, score them all in one scorer call."""
     from tqdm import tqdm
 
@@ -230,12 +244,13 @@ def _judge_rows(task: str, rows: list[ReplayedRow], texts: _Texts, references: M
 
     items = [
         ScoreItem(problem_id=row.problem_id, reference=references[row.problem_id],
-                  answer_text=answer_region(decoded[texts.index[row.text_key]], think_end, row.thinking))
+                  answer_text=answer_region(decoded[texts.index[row.text_key]], think_end, row.thinking),
+                  finished=True if row.forced else row.finished)
         for row in rows
     ]
     bar = tqdm(total=len(items), unit="answer", desc=f"scoring {task}", disable=not progress)
     try:
-        verdicts = get_scorer(scorer_name)(items, workers=workers, progress=bar.update)
+        verdicts = get_scorer(scorer_name)(items, workers=workers, progress=bar.update, answer_policy=answer_policy)
     finally:
         bar.close()
     return pd.DataFrame({
@@ -245,11 +260,19 @@ def _judge_rows(task: str, rows: list[ReplayedRow], texts: _Texts, references: M
         "budget": np.array([row.budget for row in rows], dtype=np.int64),
         "mode": [row.mode for row in rows],
         "num_tokens": np.array([row.num_tokens for row in rows], dtype=np.int64),
-        "finished": np.array([row.finished for row in rows], dtype=bool),
+        "finished": _finished_column([row.finished for row in rows]),
         "extracted": pd.array([verdict.extracted for verdict in verdicts], dtype="string"),
         "correct": np.array([verdict.correct for verdict in verdicts], dtype=bool),
         "timed_out": np.array([verdict.timed_out for verdict in verdicts], dtype=bool),
+        "answer_source": pd.array([verdict.answer_source for verdict in verdicts], dtype="string"),
     })
+
+
+def _finished_column(values: list[Optional[bool]]):
+    # Plain bool when every value is known (every native run), so readers see the dtype they always did.
+    if any(value is None for value in values):
+        return pd.array(values, dtype="boolean")
+    return np.array(values, dtype=bool)
 
 
 def _check_complete(run_dir: Path, task: str, stored: set, problems: dict) -> None:
@@ -280,15 +303,23 @@ def read_scores(run_dir: Path) -> pd.DataFrame:
     path = Path(run_dir) / "scores.parquet"
     if not path.is_file():
         raise UserError(f"{run_dir} has no scores.parquet: run `budgeteval score {run_dir}` first.")
-    return pq.read_table(path).to_pandas()
+    scores = pq.read_table(path).to_pandas()
+    if "answer_source" not in scores.columns:  # written before answer sources were recorded
+        scores["answer_source"] = pd.array([None] * len(scores), dtype="string")
+    if scores["finished"].dtype == object:  # nulls (unknown) come back as objects
+        scores["finished"] = scores["finished"].astype("boolean")
+    return scores
 
 
 def evaluate_run(run_dir: Path, budgets: Optional[Sequence[int]] = None, workers: int = 4,
                  progress: bool = True, modes: Optional[Sequence[str]] = None,
-                 bootstrap: int = DEFAULT_BOOTSTRAP, bootstrap_seed: int = 0) -> pd.DataFrame:
+                 bootstrap: int = DEFAULT_BOOTSTRAP, bootstrap_seed: int = 0,
+                 answer_policy: Optional[str] = None) -> pd.DataFrame:
     """Score every task of a run at `budgets` and `modes` (default: the run's own); write scores and metrics.
 
     `bootstrap` resamples (seed `bootstrap_seed`) give the metrics' confidence intervals; 0 skips them.
+    `answer_policy` (`budgeteval.answers.POLICIES`; default: the policy the run was last scored
+    with, else `strict`) is recorded in the manifest's `scoring` section.
     """
     from budgeteval.config import MODES
     from budgeteval.runner import load_tokenizer
@@ -309,8 +340,10 @@ def evaluate_run(run_dir: Path, budgets: Optional[Sequence[int]] = None, workers
         raise UserError(f"{run_dir} has no tokenizer/ folder; the run directory is incomplete.")
     tokenizer = load_tokenizer(str(tokenizer_dir))
     think_end = manifest.get("think_end")
+    answer_policy = check_policy(answer_policy or recorded_answer_policy(manifest) or DEFAULT_POLICY)
     frames = [
-        score_task(run_dir, task, info["scorer"], budgets, tokenizer, think_end, workers, progress, modes)
+        score_task(run_dir, task, info["scorer"], budgets, tokenizer, think_end, workers, progress, modes,
+                   answer_policy)
         for task, info in manifest["tasks"].items()
     ]
     scores = pd.concat(frames, ignore_index=True)
@@ -319,6 +352,11 @@ def evaluate_run(run_dir: Path, budgets: Optional[Sequence[int]] = None, workers
     write_scores(run_dir, scores)
     write_metrics(metrics, run_dir)
     manifest["scoring"] = {"budgets": list(budgets), "modes": modes, "ks": default_ks(n), "think_end": think_end,
-                           "bootstrap": bootstrap, "bootstrap_seed": bootstrap_seed}
+                           "bootstrap": bootstrap, "bootstrap_seed": bootstrap_seed, "answer_policy": answer_policy}
     write_manifest(run_dir, manifest)
     return scores
+
+
+def recorded_answer_policy(manifest: dict) -> Optional[str]:
+    """The answer policy a run was scored with; None for a run scored before policies were recorded."""
+    return manifest.get("scoring", {}).get("answer_policy")

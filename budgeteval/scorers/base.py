@@ -4,7 +4,7 @@ A scorer never sees the model or the store: it gets the answer region of one res
 cut at a budget, already stripped of an unfinished thinking trace) and the task's reference.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 
@@ -18,6 +18,9 @@ class ScoreItem:
     """The task's reference answer for the problem (gold answer, `#### N` solution, test spec)."""
     answer_text: Optional[str]
     """The text the answer is read from; None when there is no answer (unfinished thinking)."""
+    finished: Optional[bool] = None
+    """Whether the response finished within its budget; None: unknown (an import that cannot
+    tell), which the answer policies treat as finished (`budgeteval.answers.accepts`)."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,10 @@ class Verdict:
     """Whether the extracted answer matches the reference."""
     timed_out: bool = False
     """Verification ran out of time; such an answer counts as wrong and is reported."""
+    answer_source: Optional[str] = field(default=None, compare=False)
+    """Where the answer came from: `boxed`, `stated`, `fallback` or `none` (`budgeteval.answers.SOURCES`);
+    None for scorers that do not read a final answer from prose (`code`). Not compared: `==` says
+    whether two verdicts read the same answer and judge it alike, whichever rule found it."""
 
 
 ProgressCallback = Optional[Callable[[int], None]]
