@@ -26,6 +26,8 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
+from budgeteval.errors import UserError
+
 SOURCES = ("boxed", "stated", "fallback", "none")
 """Answer sources, in the order they are tried (`none`: no answer)."""
 
@@ -259,8 +261,6 @@ def accepts(policy: str, source: str, finished: Optional[bool]) -> bool:
 
 def check_policy(policy: str) -> str:
     """`policy` if it is an answer policy, else a `UserError` naming the choices."""
-    from budgeteval.errors import UserError
-
     if policy not in POLICIES:
         raise UserError(f"Answer policy {policy!r} is not one of {', '.join(POLICIES)}: pass --answer-policy strict or lenient.")
     return policy
