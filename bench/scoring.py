@@ -32,11 +32,11 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from budgeteval.answers import last_box_span
 from budgeteval.scorers.base import ScoreItem
 from budgeteval.scorers.math import (
     answer_extraction_config,
     answer_key,
-    last_box_end,
     reference_text,
     score_batch,
 )
@@ -46,7 +46,6 @@ BUDGETS = (2048, 4096, 8192, 16384, 32768)
 SAMPLES_PER_PROBLEM = 8
 FINISH_WEIGHTS = (0.30, 0.25, 0.20, 0.10, 0.10, 0.05)
 """P(a sample first finishes at budget 0..4), and P(never finishes) last."""
-BOX_OPENING = re.compile(r"\\boxed\s*\{")
 
 
 def equivalent_form(answer: str, rng: random.Random) -> str:
@@ -69,11 +68,10 @@ def wrong_answer(answer: str, other_answers: list[str], rng: random.Random) -> s
 
 def with_final_answer(solution: str, answer: str) -> str:
     """The solution text with the content of its last box replaced by `answer`."""
-    end = last_box_end(solution)
-    openings = [m for m in BOX_OPENING.finditer(solution) if end is not None and m.end() < end]
-    if not openings:
+    span = last_box_span(solution)
+    if span is None:
         return f"{solution}\n\nTherefore, the final answer is $\\boxed{{{answer}}}$."
-    return f"{solution[:openings[-1].end()]}{answer}{solution[end - 1:]}"
+    return f"{solution[:span[0]]}{answer}{solution[span[1]:]}"
 
 
 def build_sweep(problems: list[dict], rng: random.Random) -> list[ScoreItem]:
@@ -141,7 +139,7 @@ def main() -> None:
     problems = [json.loads(line) for line in data_path.read_text().splitlines()][: args.problems]
     items = build_sweep(problems, random.Random(args.seed))
     answered = [item for item in items if item.answer_text is not None]
-    distinct = len({(item.reference, answer_key(item.answer_text)) for item in answered})
+    distinct = len({(item.reference, answer_key(item.answer_text, item.reference)) for item in answered})
 
     load_before = os.getloadavg()[0]
     cpu_before = os.times()

@@ -70,6 +70,19 @@ def _bootstrap_options(command):
                         help="Bootstrap resamples over problems for 95% confidence intervals in metrics.csv; 0: none.")(command)
 
 
+def _answer_policy_option(default):
+    """`--answer-policy strict|lenient`: whether a response cut by its budget may be credited from fallback."""
+    from budgeteval.answers import POLICIES
+
+    text = ("How a response cut by its budget is read: strict counts it only with a boxed or stated final "
+            "answer (the default); lenient also reads an answer from its text, as math-verify's and lm-eval's "
+            "flexible extraction do.")
+    if default is None:
+        text += " Default: the policy the run was last scored with, else strict."
+    return click.option("--answer-policy", "answer_policy", type=click.Choice(POLICIES), default=default,
+                        show_default=default is not None, help=text)
+
+
 def _data_files(values) -> tuple[tuple[str, str], ...]:
     pairs = []
     for value in values:
@@ -219,6 +232,7 @@ def _echo_suites() -> None:
 @click.option("--k", "ks", default=None, help="k values for the printed report (default: 1 and n).")
 @click.option("--overwrite", is_flag=True, help="Discard an existing run in --out instead of resuming it.")
 @click.option("--quiet", is_flag=True, help="No progress bars or report.")
+@_answer_policy_option("strict")
 @_bootstrap_options
 def run_command(**options):
     """Generate once at the largest budget, replay at every budget, score and report.
@@ -266,7 +280,8 @@ def run_command(**options):
     ks = _ks(options["ks"]) if options["ks"] else report_ks(config.n)
     check_ks(ks, config.n)
     run_dir = run(config, overwrite=options["overwrite"], progress=not options["quiet"],
-                  bootstrap=options["bootstrap"], bootstrap_seed=options["bootstrap_seed"])
+                  bootstrap=options["bootstrap"], bootstrap_seed=options["bootstrap_seed"],
+                  answer_policy=options["answer_policy"])
     if not options["quiet"]:
         _print_report(run_dir, ks, "markdown")
         click.echo(f"\nRun directory: {run_dir}")
@@ -281,13 +296,15 @@ def run_command(**options):
                    "generations.")
 @click.option("--workers", default=4, show_default=True, type=click.IntRange(min=1), help="Scoring processes.")
 @click.option("--quiet", is_flag=True, help="No progress bars or report.")
+@_answer_policy_option(None)
 @_bootstrap_options
-def score_command(run_dir, budgets, modes, workers, quiet, bootstrap, bootstrap_seed):
-    """Re-score a saved run (no model needed), e.g. at new budgets: score RUN --budgets 1k,3k."""
+def score_command(run_dir, budgets, modes, workers, quiet, answer_policy, bootstrap, bootstrap_seed):
+    """Re-score a saved run (no model needed), e.g. at new budgets: score RUN --budgets 1k,3k,
+    or under the other answer policy: score RUN --answer-policy lenient."""
     from budgeteval.scoring import evaluate_run
 
     evaluate_run(run_dir, budgets=budgets, workers=workers, progress=not quiet, modes=modes, bootstrap=bootstrap,
-                 bootstrap_seed=bootstrap_seed)
+                 bootstrap_seed=bootstrap_seed, answer_policy=answer_policy)
     if not quiet:
         _print_report(run_dir, None, "markdown")
 
@@ -317,7 +334,11 @@ def report_command(run_dir, ks, fmt, by):
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory to write.")
 @click.option("--budgets", default=DEFAULT_BUDGETS_TEXT, show_default=True, callback=_budgets)
 @click.option("--max-tokens", type=click.IntRange(min=1),
-              help="Token limit the outputs were generated with (default: the largest budget).")
+              help="Token limit the outputs were generated with; without it and without a finish_reason "
+                   "field, whether a response was cut is unknown (truncation n/a).")
+@click.option("--cut-tolerance", default=0.02, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+              help="With --max-tokens M: a response of at least (1 - tolerance) x M re-tokenized tokens with no "
+                   "end-of-sequence and no final answer counts as cut (re-tokenizing undercounts).")
 @click.option("--model", help="Label for the model (default: the tokenizer).")
 @click.option("--data", "data", multiple=True, metavar="TASK=PATH", help="Local data file for the task's references.")
 @click.option("--task-option", "task_options", multiple=True, metavar="TASK.KEY=VALUE",
@@ -332,9 +353,11 @@ def report_command(run_dir, ks, fmt, by):
 @click.option("--workers", default=4, show_default=True, type=click.IntRange(min=1))
 @click.option("--overwrite", is_flag=True)
 @click.option("--quiet", is_flag=True)
+@_answer_policy_option("strict")
 @_bootstrap_options
-def import_command(path, task_name, tokenizer, fields, out, budgets, max_tokens, model, data, task_options,
-                   think_end, file_format, lm_eval_include, workers, overwrite, quiet, bootstrap, bootstrap_seed):
+def import_command(path, task_name, tokenizer, fields, out, budgets, max_tokens, cut_tolerance, model, data,
+                   task_options, think_end, file_format, lm_eval_include, workers, overwrite, quiet, answer_policy,
+                   bootstrap, bootstrap_seed):
     """Make a run directory from existing generations (JSONL/parquet, one row per sample, or another
     harness's output with --format), then score it."""
     from budgeteval.importer import import_generations, parse_field_map
@@ -349,13 +372,15 @@ def import_command(path, task_name, tokenizer, fields, out, budgets, max_tokens,
             raise UserError(f"--field maps columns of --format table files; --format {file_format} reads its own.")
         run_dir = import_harness_file(
             path, file_format, task_name, tokenizer, out, budgets, model=model, max_tokens=max_tokens,
-            data_files=dict(_data_files(data)), think_end=think_end, overwrite=overwrite, task_options=options)
+            data_files=dict(_data_files(data)), think_end=think_end, overwrite=overwrite, task_options=options,
+            cut_tolerance=cut_tolerance)
     else:
         run_dir = import_generations(
             path, task_name, tokenizer, out, parse_field_map(fields), budgets, model=model, max_tokens=max_tokens,
-            data_files=dict(_data_files(data)), think_end=think_end, overwrite=overwrite, task_options=options)
+            data_files=dict(_data_files(data)), think_end=think_end, overwrite=overwrite, task_options=options,
+            cut_tolerance=cut_tolerance)
     evaluate_run(run_dir, budgets=budgets, workers=workers, progress=not quiet, bootstrap=bootstrap,
-                 bootstrap_seed=bootstrap_seed)
+                 bootstrap_seed=bootstrap_seed, answer_policy=answer_policy)
     if not quiet:
         _print_report(run_dir, None, "markdown")
 

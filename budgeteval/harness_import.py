@@ -109,9 +109,12 @@ def read_lighteval_details(path: Path) -> tuple[pd.DataFrame, Optional[int]]:
 def import_harness_file(path: Path, file_format: str, task_name: str, tokenizer_name: str, out: Path,
                         budgets: Sequence[int], model: Optional[str] = None, max_tokens: Optional[int] = None,
                         data_files: Optional[dict[str, str]] = None, think_end: Optional[str] = None,
-                        overwrite: bool = False, task_options: Sequence[tuple[str, str, str]] = ()) -> Path:
+                        overwrite: bool = False, task_options: Sequence[tuple[str, str, str]] = (),
+                        cut_tolerance: Optional[float] = None) -> Path:
     """Write a run directory holding another harness's responses (`file_format` in `FORMATS`)."""
-    from budgeteval.importer import import_frame
+    from budgeteval.importer import DEFAULT_CUT_TOLERANCE, import_frame
+
+    cut_tolerance = DEFAULT_CUT_TOLERANCE if cut_tolerance is None else cut_tolerance
     from budgeteval.tasks import group_task_options, load_task
 
     if file_format not in FORMATS:
@@ -140,4 +143,5 @@ def import_harness_file(path: Path, file_format: str, task_name: str, tokenizer_
         frame["reference"] = frame["target"]
     frame = frame.drop(columns=[column for column in ("doc", "doc_id", "target") if column in frame.columns])
     return import_frame(frame, path, task_name, tokenizer_name, out, {}, budgets, model=model, max_tokens=max_tokens,
-                        data_files=data_files, think_end=think_end, overwrite=overwrite, task_options=task_options)
+                        data_files=data_files, think_end=think_end, overwrite=overwrite, task_options=task_options,
+                        cut_tolerance=cut_tolerance)

@@ -3,6 +3,18 @@
 Columns are mapped with `--field NAME=COLUMN`; token ids come from re-tokenizing the response
 with the model's tokenizer. The result is a normal run directory, so `score`, `report`,
 `compare` and `plot` treat it exactly like a native run. It does not call any model.
+
+Why a response ended (`finish_reason` of the store), first rule that applies:
+
+1. a mapped finish-reason column (`--field finish_reason=COL`), in any spelling of
+   `FINISH_REASON_SPELLINGS` (vLLM/OpenAI `stop`/`length`, TGI `eos_token`, Gemini `MAX_TOKENS`,
+   SGLang's `{"type": "length"}`, ...); an empty cell falls through to the next rules;
+2. with `--max-tokens M`: `length` when the re-tokenized response has at least M tokens, or at least
+   (1 - `--cut-tolerance`) x M tokens with no end-of-sequence token in its text and no boxed or
+   stated final answer (re-tokenizing undercounts: responses cut at 32,768 generated tokens
+   re-tokenize to as few as 32,467); otherwise `stop`;
+3. otherwise `unknown`: the response may have stopped or been cut; its truncation rate is not
+   known (the report prints n/a) and the answer policies count it as finished.
 """
 
 from collections import defaultdict
@@ -11,9 +23,11 @@ from typing import Optional, Sequence
 
 import pandas as pd
 
+from budgeteval.answers import has_final_answer
 from budgeteval.config import RunConfig
 from budgeteval.errors import UserError
 from budgeteval.prompts import default_think_end
+from budgeteval.replay import UNKNOWN_FINISH
 from budgeteval.run_dir import (Manifest, hardware, now_utc, open_run, package_versions, task_entry, tokenizer_dir,
                                 write_manifest)
 from budgeteval.store import GenerationRecord, write_problems, write_shard
@@ -27,9 +41,53 @@ IMPORT_FIELDS = {
     "reference": "reference answer (default: from the task's dataset)",
     "question": "problem statement (default: from the task's dataset)",
     "prompt": "full prompt text (default: empty)",
-    "finish_reason": "stop/length (default: length if the response reaches --max-tokens, else stop)",
+    "finish_reason": "why the response ended: stop/length in vLLM, OpenAI, TGI, SGLang or Gemini spelling "
+                     "(default: from --max-tokens, else unknown)",
 }
 """Names `--field` accepts, with what each maps."""
+
+FINISH_REASON_SPELLINGS = {
+    "stop": "stop", "eos": "stop", "eos_token": "stop", "stop_sequence": "stop", "stop_token": "stop",
+    "end_turn": "stop", "finished": "stop", "complete": "stop", "completed": "stop",
+    "length": "length", "max_tokens": "length", "max_length": "length", "max_new_tokens": "length",
+    "max_output_tokens": "length", "model_length": "length", "truncated": "length",
+}
+"""Finish reasons `import` reads (case-insensitive) -> the store's `stop` (the model ended it) or `length` (cut).
+vLLM and OpenAI write stop/length, TGI eos_token/stop_sequence/length, Anthropic end_turn/max_tokens,
+Gemini STOP/MAX_TOKENS, SGLang a dict whose `type` is one of these."""
+
+DEFAULT_CUT_TOLERANCE = 0.02
+"""`--cut-tolerance`: how far under `--max-tokens` a re-tokenized response may fall and still count as
+cut when it shows no sign of ending (measured: 32,768 generated tokens re-tokenize to as few as 32,467,
+0.9% fewer; 2% leaves room for other tokenizer round trips)."""
+
+
+def finish_reason_of(value, path: Path) -> Optional[str]:
+    """The store's finish reason for one cell of a finish-reason column; None for an empty cell."""
+    if isinstance(value, dict):
+        value = value.get("type", value.get("finish_reason"))
+    if value is None or (isinstance(value, float) and value != value) or str(value).strip() == "":
+        return None
+    spelled = FINISH_REASON_SPELLINGS.get(str(value).strip().lower())
+    if spelled is None:
+        raise UserError(
+            f"{path} has finish reason {value!r}, which budgeteval does not know; map a column holding one of "
+            f"{', '.join(sorted(FINISH_REASON_SPELLINGS))} with --field finish_reason=COLUMN, or drop the mapping."
+        )
+    return spelled
+
+
+def inferred_finish_reason(text: str, num_tokens: int, max_tokens: Optional[int], tolerance: float,
+                           eos_strings: Sequence[str]) -> str:
+    """Rules 2 and 3 of the module docstring, for a response without a stated finish reason."""
+    if max_tokens is None:
+        return UNKNOWN_FINISH
+    if num_tokens >= max_tokens:
+        return "length"
+    if num_tokens >= (1 - tolerance) * max_tokens:
+        ended = any(eos and eos in text for eos in eos_strings) or has_final_answer(text)
+        return "stop" if ended else "length"
+    return "stop"
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -61,18 +119,20 @@ def parse_field_map(pairs: Sequence[str]) -> dict[str, str]:
 def import_generations(path: Path, task_name: str, tokenizer_name: str, out: Path, field_map: dict[str, str],
                        budgets: Sequence[int], model: Optional[str] = None, max_tokens: Optional[int] = None,
                        data_files: Optional[dict[str, str]] = None, think_end: Optional[str] = None,
-                       overwrite: bool = False, task_options: Sequence[tuple[str, str, str]] = ()) -> Path:
+                       overwrite: bool = False, task_options: Sequence[tuple[str, str, str]] = (),
+                       cut_tolerance: float = DEFAULT_CUT_TOLERANCE) -> Path:
     """Write a run directory holding the file's generations; score it with `evaluate_run`."""
     return import_frame(read_table(path), path, task_name, tokenizer_name, out, field_map, budgets, model=model,
                         max_tokens=max_tokens, data_files=data_files, think_end=think_end, overwrite=overwrite,
-                        task_options=task_options)
+                        task_options=task_options, cut_tolerance=cut_tolerance)
 
 
 def import_frame(frame: pd.DataFrame, path: Path, task_name: str, tokenizer_name: str, out: Path,
                  field_map: dict[str, str], budgets: Sequence[int], model: Optional[str] = None,
                  max_tokens: Optional[int] = None, data_files: Optional[dict[str, str]] = None,
                  think_end: Optional[str] = None, overwrite: bool = False,
-                 task_options: Sequence[tuple[str, str, str]] = ()) -> Path:
+                 task_options: Sequence[tuple[str, str, str]] = (),
+                 cut_tolerance: float = DEFAULT_CUT_TOLERANCE) -> Path:
     """`import_generations` for generations already read into `frame` from the file at `path`.
 
     `path` names the source in messages and in the run's fingerprint (`budgeteval watch` reads
@@ -89,13 +149,18 @@ def import_frame(frame: pd.DataFrame, path: Path, task_name: str, tokenizer_name
     task = load_task(task_name, data_files, options)
     if set(options) - {task.name}:
         raise UserError(f"--task-option names task(s) other than {task.name}: {', '.join(sorted(set(options) - {task.name}))}.")
+    if not 0 <= cut_tolerance < 1:
+        raise UserError(f"--cut-tolerance {cut_tolerance} must be a fraction in [0, 1), e.g. 0.02 for 2%.")
     tokenizer = load_tokenizer(tokenizer_name)
+    stated_max_tokens = max_tokens
     max_tokens = max_tokens or max(budgets)
+    eos_strings = [token for token in {tokenizer.eos_token, tokenizer.pad_token} if token]
 
     references = _references(frame, columns, task, path)
     out = Path(out)
     fingerprint = {"imported_from": str(Path(path).resolve()), "task": task.name, "tokenizer": tokenizer_name,
-                   "fields": columns, "max_tokens": max_tokens}
+                   "fields": columns, "max_tokens": max_tokens, "max_tokens_stated": stated_max_tokens is not None,
+                   "cut_tolerance": cut_tolerance}
     if open_run(out, fingerprint, overwrite) is not None:
         raise UserError(f"{out} already holds this import: pass --overwrite to import it again.")
 
@@ -110,10 +175,12 @@ def import_frame(frame: pd.DataFrame, path: Path, task_name: str, tokenizer_name
         else:
             sample_idx = counters[problem_id]
             counters[problem_id] += 1
+        finish_reason = None
         if columns["finish_reason"] in frame.columns:
-            finish_reason = "length" if str(record_values[columns["finish_reason"]]) == "length" else "stop"
-        else:
-            finish_reason = "length" if len(token_ids) >= max_tokens else "stop"
+            finish_reason = finish_reason_of(record_values[columns["finish_reason"]], path)
+        if finish_reason is None:
+            finish_reason = inferred_finish_reason(responses[row_index], len(token_ids), stated_max_tokens,
+                                                   cut_tolerance, eos_strings)
         records.append(GenerationRecord(
             task=task.name, problem_id=problem_id, sample_idx=sample_idx,
             prompt=str(record_values.get(columns["prompt"], "") or ""), prompt_num_tokens=0,

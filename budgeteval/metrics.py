@@ -51,8 +51,8 @@ LENGTH_METRICS = (
 )
 """Metrics over all n samples of a problem at a budget; they have no k."""
 
-REQUIRED_SCORE_COLUMNS = tuple(column for column in SCORE_COLUMNS if column != "timed_out")
-"""Columns `compute_metrics` needs in the scores table (`timed_out` is optional)."""
+REQUIRED_SCORE_COLUMNS = tuple(column for column in SCORE_COLUMNS if column not in ("timed_out", "answer_source"))
+"""Columns `compute_metrics` needs in the scores table (`timed_out` and `answer_source` are optional)."""
 
 _CELL = ["task", "mode", "budget"]
 _PROBLEM = _CELL + ["problem_id"]
@@ -128,7 +128,9 @@ def compute_metrics(scores: pd.DataFrame, ks: Sequence[int], bootstrap: int = 0,
     - `length_median`: median `num_tokens` over all P*n samples.
     - `length_correct_mean` / `length_incorrect_mean`: mean `num_tokens` over all correct /
       incorrect samples pooled across problems; NaN when there is no such sample.
-    - `truncation_rate`: fraction of all P*n samples with `finished` false.
+    - `truncation_rate`: fraction of all P*n samples with `finished` false; NaN (printed "n/a")
+      for a cell where any `finished` is missing (unknown: an import without finish reasons), since
+      a response that fits the budget may still have been cut by the limit it was generated with.
 
     `stderr` is `standard_error` over the per-problem values for mean, pass, maj, length_mean and
     truncation_rate (NaN for a single problem) and NaN for the median and the correct/incorrect
@@ -155,7 +157,7 @@ def compute_metrics(scores: pd.DataFrame, ks: Sequence[int], bootstrap: int = 0,
     ordered["_rank"] = ordered.groupby(_PROBLEM, sort=False).cumcount()
     tokens = ordered["num_tokens"].astype(float)
     ordered["_tokens"] = tokens
-    ordered["_truncated"] = (~ordered["finished"]).astype(float)
+    ordered["_truncated"] = (~ordered["finished"].fillna(True).astype(bool)).astype(float)
     ordered["_correct_tokens"] = tokens.where(ordered["correct"])
     ordered["_incorrect_tokens"] = tokens.where(~ordered["correct"])
     problems = ordered.groupby(_PROBLEM, sort=True)
@@ -180,6 +182,11 @@ def compute_metrics(scores: pd.DataFrame, ks: Sequence[int], bootstrap: int = 0,
     parts.append(_pooled(cells["_incorrect_tokens"].mean(), "length_incorrect_mean"))
 
     metrics = pd.concat(parts, ignore_index=True)
+    unknown = ordered[ordered["finished"].isna()].groupby(_CELL).size()
+    if len(unknown):
+        cells = pd.MultiIndex.from_frame(metrics[_CELL]).isin(unknown.index)
+        metrics.loc[cells & (metrics["metric"] == "truncation_rate").to_numpy(),
+                    ["value", "stderr", "ci_low", "ci_high"]] = math.nan
     return normalise_metrics(metrics)
 
 
@@ -231,6 +238,26 @@ def count_timeouts(scores: pd.DataFrame) -> pd.DataFrame:
     )
     counts = flags.groupby([scores[c] for c in _CELL], sort=True).sum().astype("int64")
     return counts.rename("timeouts").reset_index()
+
+
+def fallback_shares(scores: pd.DataFrame) -> pd.DataFrame:
+    """Return `task, mode, budget, fallback_share`: the share of correct verdicts whose answer source
+    is `fallback` (how much of an accuracy rests on reading an answer the response never stated).
+
+    NaN for a cell with no correct verdict or without recorded sources (the `code` scorer, a
+    scores file written before sources were recorded).
+    """
+    missing = [c for c in _CELL + ["correct"] if c not in scores.columns]
+    if missing:
+        raise UserError(f"The scores table lacks the column(s) {', '.join(missing)}; re-run `budgeteval score`.")
+    sources = scores["answer_source"] if "answer_source" in scores.columns else pd.Series(pd.NA, index=scores.index)
+    correct = scores["correct"].astype(bool) & sources.notna()
+    frame = pd.DataFrame({c: scores[c] for c in _CELL})
+    frame["_correct"] = correct.astype(float)
+    frame["_fallback"] = (correct & (sources == "fallback").fillna(False).astype(bool)).astype(float)
+    sums = frame.groupby(_CELL, sort=True)[["_correct", "_fallback"]].sum()
+    share = (sums["_fallback"] / sums["_correct"]).where(sums["_correct"] > 0)
+    return share.rename("fallback_share").reset_index()
 
 
 def metrics_to_csv(metrics: pd.DataFrame) -> str:
@@ -297,7 +324,7 @@ def _check_scores(scores: pd.DataFrame) -> pd.DataFrame:
     if scores.empty:
         raise UserError("The scores table is empty: there is nothing to compute metrics from.")
     keys = _PROBLEM + ["sample_idx"]
-    for column in keys + ["num_tokens", "finished", "correct"]:
+    for column in keys + ["num_tokens", "correct"]:  # `finished` may be missing: unknown
         if scores[column].isna().any():
             raise UserError(f"The scores table has missing values in column {column!r}; re-run `budgeteval score`.")
     duplicated = scores.duplicated(keys)
@@ -309,9 +336,10 @@ def _check_scores(scores: pd.DataFrame) -> pd.DataFrame:
         )
     scores = scores.copy()
     for column in ("finished", "correct"):
-        if not scores[column].isin([True, False]).all():
+        known = scores[column].dropna() if column == "finished" else scores[column]
+        if not known.isin([True, False]).all():
             raise UserError(f"Column {column!r} of the scores table must hold true/false values only.")
-        scores[column] = scores[column].astype(bool)
+        scores[column] = scores[column].astype(bool) if len(known) == len(scores) else scores[column].astype("boolean")
     return scores
 
 

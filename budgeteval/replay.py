@@ -20,8 +20,14 @@ class ReplayedResponse:
     """The first min(len, B) response token ids."""
     num_tokens: int
     """Tokens counted at this budget: min(len(response), B)."""
-    finished: bool
-    """True iff the whole response fits in B tokens and the model stopped on its own."""
+    finished: Optional[bool]
+    """True iff the whole response fits in B tokens and the model stopped on its own; None when it
+    fits but its finish reason is `unknown` (an import that cannot tell)."""
+
+
+UNKNOWN_FINISH = "unknown"
+"""The finish reason of an imported response whose file says neither why it ended nor the limit it
+was generated with: it may have stopped on its own or been cut (`budgeteval import`)."""
 
 
 def truncate(token_ids: Sequence[int], finish_reason: str, budget: int) -> ReplayedResponse:
@@ -29,7 +35,10 @@ def truncate(token_ids: Sequence[int], finish_reason: str, budget: int) -> Repla
     if budget <= 0:
         raise ValueError(f"budget must be positive, got {budget}")
     kept = tuple(token_ids[:budget])
-    finished = len(token_ids) <= budget and finish_reason == "stop"
+    if len(token_ids) > budget:
+        finished: Optional[bool] = False
+    else:
+        finished = None if finish_reason == UNKNOWN_FINISH else finish_reason == "stop"
     return ReplayedResponse(budget=budget, token_ids=kept, num_tokens=len(kept), finished=finished)
 
 

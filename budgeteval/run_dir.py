@@ -167,6 +167,9 @@ class ScoringSection:
     """Bootstrap resamples behind metrics.csv's intervals (0: none)."""
     bootstrap_seed: int = 0
     """Seed of those resamples."""
+    answer_policy: Optional[str] = None
+    """The answer policy of the verdicts (`budgeteval.answers.POLICIES`); None: scored before
+    policies were recorded (re-scoring without `--answer-policy` then uses the default, strict)."""
 
 
 MANIFEST_KINDS = ("run", "import", "test")
@@ -245,6 +248,8 @@ class Manifest:
         if self.scoring is not None:
             data["scoring"] = {**dataclasses.asdict(self.scoring), "budgets": list(self.scoring.budgets),
                                "modes": list(self.scoring.modes), "ks": list(self.scoring.ks)}
+            if self.scoring.answer_policy is None:  # scored before policies: keep the section as it was
+                del data["scoring"]["answer_policy"]
         return data
 
     @classmethod
@@ -412,9 +417,11 @@ def clear_run(run_dir: Path) -> None:
 
 # --- the scores table ------------------------------------------------------------------------------
 
-SCORES_FORMAT_VERSION = 1
+SCORES_FORMAT_VERSION = 2
 """Format of `scores.parquet` (key `budgeteval_scores_format` of its schema metadata); a reader
-refuses a newer one. Files written before the key existed read as format 1."""
+refuses a newer one. Files written before the key existed read as format 1. Format 2 adds
+`answer_source` and lets `finished` be null (unknown); a format-1 file reads with `answer_source`
+null."""
 
 _SCORES_FORMAT_KEY = b"budgeteval_scores_format"
 
@@ -434,17 +441,20 @@ def _scores_schema():
         ("extracted", pa.large_string()),
         ("correct", pa.bool_()),
         ("timed_out", pa.bool_()),
+        ("answer_source", pa.large_string()),
     ])
 
 
 SCORE_COLUMNS = ("task", "problem_id", "sample_idx", "budget", "mode", "num_tokens", "finished", "extracted",
-                 "correct", "timed_out")
+                 "correct", "timed_out", "answer_source")
 """Columns of `scores.parquet`, in order; one row per task x problem x sample x budget x mode.
 
 task, problem_id (str); sample_idx (int32); budget (int64, tokens); mode (str: cutoff, forced,
 conditioned); num_tokens (int64, tokens counted at that budget and mode); finished (bool, ended on
-its own within the budget); extracted (str or null: the scorer's normalised answer); correct
-(bool); timed_out (bool: the verification timed out and counted as wrong)."""
+its own within the budget; null: unknown, an import without finish reasons or --max-tokens);
+extracted (str or null: the scorer's normalised answer); correct (bool); timed_out (bool: the
+verification timed out and counted as wrong); answer_source (str: boxed, stated, fallback or none,
+`budgeteval.answers.SOURCES`; null for scorers without answer sources, `code`, and in format-1 files)."""
 
 SCORE_SORT_ORDER = ("task", "mode", "budget", "problem_id", "sample_idx")
 """Row order of `scores.parquet` (so the same scores give the same bytes)."""
@@ -465,6 +475,8 @@ def write_scores(run_dir: Path, scores) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    if "answer_source" not in scores.columns:  # a scorer (or a test) that records no sources
+        scores = scores.assign(answer_source=None).astype({"answer_source": "string"})
     ordered = scores.sort_values(list(SCORE_SORT_ORDER), kind="stable").reset_index(drop=True)
     table = pa.Table.from_pandas(ordered[list(SCORE_COLUMNS)], preserve_index=False)
     schema = _scores_schema()
@@ -477,6 +489,7 @@ def write_scores(run_dir: Path, scores) -> None:
 
 def read_scores(run_dir: Path):
     """Load `scores.parquet` of a run as a pandas frame (checking first that `run_dir` is a run directory)."""
+    import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -496,7 +509,13 @@ def read_scores(run_dir: Path):
     if version > SCORES_FORMAT_VERSION:
         raise UserError(f"{path} has scores format {version}, newer than this budgeteval reads "
                         f"({SCORES_FORMAT_VERSION}): upgrade budgeteval.")
-    missing = [name for name in SCORE_COLUMNS if name not in table.column_names and name != "timed_out"]
+    optional = ("timed_out", "answer_source")
+    missing = [name for name in SCORE_COLUMNS if name not in table.column_names and name not in optional]
     if missing:
         raise UserError(f"{path} lacks column(s) {', '.join(missing)}; re-create it with `budgeteval score {run_dir}`.")
-    return table.to_pandas()
+    scores = table.to_pandas()
+    if "answer_source" not in scores.columns:  # format 1: written before answer sources were recorded
+        scores["answer_source"] = pd.array([None] * len(scores), dtype="string")
+    if scores["finished"].dtype == object:  # nulls (unknown finish) come back as objects
+        scores["finished"] = scores["finished"].astype("boolean")
+    return scores

@@ -386,12 +386,14 @@ def make_backend(config: RunConfig, tokenizer_path: str):
 
 
 def run(config: RunConfig, overwrite: bool = False, progress: bool = True, backend=None,
-        bootstrap: int = DEFAULT_BOOTSTRAP, bootstrap_seed: int = 0) -> Path:
+        bootstrap: int = DEFAULT_BOOTSTRAP, bootstrap_seed: int = 0, answer_policy: str = "strict") -> Path:
     """Run (or resume) a sweep end to end and return the run directory.
 
     `backend` lets a caller reuse a live engine across runs (tests, notebooks); by default the
-    configured backend is created only if something is left to generate. `bootstrap` and
-    `bootstrap_seed` go to `evaluate_run` (the metrics' confidence intervals).
+    configured backend is created only if something is left to generate. `bootstrap`,
+    `bootstrap_seed` (the metrics' confidence intervals) and `answer_policy`
+    (`budgeteval.answers.POLICIES`) go to `evaluate_run`; the policy only changes scoring, so it
+    is not part of the configuration a resumed run must match.
     """
     from budgeteval.scoring import evaluate_run
 
@@ -429,7 +431,7 @@ def run(config: RunConfig, overwrite: bool = False, progress: bool = True, backe
         # Taken after generation, so counters a backend keeps (retries, re-tokenized responses) are final.
         write_manifest(run_dir, manifest.replace(engine=engine_facts, generated_at=now_utc()))
     evaluate_run(run_dir, budgets=config.budgets, modes=modes.modes, workers=config.workers, progress=progress,
-                 bootstrap=bootstrap, bootstrap_seed=bootstrap_seed)
+                 bootstrap=bootstrap, bootstrap_seed=bootstrap_seed, answer_policy=answer_policy)
     return run_dir
 
 

@@ -18,13 +18,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from budgeteval.answers import DEFAULT_POLICY, check_policy
 from budgeteval.budgets import format_budget
 from budgeteval.config import MODES
 from budgeteval.errors import UserError
 from budgeteval.forcing import forced_response_ids
 from budgeteval.metrics import DEFAULT_BOOTSTRAP, compute_metrics, default_ks, samples_per_problem, write_metrics
 from budgeteval.prompts import response_is_thinking
-from budgeteval.replay import answer_region, truncate
+from budgeteval.replay import UNKNOWN_FINISH, answer_region, truncate
 from budgeteval.run_dir import (SCORE_COLUMNS, ScoringSection, read_manifest, read_scores, tokenizer_dir,
                                 write_manifest, write_scores)
 from budgeteval.scorers import get_scorer
@@ -58,12 +59,15 @@ class ReplayedRow:
     """Budget mode that produced the response (`cutoff`, `forced`, `conditioned`)."""
     num_tokens: int
     """Tokens counted at this budget and mode."""
-    finished: bool
-    """Finished within the budget on its own (in forced mode: without being forced)."""
+    finished: Optional[bool]
+    """Finished within the budget on its own (in forced mode: without being forced); None: unknown."""
     thinking: bool
     """Whether the answer is read after the end-of-thinking marker."""
     text_key: tuple
     """Key of the token ids to decode (responses that share ids are decoded once)."""
+    forced: bool = False
+    """Forced mode, answered after the forcing string: the answer policy treats the forced answer as
+    finished (the budget asked for it), though `finished` says the sample was cut at B."""
 
 
 class _Texts:
@@ -126,7 +130,7 @@ def _forced_rows(samples: list[dict], continuations: dict, budgets, think_end, t
                                       continuation["token_ids"])
             key = texts.add(("forced", position, budget), ids)
             rows.append(ReplayedRow(sample["problem_id"], sample["sample_idx"], budget, "forced",
-                                    budget + len(continuation["token_ids"]), False, thinking, key))
+                                    budget + len(continuation["token_ids"]), False, thinking, key, forced=True))
     return rows
 
 
@@ -146,14 +150,18 @@ def _conditioned_rows(samples: list[dict], budgets, think_end, texts: _Texts, ta
         ids = sample["token_ids"]
         key = texts.add(("conditioned", position), ids)
         rows.append(ReplayedRow(sample["problem_id"], sample["sample_idx"], sample["budget"], "conditioned",
-                                len(ids), sample["finish_reason"] == "stop", response_is_thinking(sample["prompt"], think_end),
+                                len(ids), _finished(sample["finish_reason"]), response_is_thinking(sample["prompt"], think_end),
                                 key))
     return rows
 
 
+def _finished(finish_reason: str) -> Optional[bool]:
+    return None if finish_reason == UNKNOWN_FINISH else finish_reason == "stop"
+
+
 def score_task(run_dir: Path, task: str, scorer_name: str, budgets: Sequence[int], tokenizer,
                think_end: Optional[str], workers: int, progress: bool,
-               modes: Sequence[str] = ("cutoff",)) -> pd.DataFrame:
+               modes: Sequence[str] = ("cutoff",), answer_policy: str = DEFAULT_POLICY) -> pd.DataFrame:
     """Replay and score one task at every budget and mode; returns its rows of the scores table."""
     problems = read_problems(run_dir, task)
     columns = ["problem_id", "sample_idx", "prompt", "token_ids", "finish_reason", "max_tokens"]
@@ -186,12 +194,13 @@ def score_task(run_dir: Path, task: str, scorer_name: str, budgets: Sequence[int
         _check_complete(run_dir, task, set(table.column("problem_id").to_pylist()), problems)
         rows += _conditioned_rows(_base_rows(table), budgets, think_end, texts, task, run_dir)
     references = {problem_id: problem["reference"] for problem_id, problem in problems.items()}
-    return _judge_rows(task, rows, texts, references, scorer_name, tokenizer, think_end, workers, progress)
+    return _judge_rows(task, rows, texts, references, scorer_name, tokenizer, think_end, workers, progress,
+                       answer_policy)
 
 
 def score_samples(task: str, samples: Sequence[dict], references: Mapping[str, str], scorer_name: str,
                   budgets: Sequence[int], tokenizer, think_end: Optional[str], workers: int,
-                  progress: bool = False) -> pd.DataFrame:
+                  progress: bool = False, answer_policy: str = DEFAULT_POLICY) -> pd.DataFrame:
     """Replay in-memory responses at every budget (cutoff mode) and score them; returns scores-table rows.
 
     The same replay, answer region and scorer call as `score_task`, for responses that never went
@@ -205,11 +214,13 @@ def score_samples(task: str, samples: Sequence[dict], references: Mapping[str, s
         raise UserError(f"No reference for problem {missing[0]!r} of task {task}: pass one for every problem scored.")
     texts = _Texts()
     rows = _cutoff_rows(list(samples), sorted(set(budgets)), think_end, texts)
-    return _judge_rows(task, rows, texts, references, scorer_name, tokenizer, think_end, workers, progress)
+    return _judge_rows(task, rows, texts, references, scorer_name, tokenizer, think_end, workers, progress,
+                       answer_policy)
 
 
 def _judge_rows(task: str, rows: list[ReplayedRow], texts: _Texts, references: Mapping[str, str], scorer_name: str,
-                tokenizer, think_end: Optional[str], workers: int, progress: bool) -> pd.DataFrame:
+                tokenizer, think_end: Optional[str], workers: int, progress: bool,
+                answer_policy: str = DEFAULT_POLICY) -> pd.DataFrame:
     """Decode each replayed response once, read its answer region, score them all in one scorer call."""
     from tqdm import tqdm
 
@@ -219,12 +230,13 @@ def _judge_rows(task: str, rows: list[ReplayedRow], texts: _Texts, references: M
 
     items = [
         ScoreItem(problem_id=row.problem_id, reference=references[row.problem_id],
-                  answer_text=answer_region(decoded[texts.index[row.text_key]], think_end, row.thinking))
+                  answer_text=answer_region(decoded[texts.index[row.text_key]], think_end, row.thinking),
+                  finished=True if row.forced else row.finished)
         for row in rows
     ]
     bar = tqdm(total=len(items), unit="answer", desc=f"scoring {task}", disable=not progress)
     try:
-        verdicts = get_scorer(scorer_name)(items, workers=workers, progress=bar.update)
+        verdicts = get_scorer(scorer_name)(items, workers=workers, progress=bar.update, answer_policy=answer_policy)
     finally:
         bar.close()
     return pd.DataFrame({
@@ -234,11 +246,19 @@ def _judge_rows(task: str, rows: list[ReplayedRow], texts: _Texts, references: M
         "budget": np.array([row.budget for row in rows], dtype=np.int64),
         "mode": [row.mode for row in rows],
         "num_tokens": np.array([row.num_tokens for row in rows], dtype=np.int64),
-        "finished": np.array([row.finished for row in rows], dtype=bool),
+        "finished": _finished_column([row.finished for row in rows]),
         "extracted": pd.array([verdict.extracted for verdict in verdicts], dtype="string"),
         "correct": np.array([verdict.correct for verdict in verdicts], dtype=bool),
         "timed_out": np.array([verdict.timed_out for verdict in verdicts], dtype=bool),
+        "answer_source": pd.array([verdict.answer_source for verdict in verdicts], dtype="string"),
     })
+
+
+def _finished_column(values: list[Optional[bool]]):
+    # Plain bool when every value is known (every native run), so readers see the dtype they always did.
+    if any(value is None for value in values):
+        return pd.array(values, dtype="boolean")
+    return np.array(values, dtype=bool)
 
 
 def _check_complete(run_dir: Path, task: str, stored: set, problems: dict) -> None:
@@ -258,10 +278,13 @@ def pc_min(column: pa.ChunkedArray) -> int:
 
 def evaluate_run(run_dir: Path, budgets: Optional[Sequence[int]] = None, workers: int = 4,
                  progress: bool = True, modes: Optional[Sequence[str]] = None,
-                 bootstrap: int = DEFAULT_BOOTSTRAP, bootstrap_seed: int = 0) -> pd.DataFrame:
+                 bootstrap: int = DEFAULT_BOOTSTRAP, bootstrap_seed: int = 0,
+                 answer_policy: Optional[str] = None) -> pd.DataFrame:
     """Score every task of a run at `budgets` and `modes` (default: the run's own); write scores and metrics.
 
     `bootstrap` resamples (seed `bootstrap_seed`) give the metrics' confidence intervals; 0 skips them.
+    `answer_policy` (`budgeteval.answers.POLICIES`; default: the policy the run was last scored
+    with, else `strict`) is recorded in the manifest's `scoring` section.
     """
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
@@ -278,8 +301,10 @@ def evaluate_run(run_dir: Path, budgets: Optional[Sequence[int]] = None, workers
         raise UserError(f"{run_dir} has no tokenizer/ folder; the run directory is incomplete.")
     tokenizer = load_tokenizer(str(saved_tokenizer))
     think_end = manifest.think_end
+    answer_policy = check_policy(answer_policy or recorded_answer_policy(manifest) or DEFAULT_POLICY)
     frames = [
-        score_task(run_dir, task, entry.scorer, budgets, tokenizer, think_end, workers, progress, modes)
+        score_task(run_dir, task, entry.scorer, budgets, tokenizer, think_end, workers, progress, modes,
+                   answer_policy)
         for task, entry in manifest.tasks.items()
     ]
     scores = pd.concat(frames, ignore_index=True)
@@ -289,5 +314,11 @@ def evaluate_run(run_dir: Path, budgets: Optional[Sequence[int]] = None, workers
     write_metrics(metrics, run_dir)
     write_manifest(run_dir, manifest.replace(scoring=ScoringSection(
         budgets=tuple(budgets), modes=tuple(modes), ks=tuple(ks), think_end=think_end, bootstrap=bootstrap,
-        bootstrap_seed=bootstrap_seed)))
+        bootstrap_seed=bootstrap_seed, answer_policy=answer_policy)))
     return scores
+
+
+def recorded_answer_policy(manifest) -> Optional[str]:
+    """The answer policy a run was scored with (a `run_dir.Manifest`); None for a run scored before
+    policies were recorded."""
+    return manifest.scoring.answer_policy if manifest.scoring is not None else None

@@ -17,8 +17,10 @@ def imported(tmp_path_factory):
     out = tmp_path_factory.mktemp("qwen25math") / "run"
     fields = {"problem_id": "problem_idx", "sample_idx": "sample_idx", "response": "response",
               "reference": "gold", "question": "question"}
+    # The file records no finish reasons; stating the limit as 4096 (which every response fits, as
+    # the tests below check) lets the import tell cut from finished (without it finishing is unknown).
     import_generations(source, "math500", str(shared_path("tokenizers", "qwen2.5")), out, fields,
-                       budgets=(128, 256, 512, 1024, 4096), model="Qwen2.5-Math-7B-Instruct")
+                       budgets=(128, 256, 512, 1024, 4096), model="Qwen2.5-Math-7B-Instruct", max_tokens=4096)
     evaluate_run(out, workers=2, progress=False)
     labels = pd.read_json(source, lines=True)
     return out, labels

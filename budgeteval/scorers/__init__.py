@@ -1,7 +1,8 @@
 """Scorer registry: a scorer name in a task YAML -> the function that scores a batch.
 
-Every scorer is a function `score_batch(items, *, workers=..., progress=None) -> list[Verdict]`
-(see `budgeteval.scorers.base`). Heavy imports (math-verify, the sandbox) happen only inside the
+Every scorer is a function `score_batch(items, *, workers=..., progress=None, answer_policy=...)
+-> list[Verdict]` (see `budgeteval.scorers.base`; `answer_policy` is `budgeteval.answers.POLICIES`,
+which a scorer without answer sources accepts and ignores). Heavy imports (math-verify, the sandbox) happen only inside the
 module a task actually uses.
 """
 

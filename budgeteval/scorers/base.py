@@ -4,7 +4,7 @@ A scorer never sees the model or the store: it gets the answer region of one res
 cut at a budget, already stripped of an unfinished thinking trace) and the task's reference.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 
@@ -18,6 +18,9 @@ class ScoreItem:
     """The task's reference answer for the problem (gold answer, `#### N` solution, test spec)."""
     answer_text: Optional[str]
     """The text the answer is read from; None when there is no answer (unfinished thinking)."""
+    finished: Optional[bool] = None
+    """Whether the response finished within its budget; None: unknown (an import that cannot
+    tell), which the answer policies treat as finished (`budgeteval.answers.accepts`)."""
 
 
 @dataclass(frozen=True)
@@ -30,9 +33,10 @@ class Verdict:
     """Whether the extracted answer matches the reference."""
     timed_out: bool = False
     """Verification ran out of time; such an answer counts as wrong and is reported."""
-    answer_source: Optional[str] = None
-    """Where the answer was read: `boxed`, `stated` (a final-answer sentence such as "Answer: C"),
-    `fallback` (whole-text extraction) or `none`; None for a scorer that does not say."""
+    answer_source: Optional[str] = field(default=None, compare=False)
+    """Where the answer came from: `boxed`, `stated`, `fallback` or `none` (`budgeteval.answers.SOURCES`);
+    None for scorers that do not read a final answer from prose (`code`). Not compared: `==` says
+    whether two verdicts read the same answer and judge it alike, whichever rule found it."""
 
 
 ProgressCallback = Optional[Callable[[int], None]]
@@ -84,6 +88,8 @@ class DistinctJobs:
         """A callback for job `index` finishing that advances `progress` by that job's items."""
         return (lambda index: progress(self.items_of_job[index])) if progress is not None else None
 
-    def spread(self, verdict_of_job: Sequence["Verdict"]) -> list["Verdict"]:
-        """One verdict per item, in item order (an item without an answer is wrong, with nothing extracted)."""
-        return [Verdict(None, False) if job is None else verdict_of_job[job] for job in self.item_jobs]
+    def spread(self, verdict_of_job: Sequence["Verdict"], unanswered: Optional["Verdict"] = None) -> list["Verdict"]:
+        """One verdict per item, in item order; an item without an answer gets `unanswered` (default:
+        wrong, with nothing extracted)."""
+        unanswered = Verdict(None, False) if unanswered is None else unanswered
+        return [unanswered if job is None else verdict_of_job[job] for job in self.item_jobs]

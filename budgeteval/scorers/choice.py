@@ -23,9 +23,9 @@ import os
 import re
 from typing import Optional, Sequence
 
+from budgeteval import answers
 from budgeteval.errors import UserError
 from budgeteval.scorers.base import ProgressCallback, ScoreItem, Verdict
-from budgeteval.scorers.gsm8k import box_content_span
 
 LETTERS = "ABCD"
 """The choices a reference may name."""
@@ -46,7 +46,7 @@ def extract_choice(text: Optional[str]) -> tuple[Optional[str], str]:
     """(letter, answer source) of an answer region by the rules in the module docstring."""
     if text is None:
         return None, "none"
-    span = box_content_span(text)
+    span = answers.last_box_span(text)
     if span is not None:
         match = _WRAPPED_LETTER.match(text[span[0]:span[1]])
         if match:
@@ -70,10 +70,15 @@ def reference_letter(reference: str) -> str:
     return letter
 
 
-def judge(item: ScoreItem) -> Verdict:
-    """Score one item: the letter read, whether it is the reference's, and where it was read."""
+def judge(item: ScoreItem, answer_policy: str = answers.DEFAULT_POLICY) -> Verdict:
+    """Score one item: the letter read, whether it is the reference's, and where it was read.
+
+    Under the strict policy a `fallback` letter of a response cut by the budget does not count
+    (`budgeteval.answers.accepts`): it is reported with source `none` and no letter."""
     gold = reference_letter(item.reference)
     letter, source = extract_choice(item.answer_text)
+    if letter is None or not answers.accepts(answer_policy, source, item.finished):
+        return Verdict(None, False, answer_source="none")
     return Verdict(letter, letter == gold, answer_source=source)
 
 
@@ -82,13 +87,15 @@ def score_batch(
     *,
     workers: int = min(4, os.cpu_count() or 1),
     progress: ProgressCallback = None,
+    answer_policy: str = answers.DEFAULT_POLICY,
 ) -> list[Verdict]:
     """One verdict per item, in order. `workers` is accepted for the common signature and unused:
-    reading a letter is microseconds per item."""
+    reading a letter is microseconds per item. `answer_policy`: see `judge`."""
     del workers
+    answers.check_policy(answer_policy)
     verdicts = []
     for item in items:
-        verdicts.append(judge(item))
+        verdicts.append(judge(item, answer_policy))
         if progress is not None:
             progress(1)
     return verdicts

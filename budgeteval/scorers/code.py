@@ -400,12 +400,16 @@ def score_batch(
     progress: ProgressCallback = None,
     limits=None,
     sandbox=None,
+    answer_policy: Optional[str] = None,
 ) -> list[Verdict]:
     """One verdict per item, in order; each distinct (problem reference, program) runs once.
 
     `limits` (a `budgeteval.sandbox.SandboxLimits`) defaults to the module docstring's values;
-    `sandbox` defaults to the machine's best backend (see `budgeteval.sandbox`).
+    `sandbox` defaults to the machine's best backend (see `budgeteval.sandbox`). `answer_policy`
+    is accepted for the common signature and unused: a program is a complete fenced block or
+    nothing, never a fallback reading (its verdicts have no answer source).
     """
+    del answer_policy
     from budgeteval.sandbox import SandboxLimits, default_sandbox
 
     limits = limits or SandboxLimits()

@@ -3,13 +3,17 @@
 Dataset: GSM8K (openai/grade-school-math); a reference is the solution text ending in `#### 18`
 (or any text the answer rules below can read, e.g. a bare `18` or a final line `A: 18`).
 
-How the predicted number is read, first rule that yields a number wins:
+How the predicted number is read, first rule that yields a number wins (its answer source,
+`budgeteval.answers.SOURCES`, in brackets):
 
-1. the number after the last `####`;
-2. the number inside the last `\\boxed{...}` / `\\fbox{...}`;
-3. the number after the last "answer is" / "answer:" (so "The final answer is 18");
-4. the number after the last line-initial `A:` (the format of OpenAI's example solutions);
-5. the last number anywhere in the text.
+1. the number after the last `####` (stated: GSM8K's own final-answer marker);
+2. the number inside the last complete non-empty `\\boxed{...}` / `\\fbox{...}` (boxed);
+3. the number after the last "answer is" / "answer:" (so "The final answer is 18") (stated);
+4. the number after the last line-initial `A:` (the format of OpenAI's example solutions) (stated);
+5. the last number anywhere in the text (fallback).
+
+Under the `strict` answer policy (the default) a response cut by its budget counts only with a
+rule 1-4 answer; `lenient` also takes rule 5 from it.
 
 Rules 1-4 take the first number after the marker. Calculator annotations `<<48/2=24>>` are
 dropped first (they are scratch work, not answers). Numbers are compared as exact decimals after
@@ -26,6 +30,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Optional, Sequence
 
+from budgeteval import answers
 from budgeteval.errors import UserError
 from budgeteval.scorers.base import ProgressCallback, ScoreItem, Verdict
 
@@ -33,7 +38,6 @@ CALCULATOR_ANNOTATION = re.compile(r"<<[^<>]*>>")
 # Thousands-grouped numbers first so that "1,000" is one number, then plain ones.
 NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?|-?\.\d+")
 HASH_MARKER = re.compile(r"####")
-BOX_MARKER = re.compile(r"\\(?:boxed|fbox)\s*\{")
 ANSWER_MARKER = re.compile(r"answer\s*(?:is|:)", re.IGNORECASE)
 A_LINE_MARKER = re.compile(r"^[ \t]*A:", re.MULTILINE)
 
@@ -66,20 +70,6 @@ def find_numbers(text: str, start: int = 0, end: Optional[int] = None) -> list[s
     return tokens
 
 
-def box_content_span(text: str) -> Optional[tuple[int, int]]:
-    """(start, end) of the content of the last brace-balanced box in `text`, or None."""
-    for match in reversed(list(BOX_MARKER.finditer(text))):
-        depth = 1
-        for position in range(match.end(), len(text)):
-            if text[position] == "{":
-                depth += 1
-            elif text[position] == "}":
-                depth -= 1
-                if depth == 0:
-                    return match.end(), position
-    return None
-
-
 def _number_after_last(marker: re.Pattern, text: str, line_only: bool) -> Optional[str]:
     matches = list(marker.finditer(text))
     if not matches:
@@ -92,21 +82,26 @@ def _number_after_last(marker: re.Pattern, text: str, line_only: bool) -> Option
 
 def extract_number(text: str) -> Optional[str]:
     """The answer token of a response by the rules in the module docstring; None if no number."""
+    return extract_number_with_source(text)[0]
+
+
+def extract_number_with_source(text: str) -> tuple[Optional[str], str]:
+    """(answer token or None, its answer source) by the rules in the module docstring."""
     text = CALCULATOR_ANNOTATION.sub("", text)
     found = _number_after_last(HASH_MARKER, text, line_only=True)
-    if found is None:
-        span = box_content_span(text)
-        if span is not None:
-            numbers = find_numbers(text, *span)
-            found = numbers[0] if numbers else None
-    if found is None:
-        found = _number_after_last(ANSWER_MARKER, text, line_only=True)
-    if found is None:
-        found = _number_after_last(A_LINE_MARKER, text, line_only=True)
-    if found is None:
-        numbers = find_numbers(text)
-        found = numbers[-1] if numbers else None
-    return found
+    if found is not None:
+        return found, "stated"
+    span = answers.last_box_span(text)
+    if span is not None:
+        numbers = find_numbers(text, *span)
+        if numbers:
+            return numbers[0], "boxed"
+    for marker in (ANSWER_MARKER, A_LINE_MARKER):
+        found = _number_after_last(marker, text, line_only=True)
+        if found is not None:
+            return found, "stated"
+    numbers = find_numbers(text)
+    return (numbers[-1], "fallback") if numbers else (None, "none")
 
 
 def reference_number(reference: str) -> Decimal:
@@ -121,15 +116,15 @@ def reference_number(reference: str) -> Decimal:
     return value
 
 
-def judge(item: ScoreItem) -> Verdict:
+def judge(item: ScoreItem, answer_policy: str = answers.DEFAULT_POLICY) -> Verdict:
     """Score one item: the extracted number, and whether it equals the reference's number."""
     if item.answer_text is None:
-        return Verdict(None, False)
-    token = extract_number(item.answer_text)
+        return Verdict(None, False, answer_source="none")
+    token, source = extract_number_with_source(item.answer_text)
     value = parse_number(token) if token is not None else None
-    if value is None:
-        return Verdict(None, False)
-    return Verdict(format_number(value), value == reference_number(item.reference))
+    if value is None or not answers.accepts(answer_policy, source, item.finished):
+        return Verdict(None, False, answer_source="none")
+    return Verdict(format_number(value), value == reference_number(item.reference), answer_source=source)
 
 
 def score_batch(
@@ -137,13 +132,15 @@ def score_batch(
     *,
     workers: int = min(4, os.cpu_count() or 1),
     progress: ProgressCallback = None,
+    answer_policy: str = answers.DEFAULT_POLICY,
 ) -> list[Verdict]:
     """One verdict per item, in order. `workers` is accepted for the common signature and unused:
-    number matching is microseconds per item."""
+    number matching is microseconds per item. `answer_policy`: see the module docstring."""
     del workers
+    answers.check_policy(answer_policy)
     verdicts = []
     for item in items:
-        verdicts.append(judge(item))
+        verdicts.append(judge(item, answer_policy))
         if progress is not None:
             progress(1)
     return verdicts

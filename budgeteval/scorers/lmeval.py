@@ -61,11 +61,13 @@ def score_batch(
     *,
     workers: int = min(4, os.cpu_count() or 1),
     progress: ProgressCallback = None,
+    answer_policy: Optional[str] = None,
 ) -> list[Verdict]:
     """One verdict per item, in order; each distinct (reference, answer) is judged once.
 
     `workers` is accepted for the common signature and unused: lm-eval's filters and metrics run in
-    this process, the way lm-eval's evaluator runs them."""
+    this process, the way lm-eval's evaluator runs them. `answer_policy` is accepted and not applied:
+    what counts as an answer is the lm-eval task's own filter (`answer_source` stays None)."""
     from lm_eval.models.utils import postprocess_generated_text
 
     from budgeteval.lm_eval_tasks import spec_from_reference

@@ -1,13 +1,18 @@
 """Math scorer (MATH-500, AIME): math-verify's `parse` + `verify` on the final boxed answer.
 
-What is judged. The answer is the last brace-balanced `\\boxed{...}` or `\\fbox{...}` of the answer
-text, combined with the boxes just before it the way math-verify's own normalisation combines
-them (`\\boxed{1}, \\boxed{2}` -> `1,2`); an unclosed box (a response cut mid-answer) is skipped.
-That content is parsed as `\\boxed{content}` with `[LatexExtractionConfig(boxed_match_priority=0),
-ExprExtractionConfig()]`, so math-verify's fallbacks apply to it. A text without a complete box
-is parsed whole with the same configuration (math-verify's "final answer is", "answer:", last
-LaTeX and last number rules). The reference is wrapped in `$...$` and parsed with math-verify's
-default configuration. `verify` runs with its defaults (6-digit float rounding, strict).
+What is judged. The answer comes from one source (`budgeteval.answers`): `boxed` (the last
+complete non-empty `\\boxed{...}`/`\\fbox{...}`, joined with the boxes just before it as math-verify
+joins them, `\\boxed{1}, \\boxed{2}` -> `1,2`; an unclosed or empty box never counts), else `stated`
+(the last "the final answer is X" / "Answer: X" / "X is the correct answer" near the end), else
+`fallback` (math-verify on the last complete line of the answer text, then on its tail), else
+`none`. The answer policy decides whether a response cut by its budget may use `fallback`
+(`strict`: no, the default; `lenient`: yes). Box and statement go through our normalisation
+(`answers.normalise_answer`: ordinals, trailing words, degree signs, text-wrapped words) and are
+parsed as `\\boxed{content}` (a statement that reads as a sentence is parsed as it is) with
+`[LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]`, so math-verify's
+fallbacks apply inside them. At most `answers.MAX_VERIFY_CHARS` characters of an answer reach
+math-verify. The reference (a bare word read as `\\text{word}`) is wrapped in `$...$` and parsed with
+math-verify's default configuration. `verify` runs with its defaults (6-digit float rounding, strict).
 
 How. The parent only reads the answer key (`answer_key`: string scanning, no math-verify), and
 verifies each distinct (reference, key) once in worker processes: a verdict depends on nothing
@@ -26,14 +31,12 @@ Not a sandbox (it runs no user code), and not for GSM8K-style numeric answers (`
 
 import logging
 import os
-import re
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Optional, Sequence
 
-from latex2sympy2_extended.math_normalization import extract_boxed_content
-
+from budgeteval import answers
 from budgeteval.errors import UserError
 from budgeteval.scorers.base import DistinctJobs, ProgressCallback, ScoreItem, Verdict
 from budgeteval.worker_pool import run_in_workers
@@ -48,8 +51,8 @@ Twice math-verify's default of 5 s: a verdict must not depend on how loaded the 
 honest parse that takes over a second on an idle core can pass 5 s on a busy one (seen here at a
 load average of 6 on 2 cores). Pathological inputs still end, just later."""
 
-BOX_OPENING = re.compile(r"\\(?:boxed|fbox)\s*\{")
-BRACE = re.compile(r"[{}]")
+SCORER_VERSION = 2
+"""Bump when a change could change verdicts (2: answer sources, policies, our normalisation)."""
 
 
 # --- answer keys: cheap, in the parent --------------------------------------------------------
@@ -59,33 +62,38 @@ BRACE = re.compile(r"[{}]")
 class AnswerKey:
     """The part of a response a verdict depends on: equal keys always get equal verdicts."""
 
-    boxed: bool
-    """True: `text` is the final box content; False: no complete box, `text` is the whole answer."""
+    source: str
+    """Where the answer comes from: `boxed`, `stated` or `fallback` (`answers.SOURCES`)."""
     text: str
-    """The box content (stripped, otherwise exact), or the whole answer text."""
+    """boxed: the box content; stated: the statement; fallback: the last complete line ('' if none)
+    — normalised (`answers.normalise_answer`) and capped (`answers.MAX_VERIFY_CHARS`)."""
+    tail: str = ""
+    """fallback only: the answer text up to the end of its last complete line, its last
+    `MAX_VERIFY_CHARS` characters (read when the last line gives nothing)."""
+
+    @property
+    def boxed(self) -> bool:
+        """True when the answer is a box's content."""
+        return self.source == "boxed"
 
 
-def last_box_end(text: str) -> Optional[int]:
-    """The index just past the last brace-balanced `\\boxed{...}`/`\\fbox{...}`, or None."""
-    for opening in reversed(list(BOX_OPENING.finditer(text))):
-        depth = 1
-        for brace in BRACE.finditer(text, opening.end()):
-            depth += 1 if brace.group() == "{" else -1
-            if depth == 0:
-                return brace.end()
-    return None
-
-
-def answer_key(answer_text: str) -> AnswerKey:
+def answer_key(answer_text: str, reference: str = "") -> AnswerKey:
     """Read the answer key of one response (see the module docstring); no math-verify call.
 
-    Exact apart from the stripping math-verify itself does, so two keys that differ could still
-    be equivalent (the workers decide), but two answers that share a key are judged identically.
+    `reference` only selects normalisation rules (a degree sign is dropped when the reference has
+    none, ...). Exact apart from that normalisation and the stripping math-verify itself does, so
+    two keys that differ could still be equivalent (the workers decide), but two answers that
+    share a key are judged identically.
     """
-    end = last_box_end(answer_text)
-    if end is None:
-        return AnswerKey(boxed=False, text=answer_text)
-    return AnswerKey(boxed=True, text=extract_boxed_content(answer_text[:end], mode="last"))
+    boxed = answers.boxed_answer(answer_text)
+    if boxed is not None:
+        return AnswerKey("boxed", answers.cap_head(answers.normalise_answer(boxed, reference)))
+    stated = answers.stated_answer(answer_text)
+    if stated is not None:
+        return AnswerKey("stated", answers.cap_head(answers.normalise_answer(stated, reference)))
+    line, upto = answers.last_complete_line(answer_text)
+    line = "" if line is None else answers.cap_head(answers.normalise_answer(line, reference, as_text=False))
+    return AnswerKey("fallback", line, answers.cap_tail(upto))
 
 
 # --- judging: runs in a worker (or in-process with timeout_s=None) ----------------------------
@@ -135,6 +143,7 @@ def answer_extraction_config() -> list:
 
 def reference_text(reference: str) -> str:
     """The text math-verify parses for a reference: wrapped in `$...$` unless already wrapped."""
+    reference = answers.normalise_reference(reference)
     return reference if reference.lstrip().startswith("$") else f"${reference}$"
 
 
@@ -157,11 +166,18 @@ def judge(reference: str, key: AnswerKey, timeout_s: Optional[int] = None) -> Ju
 
     before = _TIMEOUTS.count
     gold, gold_timed_out = _parse_reference(reference, timeout_s)
-    text = f"\\boxed{{{key.text}}}" if key.boxed else key.text
-    pred = parse(text, answer_extraction_config(), parsing_timeout=timeout_s)
+    config = answer_extraction_config()
+    if key.source == "fallback":
+        pred = parse(key.text, config, parsing_timeout=timeout_s) if key.text else []
+        if not pred:
+            pred = parse(key.tail, config, parsing_timeout=timeout_s)
+    elif key.source == "stated" and answers.reads_as_prose(key.text):
+        pred = parse(key.text, config, parsing_timeout=timeout_s)
+    else:
+        pred = parse(f"\\boxed{{{key.text}}}", config, parsing_timeout=timeout_s)
     correct = bool(gold and pred) and verify(gold, pred, timeout_seconds=timeout_s)
     timed_out = not correct and (gold_timed_out or _TIMEOUTS.count > before)
-    extracted = key.text if key.boxed else None
+    extracted = key.text if key.source != "fallback" else None
     if pred:
         try:
             extracted = str(pred[0])
@@ -280,19 +296,26 @@ def score_batch(
     progress: ProgressCallback = None,
     timeout_s: int = DEFAULT_TIMEOUT_S,
     hard_timeout_s: Optional[float] = None,
+    answer_policy: str = answers.DEFAULT_POLICY,
 ) -> list[Verdict]:
     """One verdict per item, in order; each distinct (reference, answer key) is verified once.
 
     `timeout_s` is math-verify's own parse/verify timeout (whole seconds, at least 1);
     `hard_timeout_s` (default `6 * timeout_s + 10`) is when a busy worker is killed.
+    `answer_policy` (`answers.POLICIES`): under `strict` an item with `finished=False` whose
+    answer would come from `fallback` gets no answer (source `none`, wrong, nothing verified).
     """
+    answers.check_policy(answer_policy)
     if timeout_s < 1 or int(timeout_s) != timeout_s:
         raise UserError(f"The math scorer's timeout must be a whole number of seconds (at least 1), not {timeout_s!r}.")
+
     def job_of(item: ScoreItem):
         if item.answer_text is None:
             return None
-        key = (item.reference, answer_key(item.answer_text))
-        return key, (item.reference, key[1], int(timeout_s), item.problem_id)
+        key = answer_key(item.answer_text, item.reference)
+        if not answers.accepts(answer_policy, key.source, item.finished):
+            return None
+        return (item.reference, key), (item.reference, key, int(timeout_s), item.problem_id)
 
     folded = DistinctJobs.fold(items, job_of)
     folded.report_unanswered(progress)
@@ -310,12 +333,15 @@ def score_batch(
     for (_, key, _, problem_id), outcome in zip(folded.jobs, outcomes):
         if outcome.status == "ok":
             judgement = outcome.value
-            verdict = Verdict(judgement.extracted, judgement.correct, judgement.timed_out)
+            # A fallback math-verify reads nothing from is no answer at all.
+            source = "none" if key.source == "fallback" and judgement.extracted is None else key.source
+            verdict = Verdict(judgement.extracted, judgement.correct, judgement.timed_out, source)
         else:
             if outcome.status == "error":
                 logger.warning("math-verify failed on an answer (%s); counted wrong", outcome.value)
-            verdict = Verdict(key.text if key.boxed else None, False, timed_out=outcome.status == "killed")
+            verdict = Verdict(key.text if key.source != "fallback" else None, False,
+                              timed_out=outcome.status == "killed", answer_source=key.source)
         if verdict.timed_out:
             logger.warning("math-verify timed out on problem %s, answer %r: counted wrong", problem_id, key.text[:60])
         verdict_of_job.append(verdict)
-    return folded.spread(verdict_of_job)
+    return folded.spread(verdict_of_job, unanswered=Verdict(None, False, answer_source="none"))

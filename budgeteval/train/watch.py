@@ -128,7 +128,7 @@ def process_new_steps(config: WatchConfig, progress: bool = False,
         run_dir = out / "steps" / f"step-{step:08d}"
         import_frame(frame, path, config.task, config.tokenizer, run_dir,
                      {"problem_id": "problem_id", "response": "response", "reference": "reference", "prompt": "prompt"},
-                     config.budgets, model=f"step {step}", max_tokens=config.max_tokens,
+                     config.budgets, model=f"step {step}", max_tokens=config.max_tokens or max(config.budgets),
                      data_files=config.data_files, think_end=config.think_end, overwrite=True)
         evaluate_run(run_dir, budgets=config.budgets, workers=config.workers, progress=progress,
                      bootstrap=config.bootstrap)

@@ -1,0 +1,104 @@
+"""Tests for budgeteval.answers and the answer policies: case tables for every answer source, both
+policies and every normalisation rule (real response endings from ../shared/generations plus
+hand-written edge cases), the box scanner and the size cap. Box scanning time: bench/box_scan.py."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from budgeteval import answers
+from budgeteval.errors import UserError
+from budgeteval.scorers import gsm8k as gsm8k_scorer
+from budgeteval.scorers import math as math_scorer
+from budgeteval.scorers.base import ScoreItem
+
+CASES_DIR = Path(__file__).parent / "cases"
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+SOURCE_CASES = read_jsonl(CASES_DIR / "answer_source_cases.jsonl")
+NORMALISATION_CASES = read_jsonl(CASES_DIR / "normalisation_cases.jsonl")
+POLICY_CASES = read_jsonl(CASES_DIR / "answer_policy_cases.jsonl")
+
+
+@pytest.mark.parametrize("case", SOURCE_CASES, ids=[case["id"] for case in SOURCE_CASES])
+def test_answer_source_case(case: dict) -> None:
+    key = math_scorer.answer_key(case["text"], case["reference"])
+    assert (key.source, key.text) == (case["source"], case["key_text"])
+
+
+def test_source_tables_cover_every_source_and_real_endings() -> None:
+    assert {case["source"] for case in SOURCE_CASES} == {"boxed", "stated", "fallback"}
+    assert {case["strict"]["source"] for case in POLICY_CASES} == set(answers.SOURCES)
+    assert sum(case["origin"] != "hand" for case in SOURCE_CASES) >= 8
+
+
+@pytest.mark.parametrize("case", NORMALISATION_CASES, ids=[case["id"] for case in NORMALISATION_CASES])
+def test_normalisation_case(case: dict) -> None:
+    assert answers.normalise_answer(case["answer"], case["reference"]) == case["normalised"]
+
+
+def test_normalised_answers_verify(tmp_path) -> None:
+    items = [ScoreItem(case["id"], case["reference"], f"So \\boxed{{{case['answer']}}}.", finished=True)
+             for case in NORMALISATION_CASES]
+    verdicts = math_scorer.score_batch(items, workers=2)
+    assert {case["id"]: verdict.correct for case, verdict in zip(NORMALISATION_CASES, verdicts)} == {
+        case["id"]: case["correct"] for case in NORMALISATION_CASES}
+    assert {case["rule"] for case in NORMALISATION_CASES} == {
+        "ordinal suffix", "trailing words", "degree sign", "text-wrapped word"}
+
+
+@pytest.mark.parametrize("policy", answers.POLICIES)
+def test_policy_cases(policy: str) -> None:
+    got, expected = {}, {}
+    for scorer_name, module in (("math", math_scorer), ("gsm8k", gsm8k_scorer)):
+        cases = [case for case in POLICY_CASES if case["scorer"] == scorer_name]
+        items = [ScoreItem(case["id"], case["reference"], case["answer_text"], finished=case["finished"])
+                 for case in cases]
+        options = {"workers": 2} if scorer_name == "math" else {}
+        verdicts = module.score_batch(items, answer_policy=policy, **options)
+        got.update({case["id"]: (v.answer_source, v.correct) for case, v in zip(cases, verdicts)})
+        expected.update({case["id"]: (case[policy]["source"], case[policy]["correct"]) for case in cases})
+    assert got == expected
+
+
+def test_unknown_policy_is_a_user_error() -> None:
+    with pytest.raises(UserError, match="--answer-policy strict or lenient"):
+        gsm8k_scorer.score_batch([ScoreItem("p", "#### 1", "1")], answer_policy="loose")
+
+
+def test_accepts_is_the_documented_rule() -> None:
+    assert answers.accepts("strict", "fallback", True) and answers.accepts("strict", "fallback", None)
+    assert not answers.accepts("strict", "fallback", False)
+    assert answers.accepts("lenient", "fallback", False)
+    assert all(answers.accepts(policy, source, False) for policy in answers.POLICIES for source in ("boxed", "stated"))
+    assert not any(answers.accepts(policy, "none", True) for policy in answers.POLICIES)
+
+
+def test_box_scanner_matches_forward_scanning_from_each_opening() -> None:
+    text = "a \\boxed{1} b \\boxed{x^{2}} c \\boxed{\\frac{1}{2} } \\boxed{open {" + "} z \\fbox {q}"
+    openings = answers.box_openings(text)
+    for start, content_start, close in openings:
+        depth, found = 1, None
+        for position in range(content_start, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[position], 0)
+            if depth == 0:
+                found = position
+                break
+        assert close == found
+    # `\\boxed{open {} z ...` never closes (the box after it sits inside it): only complete boxes are found.
+    assert [box.content(text) for box in answers.find_boxes(text)] == ["1", "x^{2}", "\\frac{1}{2}", "q"]
+    assert sum(close is None for _, _, close in openings) == 1
+
+
+def test_what_reaches_math_verify_is_capped() -> None:
+    looping = "We keep going and going. " * 10_000
+    key = math_scorer.answer_key(looping + "\n\\boxed{" + "1+" * 5000 + "1}")
+    assert key.source == "boxed" and len(key.text) == answers.MAX_VERIFY_CHARS
+    fallback = math_scorer.answer_key(looping + "\nSo 7")
+    assert fallback.source == "fallback" and len(fallback.tail) == answers.MAX_VERIFY_CHARS
+    assert fallback.tail.endswith("So 7") and fallback.text == "So 7"
