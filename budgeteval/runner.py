@@ -22,6 +22,7 @@ from budgeteval.metrics import DEFAULT_BOOTSTRAP
 from budgeteval.forcing import (continuation_request, default_force_string, plan_force, still_thinking)
 from budgeteval.manifest import (first_difference, hardware, now_utc, package_versions, read_manifest,
                                  write_manifest)
+from budgeteval.shards import select_shard, shard_manifest_section
 from budgeteval.prompts import (BudgetInstruction, default_think_end, encode_prompt, render_prompt,
                                 response_is_thinking)
 from budgeteval.store import (CONDITIONED, CONTINUATIONS, ConditionedRecord, ContinuationRecord, GenerationRecord,
@@ -465,6 +466,12 @@ def run(config: RunConfig, overwrite: bool = False, progress: bool = True, backe
     modes = resolve_modes(config, tokenizer)
     prepared = prepare_tasks(config, tasks, tokenizer)
     fingerprint = generation_fingerprint(config, prepared, modes)
+    shard_section = None
+    if config.shard is not None:
+        # The fingerprint stays that of the whole run (every shard's must match for `merge`).
+        shard_section = shard_manifest_section(config.shard, prepared)
+        fingerprint["shard"] = {"index": config.shard.index, "count": config.shard.count}
+        prepared = select_shard(prepared, config.shard)
     existing = open_run_dir(run_dir, fingerprint, overwrite)
     tokenizer_dir = run_dir / "tokenizer"
     if existing is None or not tokenizer_dir.is_dir():
@@ -490,6 +497,8 @@ def run(config: RunConfig, overwrite: bool = False, progress: bool = True, backe
         "packages": package_versions(),
         "hardware": hardware(),
     })
+    if shard_section is not None:
+        manifest["shard"] = shard_section
     write_manifest(run_dir, manifest)
 
     engine = _LazyBackend(lambda: _Borrowed(backend) if backend is not None
@@ -509,8 +518,9 @@ def run(config: RunConfig, overwrite: bool = False, progress: bool = True, backe
         manifest["engine"] = engine_facts
         manifest["generated_at"] = now_utc()
         write_manifest(run_dir, manifest)
-    evaluate_run(run_dir, budgets=config.budgets, modes=modes.modes, workers=config.workers, progress=progress,
-                 bootstrap=bootstrap, bootstrap_seed=bootstrap_seed)
+    if any(item.problems for item in prepared):  # a shard may hold no problem at all
+        evaluate_run(run_dir, budgets=config.budgets, modes=modes.modes, workers=config.workers, progress=progress,
+                     bootstrap=bootstrap, bootstrap_seed=bootstrap_seed)
     return run_dir
 
 
