@@ -31,6 +31,11 @@ class _EngineReplica:
     """One Ray Data actor: a vLLM engine that turns a batch of problem rows into sample rows."""
 
     def __init__(self, model: str, tokenizer: str, options: EngineOptions, revision: Optional[str]):
+        import os
+
+        # The engine core runs inside this actor process, so ending the actor ends the engine
+        # (set here rather than as a runtime_env, which would cost a fresh worker process).
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         from budgeteval.backends.vllm_backend import _engine
 
         self.llm, _ = _engine(model, tokenizer, replace(options, data_parallel_size=1), revision)
@@ -103,9 +108,7 @@ class RayBackend:
             _EngineReplica, fn_constructor_kwargs=dict(model=self.model, tokenizer=self.tokenizer,
                                                        options=self.options, revision=self.revision),
             batch_size=batch_size, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=self.replicas),
-            num_cpus=1, num_gpus=self._gpus_per_replica,
-            # The engine core runs inside the actor process, so ending the actor ends the engine.
-            runtime_env={"env_vars": {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}})
+            num_cpus=1, num_gpus=self._gpus_per_replica)
         results: list[list[Optional[SampleOutput]]] = [[None] * request.n for request in requests]
         for row in dataset.iter_rows():
             results[row["position"]][row["sample_idx"]] = SampleOutput(
