@@ -13,13 +13,14 @@ are byte-identical to those of the same command run without `--shard`.
 Not here: choosing the partition (`budgeteval.shards`) or starting the shards (SLURM, a loop).
 """
 
+import dataclasses
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 from budgeteval.errors import UserError
-from budgeteval.manifest import first_difference, now_utc, read_manifest, write_manifest
+from budgeteval.run_dir import Manifest, first_difference, now_utc, read_manifest, tokenizer_dir, write_manifest
 from budgeteval.shards import Shard, shard_of
 from budgeteval.store import (CONDITIONED, CONTINUATIONS, GENERATIONS, StoreKind, read_problems, read_task,
                               write_problems, write_shard)
@@ -37,18 +38,18 @@ class ShardRun:
     """Its generation fingerprint without the shard section (equal for every shard of one run)."""
     problem_ids: dict
     """task -> every problem id of the whole run, in dataset order."""
-    manifest: dict
-    """The whole manifest (treat as read-only)."""
+    manifest: Manifest
+    """The shard's manifest."""
 
 
 def read_shard_run(path: Path) -> ShardRun:
-    """Read a shard directory's manifest (the one place raw manifest keys are read here)."""
+    """Read a shard directory's manifest."""
     manifest = read_manifest(path)
-    section = manifest.get("shard")
+    section = manifest.shard
     if not section:
         raise UserError(f"{path} is not a shard (it was run without --shard): pass the directories that "
                         f"`budgeteval run … --shard I/N` wrote.")
-    fingerprint = {key: value for key, value in manifest.get("generation", {}).items() if key != "shard"}
+    fingerprint = {key: value for key, value in manifest.generation.items() if key != "shard"}
     return ShardRun(Path(path), Shard(section["index"], section["count"]), fingerprint, section["problem_ids"],
                     manifest)
 
@@ -132,9 +133,9 @@ def merge_runs(shard_dirs: Sequence[Path], out: Path, overwrite: bool = False, w
     out.mkdir(parents=True, exist_ok=True)
 
     first = ordered[0]
-    config = first.manifest["config"]
-    budgets = sorted(config["budgets"])
-    modes = first.manifest.get("modes", {}).get("modes") or ["cutoff"]
+    config = first.manifest.config
+    budgets = sorted(config.budgets)
+    modes = first.manifest.run_modes
     kinds = ([GENERATIONS] if "cutoff" in modes or "forced" in modes else []) + \
         ([CONTINUATIONS] if "forced" in modes else []) + ([CONDITIONED] if "conditioned" in modes else [])
     for task, problem_ids in first.problem_ids.items():
@@ -145,35 +146,36 @@ def merge_runs(shard_dirs: Sequence[Path], out: Path, overwrite: bool = False, w
                                                                   for key in ("question", "reference")}}
                                    for problem_id in problem_ids])
         for kind in kinds:
-            _merge_kind(ordered, out, task, problem_ids, kind, budgets, config["problems_per_shard"])
-    shutil.copytree(first.path / "tokenizer", out / "tokenizer")
+            _merge_kind(ordered, out, task, problem_ids, kind, budgets, config.problems_per_shard)
+    shutil.copytree(tokenizer_dir(first.path), tokenizer_dir(out))
     write_manifest(out, _merged_manifest(ordered, out))
     scoring = _scoring_settings(ordered)
     evaluate_run(out, workers=workers, progress=progress, **scoring)
     return out
 
 
-def _merged_manifest(ordered: list[ShardRun], out: Path) -> dict:
+def _merged_manifest(ordered: list[ShardRun], out: Path) -> Manifest:
     """The first shard's manifest made into a single run's: no shard section, the part each shard played."""
-    manifest = {key: value for key, value in ordered[0].manifest.items() if key not in ("shard", "scoring")}
-    manifest["config"] = {**manifest["config"], "out": str(out), "shard": None}
-    manifest["generation"] = dict(ordered[0].fingerprint)
-    manifest["merged"] = {
+    first = ordered[0].manifest
+    whole = ordered[0].fingerprint.get("tasks", {})
+    tasks = {name: dataclasses.replace(entry, num_problems=whole.get(name, {}).get("num_problems"),
+                                       data_sha256=whole.get(name, {}).get("data_sha256"))
+             for name, entry in first.tasks.items()}
+    engines = [item.manifest.engine for item in ordered if item.manifest.engine]
+    merged = {
         "at": now_utc(),
-        "shards": [{"shard": str(item.shard), "path": str(item.path.resolve()),
-                    "created": item.manifest.get("created"), "generated_at": item.manifest.get("generated_at"),
-                    "engine": item.manifest.get("engine"), "hardware": item.manifest.get("hardware")}
-                   for item in ordered],
+        "shards": [{"shard": str(item.shard), "path": str(item.path.resolve()), "created": item.manifest.created,
+                    "generated_at": item.manifest.generated_at, "engine": item.manifest.engine,
+                    "hardware": item.manifest.hardware} for item in ordered],
     }
-    engines = [item.manifest["engine"] for item in ordered if item.manifest.get("engine")]
-    if engines:
-        manifest["engine"] = engines[0]
-    return manifest
+    return first.replace(config=dataclasses.replace(first.config, out=str(out), shard=None), tasks=tasks,
+                         generation=dict(ordered[0].fingerprint), shard=None, merged=merged, scoring=None,
+                         engine=engines[0] if engines else None)
 
 
 def _scoring_settings(ordered: list[ShardRun]) -> dict:
     """Score the merged run as its shards were scored (budgets, bootstrap and its seed)."""
-    scoring: Optional[dict] = next((item.manifest["scoring"] for item in ordered if item.manifest.get("scoring")), None)
+    scoring = next((item.manifest.scoring for item in ordered if item.manifest.scoring), None)
     if scoring is None:
         return {}
-    return {"budgets": scoring["budgets"], "bootstrap": scoring["bootstrap"], "bootstrap_seed": scoring["bootstrap_seed"]}
+    return {"budgets": list(scoring.budgets), "bootstrap": scoring.bootstrap, "bootstrap_seed": scoring.bootstrap_seed}

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from conftest import shared_path
 from budgeteval.backends.base import GenerationRequest, SamplingConfig
 from budgeteval.backends.openai_backend import IDS_FROM_LOGPROBS, IDS_FROM_SERVER, OpenAIBackend
 from budgeteval.config import EngineOptions
 from budgeteval.errors import UserError
-from budgeteval.manifest import read_manifest
+from budgeteval.run_dir import read_manifest
 from budgeteval.runner import run
 from sweep_checks import (assert_replay_equivalent, check_forced_sweep, finish_reasons, stored_samples,
                           sweep_config)
@@ -103,7 +104,7 @@ def test_server_replay_equals_separate_max_token_runs(vllm_server, tiny_model, a
     assert len(samples) == 3 * 4
     assert all(ids[-1] == 151645 for ids, reason in samples.values() if reason == "stop"), \
         "a stopped response keeps its end-of-sequence id, as the offline engine stores it"
-    engine_facts = read_manifest(big)["engine"]
+    engine_facts = read_manifest(big).engine
     assert engine_facts["engine"] == "openai" and engine_facts["token_ids_source"] == IDS_FROM_SERVER
     for budget in (16, 32):
         small = run(sweep_config(tiny_model, tmp_path / f"max{budget}", (budget,), aime25_file, backend="openai",
@@ -253,8 +254,8 @@ def test_logprobs_route_and_missing_stop_id_appended():
     assert facts["token_ids_source"] == IDS_FROM_LOGPROBS and facts["eos_appended_responses"] == 1
 
 
-def test_retokenizes_when_the_server_gives_no_ids(shared_dir):
-    tokenizer_dir = shared_dir / "tokenizers" / "qwen3"
+def test_retokenizes_when_the_server_gives_no_ids():
+    tokenizer_dir = shared_path("tokenizers", "qwen3")
     script = [(200, completion(token_ids=None)), (200, completion(token_ids=None)),
               (200, completion(token_ids=None, text="The answer is 42.", finish_reason="stop"))]
     with ScriptedServer(script) as server:
@@ -296,12 +297,12 @@ def test_many_servers_with_a_dead_one_equal_one_server(vllm_server, second_vllm_
     assert sorted(read_task(many, "aime25", columns=columns, kind=CONTINUATIONS).to_pylist(), key=key) == \
         sorted(read_task(one, "aime25", columns=columns, kind=CONTINUATIONS).to_pylist(), key=key)
     assert (many / "scores.parquet").read_bytes() == (one / "scores.parquet").read_bytes()
-    endpoints = {endpoint["url"]: endpoint for endpoint in read_manifest(many)["engine"]["endpoints"]}
+    endpoints = {endpoint["url"]: endpoint for endpoint in read_manifest(many).engine["endpoints"]}
     assert endpoints[dead]["requests"] == 0 and endpoints[dead]["failures"] >= 1
     assert "ConnectionRefusedError" in endpoints[dead]["last_error"]
     live = [endpoints[vllm_server], endpoints[second_vllm_server]]
     assert all(endpoint["requests"] > 0 and endpoint["failures"] == 0 for endpoint in live), live
-    samples_sent = read_manifest(many)["engine"]["samples_generated"]
+    samples_sent = read_manifest(many).engine["samples_generated"]
     assert sum(endpoint["requests"] for endpoint in live) == samples_sent + 1  # + the start-up probe
     assert sum(endpoint["share"] for endpoint in live) == pytest.approx(1.0, abs=1e-3)
 

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from budgeteval.config import EngineOptions
-from budgeteval.manifest import read_manifest
+from budgeteval.run_dir import read_manifest
 from budgeteval.runner import run
 from sweep_checks import sweep_config, stored_samples
 
@@ -60,7 +60,7 @@ def test_ray_sweep_equals_vllm(ray_cluster, vllm_reference, tiny_model, aime25_f
     remember()
     assert stored_samples(out) == stored_samples(vllm_reference)
     assert (out / "scores.parquet").read_bytes() == (vllm_reference / "scores.parquet").read_bytes()
-    engine = read_manifest(out)["engine"]
+    engine = read_manifest(out).engine
     assert engine["engine"] == "ray" and engine["replicas"] == 1 and engine["pipelines_run"] == 1
 
 
@@ -89,4 +89,4 @@ def test_killed_ray_driver_resumes_without_loss_or_duplicates(ray_cluster, vllm_
     # read_task refuses duplicate samples, so equality also says nothing was stored twice.
     assert stored_samples(out) == stored_samples(vllm_reference)
     assert (out / "scores.parquet").read_bytes() == (vllm_reference / "scores.parquet").read_bytes()
-    assert read_manifest(out)["engine"]["pipelines_run"] == 1  # only the missing chunk was generated
+    assert read_manifest(out).engine["pipelines_run"] == 1  # only the missing chunk was generated

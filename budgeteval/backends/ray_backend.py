@@ -21,8 +21,8 @@ Not here: starting a cluster (`ray start`, KubeRay, SLURM) or autoscaling.
 from dataclasses import asdict, replace
 from typing import Optional, Sequence
 
-from budgeteval.backends.base import GenerationRequest, SampleOutput, SamplingConfig
-from budgeteval.config import EngineOptions, RunConfig
+from budgeteval.backends.base import GenerationRequest, LoadsModel, SampleOutput, SamplingConfig
+from budgeteval.config import EngineOptions
 
 _SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p")
 
@@ -69,15 +69,10 @@ class _EngineReplica:
                          "finish_reason": pa.array(out["finish_reason"], pa.string())})
 
 
-class RayBackend:
+class RayBackend(LoadsModel):
     """Generate through Ray Data `map_batches` onto actors that each run a vLLM engine."""
 
     name = "ray"
-
-    @classmethod
-    def from_config(cls, config: RunConfig, tokenizer_path: str) -> "RayBackend":
-        """Connect to (or start) the Ray cluster a run's configuration names."""
-        return cls(config.model, tokenizer_path, config.engine, config.revision)
 
     def __init__(self, model: str, tokenizer: str, options: EngineOptions, revision: Optional[str] = None):
         import ray
