@@ -23,6 +23,7 @@ from typing import Optional, Sequence
 
 from budgeteval.backends.base import GenerationRequest, LoadsModel, SampleOutput, SamplingConfig
 from budgeteval.config import EngineOptions
+from budgeteval.errors import UserError
 
 _SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p")
 
@@ -75,7 +76,12 @@ class RayBackend(LoadsModel):
     name = "ray"
 
     def __init__(self, model: str, tokenizer: str, options: EngineOptions, revision: Optional[str] = None):
-        import ray
+        try:
+            import ray
+            import ray.data  # noqa: F401
+        except ImportError as error:
+            raise UserError(f"--backend ray needs Ray Data, which is not installed ({error.name}): "
+                            f"pip install -e \".[ray]\" (and .[vllm] or .[cpu] for the engine).") from None
 
         self.model = model
         self.tokenizer = tokenizer
