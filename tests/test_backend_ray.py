@@ -32,8 +32,15 @@ def ray_cluster():
     seen = set()
 
     def remember_ray_processes():
+        # Ray's own processes only: a vLLM engine in this process leaves a multiprocessing
+        # resource tracker that lives as long as pytest does.
         for child in psutil.Process().children(recursive=True):
-            seen.add(child)
+            try:
+                text = " ".join(child.cmdline())
+            except psutil.Error:
+                continue
+            if "ray::" in text or "/ray/" in text:
+                seen.add(child)
 
     try:
         yield ray.get_runtime_context().gcs_address, remember_ray_processes
