@@ -81,6 +81,10 @@ def _answer_policy_option(default):
         text += " Default: the policy the run was last scored with, else strict."
     return click.option("--answer-policy", "answer_policy", type=click.Choice(POLICIES), default=default,
                         show_default=default is not None, help=text)
+def _shard(value: str):
+    from budgeteval.shards import parse_shard
+
+    return parse_shard(value)
 
 
 def _data_files(values) -> tuple[tuple[str, str], ...]:
@@ -172,8 +176,9 @@ def _echo_suites() -> None:
 @click.option("--model", required=True, help="Hugging Face model id or local checkpoint path.")
 @click.option("--tasks", "tasks", required=True, help="Comma-separated task names (see `budgeteval tasks`) or YAML paths.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory to create or resume.")
-@click.option("--backend", type=click.Choice(["vllm", "openai", "hf"]), default="vllm", show_default=True,
-              help="vllm: in-process engine; openai: an OpenAI-compatible server (--base-url); hf: transformers generate.")
+@click.option("--backend", type=click.Choice(["vllm", "openai", "hf", "ray"]), default="vllm", show_default=True,
+              help="vllm: in-process engine; openai: OpenAI-compatible servers (--base-url); hf: transformers "
+                   "generate; ray: a Ray Data pipeline of vLLM engines on a Ray cluster (--ray-address).")
 @click.option("--n", default=1, show_default=True, type=click.IntRange(min=1), help="Samples per problem.")
 @click.option("--budgets", default=DEFAULT_BUDGETS_TEXT, show_default=True, callback=_budgets,
               help="Token budgets to replay (2k = 2048); generation uses the largest.")
@@ -204,13 +209,17 @@ def _echo_suites() -> None:
 @click.option("--max-model-len", type=click.IntRange(min=1), help="vLLM context length (default: the model's).")
 @click.option("--gpu-memory-utilization", default=0.9, show_default=True, type=float)
 @click.option("--enforce-eager", is_flag=True, help="vLLM: disable CUDA graphs (always on for vLLM's CPU build).")
-@click.option("--base-url", help="openai backend: server URL, e.g. http://127.0.0.1:8000/v1.")
+@click.option("--base-url", "base_urls", multiple=True,
+              help="openai backend: server URL, e.g. http://127.0.0.1:8000/v1; repeat it for several servers of "
+                   "the same model (least outstanding requests, failover).")
 @click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True,
               help="openai backend: environment variable with the API key.")
 @click.option("--concurrency", default=32, show_default=True, type=click.IntRange(min=1),
               help="openai backend: requests in flight.")
 @click.option("--max-retries", default=5, show_default=True, type=click.IntRange(min=0))
 @click.option("--device", default="auto", show_default=True, help="hf backend: torch device.")
+@click.option("--ray-address", default=None,
+              help="ray backend: cluster address (auto, ray://host:10001, host:6379); default: start a local one.")
 @click.option("--modes", default="cutoff", show_default=True, callback=_modes,
               help="Budget modes: cutoff (replay the one generation), forced (force an answer at each budget from "
                    "it), conditioned (the budget in the prompt, one generation per budget). Comma-separated.")
@@ -226,6 +235,10 @@ def _echo_suites() -> None:
 @click.option("--conditioned-max-tokens", default=None, callback=lambda c, p, v: None if v is None else
               _single_budget(v, "--conditioned-max-tokens"),
               help="conditioned: token limit of each generation (default: the largest budget).")
+@click.option("--shard", default=None, metavar="I/N",
+              callback=lambda c, p, v: None if v is None else _shard(v),
+              help="Generate only shard I of N (0 <= I < N; problems split by a hash of task and problem id) into "
+                   "--out; `budgeteval merge` joins the N shard directories into one run.")
 @click.option("--problems-per-shard", default=64, show_default=True, type=click.IntRange(min=1),
               help="Problems per engine call and per stored shard (resume granularity).")
 @click.option("--workers", default=4, show_default=True, type=click.IntRange(min=1), help="Scoring processes.")
@@ -265,13 +278,15 @@ def run_command(**options):
             dtype=options["dtype"], tensor_parallel_size=options["tensor_parallel_size"],
             data_parallel_size=options["data_parallel_size"], max_model_len=options["max_model_len"],
             gpu_memory_utilization=options["gpu_memory_utilization"], enforce_eager=options["enforce_eager"],
-            base_url=options["base_url"], api_key_env=options["api_key_env"], concurrency=options["concurrency"],
-            max_retries=options["max_retries"], device=options["device"]),
+            base_url=(options["base_urls"] or (None,))[0], extra_base_urls=tuple(options["base_urls"][1:]),
+            api_key_env=options["api_key_env"], concurrency=options["concurrency"],
+            max_retries=options["max_retries"], device=options["device"],
+            ray_address=options["ray_address"]),
         modes=ModeSettings(
             modes=options["modes"], answer_tokens=options["answer_tokens"], force_string=options["force_string"],
             budget_prompt=options["budget_prompt"], budget_prompt_position=options["budget_prompt_position"],
             conditioned_max_tokens=options["conditioned_max_tokens"]),
-        problems_per_shard=options["problems_per_shard"], workers=options["workers"],
+        problems_per_shard=options["problems_per_shard"], workers=options["workers"], shard=options["shard"],
     )
     if config.backend == "openai" and not config.engine.base_url:
         raise UserError("--backend openai needs --base-url, e.g. http://127.0.0.1:8000/v1.")
@@ -284,6 +299,28 @@ def run_command(**options):
                   answer_policy=options["answer_policy"])
     if not options["quiet"]:
         _print_report(run_dir, ks, "markdown")
+        _print_endpoints(run_dir)
+        click.echo(f"\nRun directory: {run_dir}")
+
+
+@main.command("merge")
+@click.argument("shard_dirs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="SHARD_DIR...")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory to write the merged run to.")
+@click.option("--workers", default=4, show_default=True, type=click.IntRange(min=1), help="Scoring processes.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+@click.option("--quiet", is_flag=True, help="No progress bars or report.")
+def merge_command(shard_dirs, out, workers, overwrite, quiet):
+    """Join the shard directories of `run … --shard I/N` into one run directory and score it.
+
+    Checks that the shards come from one command (same generation settings) and cover every
+    problem exactly once; the merged scores equal those of the same run without --shard.
+    """
+    from budgeteval.merge import merge_runs
+
+    run_dir = merge_runs(shard_dirs, out, overwrite=overwrite, workers=workers, progress=not quiet)
+    if not quiet:
+        _print_report(run_dir, None, "markdown")
         click.echo(f"\nRun directory: {run_dir}")
 
 
@@ -579,6 +616,16 @@ def view_command(runs, out, baseline, k, serve, port):
         if serve:
             serve_site(index.parent, port, announce=lambda url: click.echo(f"Serving {url} (Ctrl-C stops)"))
             click.echo("stopped", err=True)
+
+
+def _print_endpoints(run_dir) -> None:
+    """Each server's share and failures, when a run spread its requests over several (--base-url repeated)."""
+    from budgeteval.backends.endpoints import format_endpoint_report
+    from budgeteval.run_dir import read_manifest
+
+    endpoints = (read_manifest(Path(run_dir)).engine or {}).get("endpoints") or []
+    if len(endpoints) > 1 or any(endpoint["failures"] for endpoint in endpoints):
+        click.echo("\n" + format_endpoint_report(endpoints))
 
 
 def _print_report(run_dir, ks, fmt) -> None:

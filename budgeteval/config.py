@@ -1,11 +1,12 @@
 """The configuration of one run, as a frozen record the CLI builds and the manifest stores."""
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Optional
 
 from budgeteval.backends.base import SamplingConfig
 from budgeteval.budgets import DEFAULT_BUDGETS
 from budgeteval.prompts import PromptSettings
+from budgeteval.shards import Shard
 
 DEFAULT_ANSWER_TOKENS = 512
 """forced mode: answer tokens a forced continuation may generate (A), unless --answer-tokens says otherwise."""
@@ -20,7 +21,7 @@ class EngineOptions:
     tensor_parallel_size: int = 1
     """vLLM: GPUs one model is split across."""
     data_parallel_size: int = 1
-    """vLLM: model replicas."""
+    """vLLM: model replicas (ray: engine actors in the pipeline)."""
     max_model_len: Optional[int] = None
     """vLLM: context length (prompt + response)."""
     gpu_memory_utilization: float = 0.9
@@ -29,16 +30,20 @@ class EngineOptions:
     """vLLM: no CUDA graphs / compilation (the CPU build needs it)."""
     base_url: Optional[str] = None
     """openai: server URL, e.g. http://127.0.0.1:8000/v1."""
+    extra_base_urls: tuple[str, ...] = ()
+    """openai: further servers of the same model (--base-url repeated); requests spread over all of them."""
     api_key_env: str = "OPENAI_API_KEY"
     """openai: environment variable holding the API key (the key itself is never stored)."""
     concurrency: int = 32
-    """openai: requests in flight at once."""
+    """openai: requests in flight at once (over all servers together)."""
     max_retries: int = 5
     """openai: retries per request, with exponential backoff."""
     request_timeout_s: float = 3600.0
     """openai: seconds before one request is abandoned and retried."""
     device: str = "auto"
     """hf: torch device (`auto` picks CUDA when present, else CPU)."""
+    ray_address: Optional[str] = None
+    """ray: cluster to connect to (`auto`, `ray://host:10001`, `host:6379`); None starts a local one."""
 
 
 MODES = ("cutoff", "forced", "conditioned")
@@ -77,7 +82,7 @@ class RunConfig:
     out: str
     """Run directory."""
     backend: str = "vllm"
-    """`vllm`, `openai` or `hf`."""
+    """`vllm`, `openai`, `hf` or `ray`."""
     tokenizer: Optional[str] = None
     """Tokenizer id/path; defaults to the model."""
     revision: Optional[str] = None
@@ -108,6 +113,8 @@ class RunConfig:
     """Problems generated per engine call and stored per shard (the resume granularity)."""
     workers: int = 4
     """Scoring worker processes."""
+    shard: Optional[Shard] = None
+    """Generate only this shard's problems (`--shard I/N`, `budgeteval.shards`); None: all of them."""
 
     @property
     def max_budget(self) -> int:
@@ -148,6 +155,10 @@ class RunConfig:
                              ("modes", ModeSettings)):
             if isinstance(data.get(name), dict):
                 values[name] = record(**_known(record, data[name]))
+        if isinstance(values.get("engine"), EngineOptions):
+            values["engine"] = replace(values["engine"], extra_base_urls=tuple(values["engine"].extra_base_urls))
+        if isinstance(data.get("shard"), dict):
+            values["shard"] = Shard(**_known(Shard, data["shard"]))
         if isinstance(values.get("modes"), ModeSettings):
             values["modes"] = ModeSettings(**{**asdict(values["modes"]), "modes": tuple(values["modes"].modes)})
         return cls(**values)

@@ -204,6 +204,11 @@ class Manifest:
     """Installed versions of the packages that can change a result (None when absent)."""
     hardware: dict = field(default_factory=dict)
     """Platform, Python, CPU count and GPUs."""
+    shard: Optional[dict] = None
+    """A shard of a sharded run (`--shard I/N`): `index`, `count` and every problem id of the whole run
+    per task (`budgeteval.shards`); None otherwise."""
+    merged: Optional[dict] = None
+    """A run merged from shards (`budgeteval merge`): when, and each shard's path, engine and hardware."""
     format: int = MANIFEST_FORMAT_VERSION
     """Format version of the file this was read from (writing always writes the current one)."""
 
@@ -245,6 +250,10 @@ class Manifest:
             data["engine"] = self.engine
         if self.generated_at is not None:
             data["generated_at"] = self.generated_at
+        if self.shard is not None:
+            data["shard"] = self.shard
+        if self.merged is not None:
+            data["merged"] = self.merged
         if self.scoring is not None:
             data["scoring"] = {**dataclasses.asdict(self.scoring), "budgets": list(self.scoring.budgets),
                                "modes": list(self.scoring.modes), "ks": list(self.scoring.ks)}
@@ -281,6 +290,8 @@ class Manifest:
                 scoring=_record(ScoringSection, scoring) if isinstance(scoring, dict) else None,
                 packages=dict(data.get("packages") or {}),
                 hardware=dict(data.get("hardware") or {}),
+                shard=data.get("shard"),
+                merged=data.get("merged"),
                 format=version,
             )
         except (TypeError, ValueError, AttributeError) as error:

@@ -24,6 +24,7 @@ from budgeteval.prompts import (BudgetInstruction, default_think_end, encode_pro
 from budgeteval.run_dir import (Manifest, ModesSection, TaskEntry, hardware, now_utc, open_run, package_versions,
                                 task_entry, tokenizer_dir, write_manifest)
 from budgeteval.seeds import derive_seed, sample_seed
+from budgeteval.shards import select_shard, shard_manifest_section
 from budgeteval.store import (CONDITIONED, CONTINUATIONS, ConditionedRecord, ContinuationRecord, GenerationRecord,
                               read_task, stored_problem_ids, stored_units, write_problems, write_shard)
 from budgeteval.tasks import Problem, Task, group_task_options, load_problems, load_task, problems_hash
@@ -403,6 +404,12 @@ def run(config: RunConfig, overwrite: bool = False, progress: bool = True, backe
     modes = resolve_modes(config, tokenizer)
     prepared = prepare_tasks(config, tasks, tokenizer)
     fingerprint = generation_fingerprint(config, prepared, modes)
+    shard_section = None
+    if config.shard is not None:
+        # The fingerprint stays that of the whole run (every shard's must match for `merge`).
+        shard_section = shard_manifest_section(config.shard, prepared)
+        fingerprint["shard"] = {"index": config.shard.index, "count": config.shard.count}
+        prepared = select_shard(prepared, config.shard)
     existing = open_run(run_dir, fingerprint, overwrite)
     saved_tokenizer = tokenizer_dir(run_dir)
     if existing is None or not saved_tokenizer.is_dir():
@@ -412,6 +419,8 @@ def run(config: RunConfig, overwrite: bool = False, progress: bool = True, backe
                 {"problem_id": p.problem_id, "question": p.question, "reference": p.reference, **p.groups}
                 for p in item.problems])
     manifest = run_manifest(config, prepared, modes, fingerprint, resolve_think_end(config, tokenizer), existing)
+    if shard_section is not None:
+        manifest = manifest.replace(shard=shard_section)
     write_manifest(run_dir, manifest)
     think_end = manifest.think_end
 
@@ -430,8 +439,9 @@ def run(config: RunConfig, overwrite: bool = False, progress: bool = True, backe
     if engine_facts is not None:
         # Taken after generation, so counters a backend keeps (retries, re-tokenized responses) are final.
         write_manifest(run_dir, manifest.replace(engine=engine_facts, generated_at=now_utc()))
-    evaluate_run(run_dir, budgets=config.budgets, modes=modes.modes, workers=config.workers, progress=progress,
-                 bootstrap=bootstrap, bootstrap_seed=bootstrap_seed, answer_policy=answer_policy)
+    if any(item.problems for item in prepared):  # a shard may hold no problem at all
+        evaluate_run(run_dir, budgets=config.budgets, modes=modes.modes, workers=config.workers, progress=progress,
+                     bootstrap=bootstrap, bootstrap_seed=bootstrap_seed, answer_policy=answer_policy)
     return run_dir
 
 

