@@ -149,10 +149,12 @@ def text_sites(tmp_path_factory, qwen3):
                           forced_answer="\\boxed{4}")
     other_responses = {**responses, "always": [TEXTS["never"]] * 2, "never": [TEXTS["always"]] * 2}
     other = write_text_run(root / "other", qwen3, "math500", PROBLEMS, other_responses, BUDGETS, model="org/other")
-    # The column a truncation-aware scorer adds (written beside the schema's columns, as a newer scorer would).
+    # Answer sources set by hand (boxed where an answer was read, else none), so the page's column is known.
     table = pq.read_table(other / "scores.parquet")
     sources = ["boxed" if e is not None else "none" for e in table.column("extracted").to_pylist()]
-    pq.write_table(table.append_column("answer_source", pa.array(sources)), other / "scores.parquet")
+    position = table.column_names.index("answer_source")
+    table = table.set_column(position, "answer_source", pa.array(sources, type=table.schema.field(position).type))
+    pq.write_table(table, other / "scores.parquet")
     pair = build_site([load_run(base), load_run(other)], root / "pair")
     return {"base": base, "other": other, "pair": pair}
 
