@@ -180,6 +180,9 @@ def tasks_command():
 @click.option("--workers", default=4, show_default=True, type=click.IntRange(min=1), help="Scoring processes.")
 @click.option("--k", "ks", default=None, help="k values for the printed report (default: 1 and n).")
 @click.option("--overwrite", is_flag=True, help="Discard an existing run in --out instead of resuming it.")
+@click.option("--strict", is_flag=True,
+              help="Refuse a task holding a problem that cannot be judged (LiveCodeBench without test cases) "
+                   "instead of skipping it with a warning.")
 @click.option("--quiet", is_flag=True, help="No progress bars or report.")
 @_bootstrap_options
 def run_command(**options):
@@ -216,10 +219,8 @@ def run_command(**options):
             modes=options["modes"], answer_tokens=options["answer_tokens"], force_string=options["force_string"],
             budget_prompt=options["budget_prompt"], budget_prompt_position=options["budget_prompt_position"],
             conditioned_max_tokens=options["conditioned_max_tokens"]),
-        problems_per_shard=options["problems_per_shard"], workers=options["workers"],
+        problems_per_shard=options["problems_per_shard"], workers=options["workers"], strict=options["strict"],
     )
-    if config.backend == "openai" and not config.engine.base_url:
-        raise UserError("--backend openai needs --base-url, e.g. http://127.0.0.1:8000/v1.")
     ks = _ks(options["ks"]) if options["ks"] else sorted({1, config.n})
     if ks[-1] > config.n:
         raise UserError(f"--k {ks[-1]} exceeds --n {config.n}: pass k values up to {config.n} or generate more samples.")
@@ -312,6 +313,7 @@ def compare_command(runs, baseline, k, fmt):
     from budgeteval.run_data import load_runs
 
     loaded = load_runs(runs)
+    _note_unshared_tasks(loaded)
     if baseline is not None:
         baseline = _run_label(loaded, baseline)
     click.echo(compare_runs(loaded, baseline=baseline, k=k).format(fmt), nl=False)
@@ -344,7 +346,9 @@ def plot_command(runs, out, formats, k, by):
     from budgeteval.plots import PlotOptions, save_figures
     from budgeteval.run_data import load_runs
 
-    paths = save_figures(load_runs(runs), out, formats, options=PlotOptions(k=k))
+    loaded = load_runs(runs)
+    _note_unshared_tasks(loaded)
+    paths = save_figures(loaded, out, formats, options=PlotOptions(k=k))
     for path in paths:
         click.echo(str(path))
 
@@ -384,6 +388,14 @@ def watch_command(folder, task_name, tokenizer, out, budgets, max_tokens, think_
               report=(lambda line: None) if quiet else click.echo)
     except KeyboardInterrupt:
         click.echo("stopped", err=True)
+
+
+def _note_unshared_tasks(runs) -> None:
+    """Say on stderr which tasks not every run has (refusing runs that share none)."""
+    from budgeteval.run_data import check_shared_tasks
+
+    for note in check_shared_tasks(runs):
+        click.echo(f"note: {note}", err=True)
 
 
 def _run_label(runs, name: str) -> str:

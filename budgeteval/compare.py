@@ -142,12 +142,13 @@ def compare_runs(runs: Sequence, baseline: Optional[str] = None, k: Optional[int
     lacks that cell, and on the baseline's own rows). Curve summaries (`curve_area`,
     `reach_budget` of mean@k) use the budgets that every run has for that task and mode.
     """
-    from budgeteval.run_data import check_unique_labels
+    from budgeteval.run_data import check_shared_tasks, check_unique_labels
 
     runs = list(runs)
     if len(runs) < 2:
         raise UserError("compare needs at least two runs: pass the baseline and one or more runs to compare with it.")
     check_unique_labels(runs)
+    check_shared_tasks(runs)
     labels = [run.label for run in runs]
     baseline = labels[0] if baseline is None else str(baseline)
     if baseline not in labels:

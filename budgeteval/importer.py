@@ -5,10 +5,12 @@ with the model's tokenizer. The result is a normal run directory, so `score`, `r
 `compare` and `plot` treat it exactly like a native run. It does not call any model.
 """
 
+import numbers
 from collections import defaultdict
 from pathlib import Path
 from typing import Optional, Sequence
 
+import numpy as np
 import pandas as pd
 
 from budgeteval.config import RunConfig
@@ -84,6 +86,7 @@ def import_frame(frame: pd.DataFrame, path: Path, task_name: str, tokenizer_name
                 f"{path} has no column {columns[required]!r} for {required}; map one with --field {required}=COLUMN "
                 f"(columns: {', '.join(map(str, frame.columns))})."
             )
+    _check_keys(frame, columns, path)
     options = group_task_options(task_options)
     task = load_task(task_name, data_files, options)
     if set(options) - {task.name}:
@@ -148,6 +151,26 @@ def import_frame(frame: pd.DataFrame, path: Path, task_name: str, tokenizer_name
         "hardware": hardware(),
     })
     return out
+
+
+def _check_keys(frame: pd.DataFrame, columns: dict, path: Path) -> None:
+    """Refuse rows without a problem id, or with a sample index that is not a whole number >= 0."""
+    ids = frame[columns["problem_id"]]
+    blank = ids.isna() | (ids.astype(str).str.strip() == "")
+    if blank.any():
+        row = int(blank.to_numpy().nonzero()[0][0])
+        raise UserError(f"{path} row {row + 1} has no problem id in column {columns['problem_id']!r} "
+                        f"({int(blank.sum())} row(s) in all): give every row one, or map another column with "
+                        f"--field problem_id=COLUMN.")
+    if columns["sample_idx"] not in frame.columns:
+        return
+    for row, value in enumerate(frame[columns["sample_idx"]]):
+        whole = (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and value == value
+                 and float(value).is_integer() and value >= 0)
+        if not whole:
+            raise UserError(f"{path} row {row + 1} has sample index {value!r} in column {columns['sample_idx']!r}: "
+                            f"every row needs a whole number >= 0 there (or leave --field sample_idx out to number "
+                            f"samples in order).")
 
 
 def _references(frame: pd.DataFrame, columns: dict, task, path: Path) -> dict[str, tuple[str, str]]:

@@ -62,6 +62,9 @@ def read_manifest(run_dir: Path) -> dict:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
         raise UserError(f"Cannot read {path} ({error}); the run directory is damaged.") from None
+    if not isinstance(manifest, dict):
+        raise UserError(f"{path} holds a JSON {type(manifest).__name__}, not a manifest object; the run directory is "
+                        f"damaged: re-run the command that made it, or restore the file.")
     version = manifest.get("format", 0)
     if not isinstance(version, int) or version > MANIFEST_FORMAT_VERSION:
         raise UserError(f"{path} has format {version!r}, newer than this budgeteval reads: upgrade budgeteval.")

@@ -10,13 +10,14 @@ Scoring is `budgeteval.scoring`.
 
 import hashlib
 import shutil
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 from budgeteval.backends import get_backend_class
 from budgeteval.backends.base import GenerationRequest
-from budgeteval.config import MODES, BUDGET_PROMPT_POSITIONS, RunConfig
+from budgeteval.config import MODES, RunConfig
 from budgeteval.errors import UserError
 from budgeteval.metrics import DEFAULT_BOOTSTRAP
 from budgeteval.forcing import (continuation_request, default_force_string, plan_force, still_thinking)
@@ -26,7 +27,7 @@ from budgeteval.prompts import (BudgetInstruction, default_think_end, encode_pro
                                 response_is_thinking)
 from budgeteval.store import (CONDITIONED, CONTINUATIONS, ConditionedRecord, ContinuationRecord, GenerationRecord,
                               read_task, stored_problem_ids, stored_units, write_problems, write_shard)
-from budgeteval.tasks import Problem, Task, group_task_options, load_problems, load_task, problems_hash
+from budgeteval.tasks import Problem, Task, group_task_options, load_problem_set, load_task, problems_hash
 
 RUN_OUTPUTS = ("generations", "continuations", "conditioned", "problems", "tokenizer", "scores.parquet",
                "metrics.csv", "metrics.json")
@@ -45,6 +46,8 @@ class PreparedTask:
     """Rendered prompt text per problem."""
     prompt_token_ids: list[list[int]]
     """Prompt token ids per problem."""
+    skipped: tuple[tuple[str, str], ...] = ()
+    """(problem id, reason) of the rows left out because their scorer cannot judge them."""
 
 
 def derive_seed(run_seed: int, task: str, problem_id: str) -> int:
@@ -53,17 +56,29 @@ def derive_seed(run_seed: int, task: str, problem_id: str) -> int:
     return int.from_bytes(digest[:4], "big") & 0x3FFFFFFF
 
 
-def load_tokenizer(name_or_path: str, revision: Optional[str] = None):
-    """Load a Hugging Face tokenizer, with one clear sentence when it cannot be found."""
+def load_tokenizer(name_or_path: str, revision: Optional[str] = None, flag: str = "--tokenizer"):
+    """Load a Hugging Face tokenizer, with one clear sentence naming `flag` when it cannot be found."""
     from transformers import AutoTokenizer
 
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    # A hub id is `name` or `org/name`; anything else is meant as a local path, and a missing one
+    # would otherwise reach the hub client and come back as a complaint about repo-id characters.
+    looks_local = path.exists() or text.startswith(("/", ".", "~")) or text.count("/") > 1 or "\\" in text
+    if looks_local and not path.exists():
+        raise UserError(f"{flag} {text} does not exist: pass a local checkpoint directory or a hub id "
+                        f"such as Qwen/Qwen3-1.7B.")
+    if looks_local and not path.is_dir():
+        raise UserError(f"{flag} {text} is a file: pass the checkpoint directory that holds it.")
     try:
-        return AutoTokenizer.from_pretrained(name_or_path, revision=revision)
+        return AutoTokenizer.from_pretrained(text, revision=revision)
     except (OSError, ValueError) as error:
-        raise UserError(
-            f"Cannot load the tokenizer {name_or_path!r} ({str(error).splitlines()[0]}); "
-            f"pass --tokenizer with a local path or a hub id."
-        ) from None
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        where = (f"the local directory {text} has no tokenizer files" if looks_local
+                 else f"hub id {text!r} could not be fetched ({reason})")
+        fix = ("pass --tokenizer with the tokenizer's directory or hub id" if looks_local
+               else f"check the id, go online, or pass {flag} a local directory")
+        raise UserError(f"Cannot load the tokenizer of {flag} {text}: {where}; {fix}.") from None
 
 
 def resolve_tasks(config: RunConfig) -> list[Task]:
@@ -87,9 +102,16 @@ def prepare_tasks(config: RunConfig, tasks: list[Task], tokenizer) -> list[Prepa
     """Load every task's problems and render their prompts."""
     prepared = []
     for task in tasks:
-        problems = load_problems(task, config.limit)
+        problem_set = load_problem_set(task, config.limit, strict=config.strict)
+        problems = problem_set.problems
+        if problem_set.skipped:
+            ids = [problem_id for problem_id, _ in problem_set.skipped]
+            print(f"warning: task {task.name}: skipped {len(ids)} problem(s) that {problem_set.skipped[0][1]}: "
+                  f"{', '.join(ids[:5])}{' …' if len(ids) > 5 else ''} (counted in the manifest; --strict refuses "
+                  f"them).", file=sys.stderr)
         prompts = [render_prompt(task, problem, tokenizer, config.prompt) for problem in problems]
-        prepared.append(PreparedTask(task, problems, prompts, [encode_prompt(tokenizer, text) for text in prompts]))
+        prepared.append(PreparedTask(task, problems, prompts, [encode_prompt(tokenizer, text) for text in prompts],
+                                     problem_set.skipped))
     return prepared
 
 
@@ -134,21 +156,8 @@ MODE_SECTIONS = ("forced", "conditioned")
 
 def resolve_modes(config: RunConfig, tokenizer) -> ResolvedModes:
     """Check the mode settings and fill in their defaults (the forcing string of the model's family)."""
-    settings = config.modes
-    unknown = [mode for mode in settings.modes if mode not in MODES]
-    if unknown or not settings.modes:
-        raise UserError(f"--modes {','.join(settings.modes) or '(empty)'} is not valid: use a comma-separated "
-                        f"subset of {', '.join(MODES)}.")
-    if settings.answer_tokens < 1:
-        raise UserError(f"--answer-tokens {settings.answer_tokens} must be at least 1.")
-    if settings.budget_prompt_position not in BUDGET_PROMPT_POSITIONS:
-        raise UserError(f"--budget-prompt-position {settings.budget_prompt_position!r}: use one of "
-                        f"{', '.join(BUDGET_PROMPT_POSITIONS)}.")
+    settings = config.modes  # ranges and combinations were checked when the record was built
     conditioned = "conditioned" in settings.modes
-    if conditioned and not settings.budget_prompt:
-        raise UserError("--modes conditioned needs --budget-prompt, e.g. 'Think for {budget} tokens.'")
-    if settings.budget_prompt and not conditioned:
-        raise UserError("--budget-prompt only applies to conditioned mode: add conditioned to --modes.")
     forced = "forced" in settings.modes
     force_string = (settings.force_string if settings.force_string is not None
                     else default_force_string(tokenizer)) if forced else None
@@ -461,7 +470,8 @@ def run(config: RunConfig, overwrite: bool = False, progress: bool = True, backe
 
     run_dir = Path(config.out)
     tasks = resolve_tasks(config)
-    tokenizer = load_tokenizer(config.tokenizer or config.model, config.revision)
+    tokenizer = load_tokenizer(config.tokenizer or config.model, config.revision,
+                               "--tokenizer" if config.tokenizer else "--model")
     modes = resolve_modes(config, tokenizer)
     prepared = prepare_tasks(config, tasks, tokenizer)
     fingerprint = generation_fingerprint(config, prepared, modes)
@@ -485,7 +495,10 @@ def run(config: RunConfig, overwrite: bool = False, progress: bool = True, backe
         "think_end": think_end,
         "tasks": {item.task.name: {"yaml": item.task.yaml_path, "description": item.task.description,
                                    "source": item.task.source.__dict__, "scorer": item.task.scorer,
-                                   "version": item.task.version, "options": dict(item.task.option_values)}
+                                   "version": item.task.version, "options": dict(item.task.option_values),
+                                   "num_skipped": len(item.skipped),
+                                   "skipped": [{"problem_id": problem_id, "reason": reason}
+                                               for problem_id, reason in item.skipped]}
                   for item in prepared},
         "packages": package_versions(),
         "hardware": hardware(),

@@ -280,7 +280,16 @@ def read_scores(run_dir: Path) -> pd.DataFrame:
     path = Path(run_dir) / "scores.parquet"
     if not path.is_file():
         raise UserError(f"{run_dir} has no scores.parquet: run `budgeteval score {run_dir}` first.")
-    return pq.read_table(path).to_pandas()
+    try:
+        scores = pq.read_table(path).to_pandas()
+    except (OSError, pa.ArrowInvalid) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise UserError(f"{path} cannot be read ({reason}): re-create it with `budgeteval score {run_dir}`.") from None
+    missing = [column for column in SCORE_COLUMNS if column not in scores.columns]
+    if missing:
+        raise UserError(f"{path} is not a scores table (no column {missing[0]!r}): re-create it with "
+                        f"`budgeteval score {run_dir}`.")
+    return scores
 
 
 def evaluate_run(run_dir: Path, budgets: Optional[Sequence[int]] = None, workers: int = 4,
@@ -307,7 +316,11 @@ def evaluate_run(run_dir: Path, budgets: Optional[Sequence[int]] = None, workers
     tokenizer_dir = run_dir / "tokenizer"
     if not tokenizer_dir.is_dir():
         raise UserError(f"{run_dir} has no tokenizer/ folder; the run directory is incomplete.")
-    tokenizer = load_tokenizer(str(tokenizer_dir))
+    try:
+        tokenizer = load_tokenizer(str(tokenizer_dir))
+    except UserError:
+        raise UserError(f"{tokenizer_dir} holds no loadable tokenizer; the run directory is damaged: remove that "
+                        f"folder and re-run the command that made the run (it writes the tokenizer again).") from None
     think_end = manifest.get("think_end")
     frames = [
         score_task(run_dir, task, info["scorer"], budgets, tokenizer, think_end, workers, progress, modes)

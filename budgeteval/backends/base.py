@@ -22,6 +22,19 @@ class SamplingConfig:
     min_p: float = 0.0
     """Minimum probability relative to the most likely token; 0 disables."""
 
+    def __post_init__(self):
+        # The ranges every backend accepts; `RunConfig` checks the stricter ones of its backend.
+        from budgeteval.ranges import GENERIC_SAMPLING
+
+        self.check(GENERIC_SAMPLING)
+
+    def check(self, ranges: dict, context: str = "") -> None:
+        """Raise a `UserError` for the first setting outside `ranges` (field -> `budgeteval.ranges.Range`)."""
+        from budgeteval.ranges import check, flag_name
+
+        for name, allowed in ranges.items():
+            check(flag_name(name), getattr(self, name), allowed, context)
+
 
 @dataclass(frozen=True)
 class GenerationRequest:
