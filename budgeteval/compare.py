@@ -142,8 +142,6 @@ def compare_runs(runs: Sequence, baseline: Optional[str] = None, k: Optional[int
     lacks that cell, and on the baseline's own rows). Curve summaries (`curve_area`,
     `reach_budget` of mean@k) use the budgets that every run has for that task and mode.
     """
-    from budgeteval.run_data import check_shared_tasks, check_unique_labels
-
     runs = list(runs)
     if len(runs) < 2:
         raise UserError("compare needs at least two runs: pass the baseline and one or more runs to compare with it.")
@@ -377,3 +375,37 @@ def _format_latex(comparison: Comparison) -> str:
             rf"\begin{{tabular}}{{{('l' if several_modes else '') + 'lrrr'}}}", r"\toprule",
             " & ".join(summary_head) + r" \\", r"\midrule", *summary_body, r"\bottomrule", r"\end{tabular}"]))
     return "\n\n".join(blocks) + "\n"
+
+
+def check_unique_labels(runs: Sequence) -> None:
+    """Raise a `UserError` when two runs share a label (tables and legends would mix them)."""
+    seen: dict = {}
+    for run in runs:
+        if run.label in seen:
+            raise UserError(
+                f"Runs {seen[run.label]} and {run.path} are both labelled {run.label!r}: "
+                f"name them apart with RUN=label (e.g. {run.path}=ours)."
+            )
+        seen[run.label] = run.path
+
+
+def check_shared_tasks(runs: Sequence) -> list[str]:
+    """Refuse runs that share no task; return one sentence per task some of the runs lack (to print).
+
+    `compare` and `plot` put runs side by side task by task: a task only some runs have gets no
+    delta, and runs of disjoint tasks would print unrelated tables as if they were a comparison.
+    """
+    if len(runs) < 2:
+        return []
+    tasks = {run.label: set(run.tasks) for run in runs}
+    shared = set.intersection(*tasks.values())
+    if not shared:
+        listing = "; ".join(f"{label}: {', '.join(sorted(names)) or 'none'}" for label, names in tasks.items())
+        raise UserError(f"The runs share no task, so nothing can be compared ({listing}): pass runs of the same "
+                        f"task(s).")
+    notes = []
+    for task in sorted(set.union(*tasks.values()) - shared):
+        having = [label for label, names in tasks.items() if task in names]
+        notes.append(f"task {task} is only in {', '.join(having)}: it is shown without a comparison "
+                     f"(tasks in every run: {', '.join(sorted(shared))}).")
+    return notes

@@ -1,18 +1,20 @@
 """The configuration of one run, as a frozen record the CLI builds and the manifest stores.
 
-Every record checks its own values when it is built (ranges in `budgeteval.ranges`), so a bad
-setting is refused with one sentence before anything is loaded, whether it came from the CLI or
-from Python.
+Every record has a `validate()` that checks its values against the ranges in `budgeteval.ranges`;
+`budgeteval run` (and `runner.run`) call it first, so a bad setting is refused with one sentence
+before anything is loaded. Records read back from a manifest are not re-checked: a run made before
+a range existed still reports.
 """
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
 from budgeteval.backends.base import SamplingConfig
+from budgeteval.budgets import DEFAULT_BUDGETS
 from budgeteval.errors import UserError
 from budgeteval.prompts import PromptSettings
-from budgeteval.ranges import NON_NEGATIVE_INT, POSITIVE, SAMPLING_RANGES, Range, check, check_choice
+from budgeteval.ranges import NON_NEGATIVE_INT, POSITIVE, Range, check, check_choice
 
 DTYPES = ("auto", "bfloat16", "float16", "float32", "half", "float")
 """`--dtype` values every backend understands."""
@@ -21,6 +23,9 @@ BACKENDS = ("vllm", "openai", "hf")
 """Generation backends (`budgeteval.backends`); `import` marks a run made by `budgeteval import`."""
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|(cuda|xpu|npu)(:\d+)?)$")
+
+DEFAULT_ANSWER_TOKENS = 512
+"""forced mode: answer tokens a forced continuation may generate (A), unless --answer-tokens says otherwise."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,8 @@ class EngineOptions:
     device: str = "auto"
     """hf: torch device (`auto` picks CUDA when present, else CPU)."""
 
-    def __post_init__(self):
+    def validate(self) -> None:
+        """Raise a `UserError` for the first option outside its range."""
         check_choice("--dtype", self.dtype, DTYPES)
         for name in ("tensor_parallel_size", "data_parallel_size", "max_model_len", "concurrency"):
             check("--" + name.replace("_", "-"), getattr(self, name), POSITIVE)
@@ -76,7 +82,7 @@ class ModeSettings:
 
     modes: tuple[str, ...] = ("cutoff",)
     """Budget modes to evaluate, from `MODES`."""
-    answer_tokens: int = 512
+    answer_tokens: int = DEFAULT_ANSWER_TOKENS
     """forced: answer tokens a forced continuation may generate (A)."""
     force_string: Optional[str] = None
     """forced: end-of-thinking string + answer cue; None picks the model family's (`budgeteval.forcing`)."""
@@ -87,7 +93,8 @@ class ModeSettings:
     conditioned_max_tokens: Optional[int] = None
     """conditioned: token limit of each conditioned generation; None means the sweep's largest budget."""
 
-    def __post_init__(self):
+    def validate(self) -> None:
+        """Raise a `UserError` for an unknown mode, a count below 1, or settings of a mode not asked for."""
         unknown = [mode for mode in self.modes if mode not in MODES]
         if unknown or not self.modes:
             raise UserError(f"--modes {','.join(self.modes) or '(empty)'} is not valid: use a comma-separated "
@@ -126,7 +133,7 @@ class RunConfig:
     """Evaluate only the first `limit` problems of each task."""
     n: int = 1
     """Samples per problem."""
-    budgets: tuple[int, ...] = (2048, 4096, 8192, 16384, 32768)
+    budgets: tuple[int, ...] = DEFAULT_BUDGETS
     """Token budgets to replay; generation uses the largest."""
     seed: int = 0
     """Run seed; per-request seeds derive from it, the task and the problem id."""
@@ -144,10 +151,9 @@ class RunConfig:
     """Problems generated per engine call and stored per shard (the resume granularity)."""
     workers: int = 4
     """Scoring worker processes."""
-    strict: bool = False
-    """Refuse a task holding a problem its scorer cannot judge (no test cases) instead of skipping it."""
 
-    def __post_init__(self):
+    def validate(self) -> None:
+        """Check every setting (sampling against the backend's ranges, engine, modes); raise a `UserError`."""
         check_choice("--backend", self.backend, BACKENDS + ("import",))
         if not self.tasks or not all(isinstance(task, str) and task.strip() for task in self.tasks):
             raise UserError("--tasks is empty: name at least one task (see `budgeteval tasks`).")
@@ -160,8 +166,9 @@ class RunConfig:
             raise UserError("No budgets given: pass a comma-separated list such as 2k,4k,8k.")
         for budget in self.budgets:
             check("--budgets", budget, Range(low=1, integer=True, note="a token count such as 512 or 2k"))
-        if self.backend in SAMPLING_RANGES:
-            self.sampling.check(SAMPLING_RANGES[self.backend], f" for --backend {self.backend}")
+        self.sampling.validate(self.backend)
+        self.engine.validate()
+        self.modes.validate()
         if self.backend == "openai" and not self.engine.base_url:
             raise UserError("--backend openai needs --base-url, e.g. http://127.0.0.1:8000/v1.")
 
@@ -180,3 +187,36 @@ class RunConfig:
                                 for task, _, _ in self.task_options}
         data["modes"]["modes"] = list(self.modes.modes)
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict, tasks: tuple[str, ...] = ()) -> "RunConfig":
+        """The inverse of `to_dict` (a manifest's `config` section); missing keys take their defaults.
+
+        `tasks` fills in the task names when the section does not list them.
+        """
+        values = _known(cls, data)
+        values.setdefault("model", "")
+        values.setdefault("out", "")
+        values["tasks"] = tuple(data.get("tasks") or tasks)
+        for name in ("budgets",):
+            if name in values:
+                values[name] = tuple(int(value) for value in values[name])
+        if isinstance(data.get("data_files"), dict):
+            values["data_files"] = tuple((str(task), str(path)) for task, path in data["data_files"].items())
+        if isinstance(data.get("task_options"), dict):
+            values["task_options"] = tuple((str(task), str(key), str(value))
+                                           for task, options in data["task_options"].items()
+                                           for key, value in options.items())
+        for name, record in (("sampling", SamplingConfig), ("prompt", PromptSettings), ("engine", EngineOptions),
+                             ("modes", ModeSettings)):
+            if isinstance(data.get(name), dict):
+                values[name] = record(**_known(record, data[name]))
+        if isinstance(values.get("modes"), ModeSettings):
+            values["modes"] = ModeSettings(**{**asdict(values["modes"]), "modes": tuple(values["modes"].modes)})
+        return cls(**values)
+
+
+def _known(record: type, data: dict) -> dict:
+    """The entries of `data` that name fields of the dataclass `record` (newer keys are ignored)."""
+    names = {item.name for item in fields(record)}
+    return {key: value for key, value in data.items() if key in names}

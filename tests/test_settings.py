@@ -1,4 +1,4 @@
-"""Settings are checked once, when the config record is built: a case table of ranges per backend.
+"""Settings are checked once, by the config records' `validate()`: a case table of ranges per backend.
 
 Every out-of-range value raises a `UserError` naming the flag, the value and the allowed range,
 before a tokenizer, dataset or engine is touched (the records are plain dataclasses); every edge
@@ -39,9 +39,11 @@ ACCEPTED = [
 def _config(backend: str, **sampling) -> RunConfig:
     engine = EngineOptions(base_url="http://127.0.0.1:9/v1") if backend == "openai" else EngineOptions()
     base = {"temperature": 0.6, "top_p": 0.95, "top_k": -1, "min_p": 0.0}
-    # SamplingConfig checks the widest ranges; RunConfig then checks its backend's own.
-    return RunConfig(model="m", tasks=("aime25",), out="o", backend=backend,
-                     sampling=SamplingConfig(**{**base, **sampling}), engine=engine)
+    # SamplingConfig.validate checks the widest ranges first, then the backend's own.
+    config = RunConfig(model="m", tasks=("aime25",), out="o", backend=backend,
+                       sampling=SamplingConfig(**{**base, **sampling}), engine=engine)
+    config.validate()
+    return config
 
 
 @pytest.mark.parametrize("backend,field,value,range_text", REFUSED,
@@ -83,7 +85,7 @@ def test_values_inside_the_range_are_accepted(backend, field, value):
 ], ids=lambda value: value[0] if isinstance(value, list) else None)
 def test_other_settings_are_checked_in_their_record(build, fragments):
     with pytest.raises(UserError) as refused:
-        build()
+        build().validate()
     for fragment in fragments:
         assert fragment in str(refused.value), str(refused.value)
 
@@ -100,3 +102,11 @@ def test_compare_and_plot_name_tasks_not_every_run_has(tmp_path):
     result = budgeteval_in_process("plot", tmp_path / "ours", both, "-o", tmp_path / "figs", "--format", "png")
     assert result.returncode == 0, result.stderr
     assert "note: task gsm8k is only in both" in result.stderr
+
+
+def test_a_manifest_with_a_value_now_out_of_range_still_reads():
+    """Records read back are not re-checked: a run made before a range existed still reports."""
+    config = RunConfig(model="m", tasks=("t",), out="o", backend="hf", sampling=SamplingConfig(temperature=-1.0))
+    assert RunConfig.from_dict(config.to_dict()).sampling.temperature == -1.0
+    with pytest.raises(UserError, match="--temperature -1.0"):
+        config.validate()
