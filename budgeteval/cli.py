@@ -253,6 +253,26 @@ def score_command(run_dir, budgets, modes, workers, quiet, bootstrap, bootstrap_
         _print_report(run_dir, None, "markdown")
 
 
+@main.command("repair")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+def repair_command(run_dir):
+    """Remove duplicate samples from a run's stores, keeping one copy of each (identical copies only).
+
+    For a directory two runs wrote at once (before runs took a lock) or with shards copied in; it
+    refuses when two copies of a sample differ. Re-run the run's own command afterwards.
+    """
+    from budgeteval.run_dir import lock_run, read_manifest
+    from budgeteval.store import CONDITIONED, CONTINUATIONS, GENERATIONS, repair_task
+
+    manifest = read_manifest(run_dir)
+    with lock_run(run_dir, "repair"):
+        removed = sum(repair_task(run_dir, task, kind) for kind in (GENERATIONS, CONTINUATIONS, CONDITIONED)
+                      for task in manifest.tasks)
+    click.echo(f"{run_dir}: removed {removed} duplicate row(s)" + (
+        "; re-run the command that made the run (or `budgeteval score`) to finish it." if removed else
+        " (none found)."))
+
+
 @main.command("report")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--k", "ks", default=None, help="Comma-separated k values (default: 1 and n).")
@@ -288,12 +308,16 @@ def import_command(path, task_name, tokenizer, fields, out, budgets, max_tokens,
     from budgeteval.scoring import evaluate_run
 
     check_max_tokens(max_tokens, budgets)
-    run_dir = import_generations(
-        path, task_name, tokenizer, out, parse_field_map(fields), budgets, model=model, max_tokens=max_tokens,
-        data_files=dict(_data_files(data)), think_end=think_end, overwrite=overwrite,
-        task_options=_task_options(task_options))
-    evaluate_run(run_dir, budgets=budgets, workers=workers, progress=not quiet, bootstrap=bootstrap,
-                 bootstrap_seed=bootstrap_seed)
+    from budgeteval.run_dir import lock_run
+
+    field_map = parse_field_map(fields)
+    with lock_run(out, "import"):  # one lock over the import and its scoring
+        run_dir = import_generations(
+            path, task_name, tokenizer, out, field_map, budgets, model=model, max_tokens=max_tokens,
+            data_files=dict(_data_files(data)), think_end=think_end, overwrite=overwrite,
+            task_options=_task_options(task_options))
+        evaluate_run(run_dir, budgets=budgets, workers=workers, progress=not quiet, bootstrap=bootstrap,
+                     bootstrap_seed=bootstrap_seed)
     if not quiet:
         _print_report(run_dir, None, "markdown")
 

@@ -5,6 +5,8 @@ with the model's tokenizer. The result is a normal run directory, so `score`, `r
 `compare` and `plot` treat it exactly like a native run. It does not call any model.
 """
 
+import hashlib
+import json
 import numbers
 from collections import defaultdict
 from pathlib import Path
@@ -16,9 +18,9 @@ import pandas as pd
 from budgeteval.config import RunConfig
 from budgeteval.errors import UserError
 from budgeteval.prompts import default_think_end
-from budgeteval.run_dir import (Manifest, hardware, now_utc, open_run, package_versions, task_entry, tokenizer_dir,
-                                write_manifest)
-from budgeteval.store import GenerationRecord, write_problems, write_shard
+from budgeteval.run_dir import (Manifest, hardware, lock_run, now_utc, open_run, package_versions, save_tokenizer,
+                                task_entry, write_manifest)
+from budgeteval.store import GenerationRecord, stored_problem_ids, write_problems, write_shard
 from budgeteval.tasks import Problem, group_task_options, load_problems, load_task
 from budgeteval.tokenizer import load_tokenizer
 
@@ -97,10 +99,6 @@ def import_frame(frame: pd.DataFrame, path: Path, task_name: str, tokenizer_name
 
     references = _references(frame, columns, task, path)
     out = Path(out)
-    fingerprint = {"imported_from": str(Path(path).resolve()), "task": task.name, "tokenizer": tokenizer_name,
-                   "fields": columns, "max_tokens": max_tokens}
-    if open_run(out, fingerprint, overwrite) is not None:
-        raise UserError(f"{out} already holds this import: pass --overwrite to import it again.")
 
     records, counters = [], defaultdict(int)
     responses = frame[columns["response"]].fillna("").astype(str).tolist()
@@ -130,22 +128,38 @@ def import_frame(frame: pd.DataFrame, path: Path, task_name: str, tokenizer_name
     if len(keys) != len(set(keys)):
         raise UserError(f"{path} repeats a (problem_id, sample_idx) pair; map a unique sample index with --field sample_idx=COLUMN.")
 
-    tokenizer.save_pretrained(str(tokenizer_dir(out)))
     problems = [Problem(problem_id=problem_id, question=question, reference=reference, prompt_fields={})
                 for problem_id, (question, reference) in references.items() if problem_id in sample_counts]
-    write_problems(out, task.name, [
-        {"problem_id": problem.problem_id, "question": problem.question, "reference": problem.reference}
-        for problem in problems
-    ])
-    write_shard(out, task.name, records)
     config = RunConfig(model=model or tokenizer_name, tasks=(task.name,), out=str(out), backend="import",
                        tokenizer=tokenizer_name, n=max(sample_counts.values()), budgets=tuple(budgets),
                        task_options=tuple(task_options))
-    write_manifest(out, Manifest(
-        kind="import", config=config, tasks={task.name: task_entry(task, problems)}, generation=fingerprint,
-        created=now_utc(), think_end=default_think_end(tokenizer) if think_end is None else (think_end or None),
-        packages=package_versions(), hardware=hardware()))
+    fingerprint = {"imported_from": str(Path(path).resolve()), "task": task.name, "tokenizer": tokenizer_name,
+                   "fields": columns, "max_tokens": max_tokens, "responses_sha256": _records_hash(records)}
+    with lock_run(out, "import"):
+        # Re-importing the same file into its own run resumes it: a kill at any point of an import
+        # (or of the scoring after it) leaves a directory the same command completes.
+        if open_run(out, fingerprint, overwrite) is None:
+            write_manifest(out, Manifest(
+                kind="import", config=config, tasks={task.name: task_entry(task, problems)}, generation=fingerprint,
+                created=now_utc(), think_end=default_think_end(tokenizer) if think_end is None else (think_end or None),
+                packages=package_versions(), hardware=hardware()))
+        save_tokenizer(out, tokenizer)
+        write_problems(out, task.name, [
+            {"problem_id": problem.problem_id, "question": problem.question, "reference": problem.reference}
+            for problem in problems
+        ])
+        # One shard holds the whole import, so it is there completely or not at all.
+        if not stored_problem_ids(out, task.name):
+            write_shard(out, task.name, records)
     return out
+
+
+def _records_hash(records: list) -> str:
+    """Content hash of the imported samples (a changed file under the same name is a different import)."""
+    digest = hashlib.sha256()
+    for record in records:
+        digest.update(json.dumps([record.problem_id, record.sample_idx, record.text, record.finish_reason]).encode())
+    return digest.hexdigest()
 
 
 def _check_keys(frame: pd.DataFrame, columns: dict, path: Path) -> None:

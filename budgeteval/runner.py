@@ -22,8 +22,8 @@ from budgeteval.forcing import (continuation_request, default_force_string, plan
 from budgeteval.metrics import DEFAULT_BOOTSTRAP
 from budgeteval.prompts import (BudgetInstruction, default_think_end, encode_prompt, render_prompt,
                                 response_is_thinking)
-from budgeteval.run_dir import (Manifest, ModesSection, TaskEntry, hardware, now_utc, open_run, package_versions,
-                                task_entry, tokenizer_dir, write_manifest)
+from budgeteval.run_dir import (Manifest, ModesSection, TaskEntry, hardware, lock_run, now_utc, open_run,
+                                package_versions, save_tokenizer, task_entry, tokenizer_dir, write_manifest)
 from budgeteval.seeds import derive_seed, sample_seed
 from budgeteval.store import (CONDITIONED, CONTINUATIONS, ConditionedRecord, ContinuationRecord, GenerationRecord,
                               read_task, stored_problem_ids, stored_units, write_problems, write_shard)
@@ -390,25 +390,34 @@ def run(config: RunConfig, overwrite: bool = False, progress: bool = True, backe
     `bootstrap_seed` go to `evaluate_run` (the metrics' confidence intervals); `strict` to
     `prepare_tasks`.
     """
-    from budgeteval.scoring import evaluate_run
-
     config.validate()
     run_dir = Path(config.out)
     tasks = resolve_tasks(config)
+    with lock_run(run_dir, "run"):
+        return _run_locked(config, tasks, run_dir, overwrite, progress, backend, bootstrap, bootstrap_seed, strict)
+
+
+def _run_locked(config: RunConfig, tasks: list[Task], run_dir: Path, overwrite: bool, progress: bool, backend,
+                bootstrap: int, bootstrap_seed: int, strict: bool) -> Path:
+    """`run` once the run directory's write lock is held."""
+    from budgeteval.scoring import evaluate_run
+
     tokenizer = load_tokenizer(config.tokenizer or config.model, config.revision,
                                "--tokenizer" if config.tokenizer else "--model")
     modes = resolve_modes(config, tokenizer)
     prepared = prepare_tasks(config, tasks, tokenizer, strict)
     fingerprint = generation_fingerprint(config, prepared, modes)
     existing = open_run(run_dir, fingerprint, overwrite)
-    saved_tokenizer = tokenizer_dir(run_dir)
-    if existing is None or not saved_tokenizer.is_dir():
-        tokenizer.save_pretrained(str(saved_tokenizer))
-        for item in prepared:
-            write_problems(run_dir, item.task.name, [
-                {"problem_id": p.problem_id, "question": p.question, "reference": p.reference} for p in item.problems])
     manifest = run_manifest(config, prepared, modes, fingerprint, resolve_think_end(config, tokenizer), existing)
+    # The manifest first: from here on a kill leaves a directory this command resumes. The
+    # tokenizer and problems are rewritten on every start (same content, same bytes), so a kill
+    # while writing them is repaired by the next start.
     write_manifest(run_dir, manifest)
+    save_tokenizer(run_dir, tokenizer)
+    saved_tokenizer = tokenizer_dir(run_dir)
+    for item in prepared:
+        write_problems(run_dir, item.task.name, [
+            {"problem_id": p.problem_id, "question": p.question, "reference": p.reference} for p in item.problems])
     think_end = manifest.think_end
 
     engine = _LazyBackend(lambda: _Borrowed(backend) if backend is not None

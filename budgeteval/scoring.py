@@ -25,7 +25,7 @@ from budgeteval.forcing import forced_response_ids
 from budgeteval.metrics import DEFAULT_BOOTSTRAP, compute_metrics, default_ks, samples_per_problem, write_metrics
 from budgeteval.prompts import response_is_thinking
 from budgeteval.replay import answer_region, truncate
-from budgeteval.run_dir import (SCORE_COLUMNS, ScoringSection, read_manifest, read_scores, tokenizer_dir,
+from budgeteval.run_dir import (SCORE_COLUMNS, ScoringSection, lock_run, read_manifest, read_scores, tokenizer_dir,
                                 write_manifest, write_scores)
 from budgeteval.scorers import get_scorer
 from budgeteval.scorers.base import ScoreItem
@@ -262,8 +262,18 @@ def evaluate_run(run_dir: Path, budgets: Optional[Sequence[int]] = None, workers
     """Score every task of a run at `budgets` and `modes` (default: the run's own); write scores and metrics.
 
     `bootstrap` resamples (seed `bootstrap_seed`) give the metrics' confidence intervals; 0 skips them.
+    Holds the run's write lock (`run_dir.lock_run`) while it scores; every file it writes is
+    replaced atomically, so a kill leaves the old or the new results and re-running it finishes.
     """
     run_dir = Path(run_dir)
+    read_manifest(run_dir)  # refuse a path that is not a run before the lock would create it
+    with lock_run(run_dir, "score"):
+        return _evaluate_locked(run_dir, budgets, workers, progress, modes, bootstrap, bootstrap_seed)
+
+
+def _evaluate_locked(run_dir: Path, budgets, workers: int, progress: bool, modes, bootstrap: int,
+                     bootstrap_seed: int) -> pd.DataFrame:
+    """`evaluate_run` once the write lock is held."""
     manifest = read_manifest(run_dir)
     budgets = sorted(set(budgets or manifest.scoring_budgets()))
     if not budgets:
