@@ -105,8 +105,9 @@ def tasks_command():
     rows = []
     for task in tasks:
         source = task.source.path + (f" ({task.source.name})" if task.source.name else "") + f" [{task.source.split}]"
-        rows.append((task.name, str(task.size or "?"), source, task.scorer, f"v{task.version}", task.description))
-    header = ("name", "size", "source", "scorer", "version", "description")
+        groups = ",".join(name for name, _ in task.groups) or "-"
+        rows.append((task.name, str(task.size or "?"), source, task.scorer, f"v{task.version}", groups, task.description))
+    header = ("name", "size", "source", "scorer", "version", "groups", "description")
     widths = [max(len(row[i]) for row in rows + [header]) for i in range(len(header))]
     for row in [header] + rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -116,7 +117,19 @@ def tasks_command():
             for option in task.options:
                 values = f" [{', '.join(value for value, _ in option.choices)}]" if option.choices else ""
                 click.echo(f"  {option.name}: {option.help} (default: {option.default or 'off'}){values}")
+    _echo_suites()
     click.echo("\nA task of your own: write a YAML file (see README, 'Adding a task') and pass its path to --tasks.")
+
+
+def _echo_suites() -> None:
+    from budgeteval.suites import builtin_suites
+
+    suites = builtin_suites()
+    if suites:
+        click.echo("\nSuites (--tasks NAME runs all of its tasks):")
+        width = max(len(name) for name in suites)
+        for name, suite in suites.items():
+            click.echo(f"  {name.ljust(width)}  {', '.join(suite.tasks)}  ({suite.description})")
 
 
 @main.command("run")
@@ -196,7 +209,9 @@ def run_command(**options):
     from budgeteval.prompts import PromptSettings
     from budgeteval.runner import run
 
-    task_names = tuple(name.strip() for name in options["tasks"].split(",") if name.strip())
+    from budgeteval.suites import expand_tasks
+
+    task_names = expand_tasks(name.strip() for name in options["tasks"].split(",") if name.strip())
     if not task_names:
         raise UserError("--tasks is empty: name at least one task (see `budgeteval tasks`).")
     config = RunConfig(
@@ -277,8 +292,15 @@ def repair_command(run_dir):
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--k", "ks", default=None, help="Comma-separated k values (default: 1 and n).")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "csv", "json"]), default="markdown", show_default=True)
-def report_command(run_dir, ks, fmt):
+@click.option("--by", "by", default=None, metavar="GROUP",
+              help="Break each table down by a group the task declares (e.g. level, subject; see README).")
+def report_command(run_dir, ks, fmt, by):
     """Print a table per task x budget: mean@k, pass@k, maj@k, length, truncation."""
+    if by:
+        from budgeteval.breakdown import format_group_report
+
+        click.echo(format_group_report(Path(run_dir), by, _ks(ks) if ks else None, fmt))
+        return
     _print_report(run_dir, _ks(ks) if ks else None, fmt)
 
 
@@ -344,6 +366,52 @@ def compare_command(runs, baseline, k, fmt):
     click.echo(compare_runs(loaded, baseline=baseline, k=k).format(fmt), nl=False)
 
 
+@main.command("analyze")
+@click.argument("runs", nargs=-1, required=True, metavar="RUN[=LABEL]...")
+@click.option("--baseline", default=None,
+              help="The run the others are compared with and the difficulty buckets come from (default: the first).")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv"]), default="markdown", show_default=True)
+@click.option("--table", "tables", default=None,
+              help="Comma-separated tables to print: profile, gains, buckets, trace, early_exit (default: all "
+                   "available; CSV takes one).")
+@click.option("--buckets", "buckets", default="0,0.5,1", show_default=True,
+              help="Edges of the difficulty buckets (the baseline's pass rate at its largest budget), e.g. "
+                   "0,0.25,0.5,0.75,1.")
+@click.option("--trace/--no-trace", default=None,
+              help="First-correct-answer positions (math tasks with stored generations); default: where possible.")
+@click.option("--early-exit", is_flag=True,
+              help="Simulate stopping at the first forced-mode probe where the last m answers agree.")
+@click.option("--agree", "windows", default="2,3,4", show_default=True, help="The m values of --early-exit.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1),
+              help="Scoring processes for the intermediate answers.")
+def analyze_command(runs, baseline, fmt, tables, buckets, trace, early_exit, windows, workers):
+    """Per-problem budget profiles, problems gained/lost, difficulty buckets, first-correct positions, early exit.
+
+    Label a run with RUN=label (default: the basename of its model).
+    """
+    from budgeteval.analysis import parse_bucket_edges
+    from budgeteval.analysis_report import analyze_runs
+    from budgeteval.run_data import load_runs, resolve_label
+
+    loaded = load_runs(runs)
+    if baseline is not None:
+        baseline = resolve_label(loaded, baseline)
+    names = [name.strip() for name in tables.split(",") if name.strip()] if tables else None
+    if names and "trace" not in names and trace is None:
+        trace = False  # not asked for: skip the scoring it needs
+    if names and "early_exit" in names:
+        early_exit = True
+    try:
+        agree = sorted({int(part) for part in windows.split(",") if part.strip()})
+    except ValueError:
+        agree = []
+    if not agree or agree[0] < 1:
+        raise UserError(f"--agree {windows!r} must be a comma-separated list of positive integers, e.g. 2,3,4.")
+    result = analyze_runs(loaded, baseline=baseline, edges=parse_bucket_edges(buckets), trace=trace,
+                          early_exit=early_exit, windows=agree, workers=workers)
+    click.echo(result.format(fmt, names), nl=False)
+
+
 @main.command("plot")
 @click.argument("runs", nargs=-1, required=True, metavar="RUN[=LABEL]...")
 @click.option("-o", "--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -355,12 +423,22 @@ def compare_command(runs, baseline, k, fmt):
 @click.option("--by", "by", type=click.Choice(["budget", "step"]), default="budget", show_default=True,
               help="x axis: token budget, or training step (RUN is then a folder `budgeteval watch` or "
                    "BudgetEvalCallback wrote).")
-def plot_command(runs, out, formats, k, by):
+@click.option("--kind", "kinds", default="budget", show_default=True,
+              help="Comma-separated figures: budget (the four budget-sweep figures), pareto, pass_at_k, difficulty, "
+                   "after_first_correct, early_exit.")
+@click.option("--pass-budgets", default=None, callback=_budgets,
+              help="pass_at_k: budgets to draw (default: each run's smallest and largest).")
+@click.option("--buckets", "buckets", default="0,0.5,1", show_default=True,
+              help="difficulty: edges of the baseline's pass-rate buckets, e.g. 0,0.25,0.5,0.75,1.")
+@click.option("--baseline", default=None, help="difficulty: the run whose pass rates define the buckets (default: the first).")
+def plot_command(runs, out, formats, k, by, kinds, pass_budgets, buckets, baseline):
     """Draw budget-sweep figures: accuracy, truncation, mean length and length distribution vs budget.
 
     Label a run with RUN=label (default: the basename of its model). Writes
     accuracy, truncation, length and length_distribution in each format to --out.
     With --by step: accuracy and mean length vs training step, a line per budget (training_dynamics).
+    With --kind: the analysis figures (accuracy vs tokens with the Pareto front, pass@k vs k, accuracy
+    per difficulty bucket, tokens after the first correct answer, early exit).
     """
     if by == "step":
         from budgeteval.step_plots import save_step_figures
@@ -368,12 +446,28 @@ def plot_command(runs, out, formats, k, by):
         for path in save_step_figures(runs, out, formats, k=k):
             click.echo(str(path))
         return
-    from budgeteval.plots import PlotOptions, save_figures
-    from budgeteval.run_data import load_runs
+    from budgeteval.analysis import parse_bucket_edges
+    from budgeteval.analysis_plots import ANALYSIS_FIGURES
+    from budgeteval.plots import BUDGET_FIGURES, PlotOptions, save_figures
+    from budgeteval.run_data import load_runs, resolve_label
 
+    figures = {}
+    for kind in (part.strip() for part in kinds.split(",") if part.strip()):
+        if kind == "budget":
+            figures.update(BUDGET_FIGURES)
+        elif kind in ANALYSIS_FIGURES:
+            figures[kind] = ANALYSIS_FIGURES[kind]
+        else:
+            raise UserError(f"--kind {kind!r} is not a figure: use budget, {', '.join(ANALYSIS_FIGURES)}.")
+    if not figures:
+        raise UserError("--kind is empty: name at least one figure, e.g. budget or pareto.")
     loaded = load_runs(runs)
     _note_unshared_tasks(loaded)
-    paths = save_figures(loaded, out, formats, options=PlotOptions(k=k))
+    if baseline is not None:
+        baseline = resolve_label(loaded, baseline)
+    options = PlotOptions(k=k, pass_budgets=tuple(pass_budgets or ()), buckets=parse_bucket_edges(buckets),
+                          baseline=baseline)
+    paths = save_figures(loaded, out, formats, options=options, figures=figures)
     for path in paths:
         click.echo(str(path))
 

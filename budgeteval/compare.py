@@ -37,8 +37,13 @@ TABLE_COLUMNS = (
     "mean", "mean_ci_low", "mean_ci_high", "mean_delta",
     "pass", "pass_ci_low", "pass_ci_high", "pass_delta",
     "length", "length_change", "aes",
+    "accuracy_per_1k", "length_correct", "length_correct_change", "length_incorrect", "length_incorrect_change",
 )
-"""Columns of `Comparison.table`: accuracies and deltas as fractions, length in tokens, change relative."""
+"""Columns of `Comparison.table`: accuracies and deltas as fractions, length in tokens, change relative.
+
+Token efficiency: `accuracy_per_1k` = mean@k / (length / 1000), accuracy per 1k mean tokens;
+`length_correct` / `length_incorrect` = mean tokens of the correct / incorrect samples (the seed's
+"Length↓" of each), with their changes relative to the baseline."""
 
 SUMMARY_COLUMNS = (
     "task", "mode", "run", "baseline", "k", "budget_min", "budget_max", "num_budgets",
@@ -185,20 +190,26 @@ def _run_cells(run, k: int) -> pd.DataFrame:
     mean = pick("mean", {"value": "mean", "ci_low": "mean_ci_low", "ci_high": "mean_ci_high"}, True)
     passed = pick("pass", {"value": "pass", "ci_low": "pass_ci_low", "ci_high": "pass_ci_high"}, True)
     length = pick("length_mean", {"value": "length"}, False)
-    cells = mean.merge(passed, on=keys, how="left").merge(length, on=keys, how="left")
+    length_correct = pick("length_correct_mean", {"value": "length_correct"}, False)
+    length_incorrect = pick("length_incorrect_mean", {"value": "length_incorrect"}, False)
+    cells = (mean.merge(passed, on=keys, how="left").merge(length, on=keys, how="left")
+             .merge(length_correct, on=keys, how="left").merge(length_incorrect, on=keys, how="left"))
+    cells["accuracy_per_1k"] = (cells["mean"] / (cells["length"] / 1000.0)).where(cells["length"] > 0)
     cells.insert(3, "run", run.label)
     return cells
 
 
 def _with_deltas(cells: pd.DataFrame, baseline: str) -> pd.DataFrame:
     keys = ["task", "mode", "budget"]
-    base = cells[cells["run"] == baseline][keys + ["mean", "pass", "length"]]
+    base = cells[cells["run"] == baseline][keys + ["mean", "pass", "length", "length_correct", "length_incorrect"]]
     table = cells.merge(base, on=keys, how="left", suffixes=("", "_base"))
     is_base = table["run"] == baseline
     table["baseline"] = is_base
     table["mean_delta"] = (table["mean"] - table["mean_base"]).where(~is_base)
     table["pass_delta"] = (table["pass"] - table["pass_base"]).where(~is_base)
     table["length_change"] = ((table["length"] - table["length_base"]) / table["length_base"]).where(~is_base)
+    for column in ("length_correct", "length_incorrect"):
+        table[f"{column}_change"] = ((table[column] - table[f"{column}_base"]) / table[f"{column}_base"]).where(~is_base)
     table["aes"] = [
         math.nan if own else accuracy_efficiency_score(acc, acc_base, length, length_base)
         for own, acc, acc_base, length, length_base in zip(
@@ -284,6 +295,21 @@ def _cell_texts(row: dict, latex: bool) -> list[str]:
     return [mean, passed, length, aes]
 
 
+def _efficiency_texts(row: dict, latex: bool) -> list[str]:
+    """Accuracy per 1k tokens and the correct / incorrect lengths of one table row (changes off the baseline)."""
+    per_1k = _EMPTY if pd.isna(row["accuracy_per_1k"]) else f"{100 * row['accuracy_per_1k']:.1f}"
+    texts = [per_1k]
+    for column in ("length_correct", "length_incorrect"):
+        text = _EMPTY if pd.isna(row[column]) else f"{row[column]:.0f}"
+        change = row[f"{column}_change"]
+        if not pd.isna(change):
+            arrows = ("$\\downarrow$", "$\\uparrow$", "\\%") if latex else ("↓", "↑", "%")
+            delta = _length_change(change, *arrows)
+            text = f"{text}\\,{{\\scriptsize ({delta})}}" if latex else f"{text} ({delta})"
+        texts.append(text)
+    return [text.replace(_EMPTY, "--") for text in texts] if latex else texts
+
+
 def _summary_texts(row: dict, latex: bool) -> list[str]:
     auc = _EMPTY if pd.isna(row["auc"]) else f"{row['auc']:.3f}"
     if not pd.isna(row["auc_delta"]):
@@ -317,6 +343,14 @@ def _format_markdown(comparison: Comparison) -> str:
                   "| ---: | --- | --- | ---: | ---: | ---: | ---: |"]
         for row in rows.to_dict("records"):
             cells = [format_budget(int(row["budget"])), row["mode"], _escape_markdown(row["run"]), *_cell_texts(row, False)]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines += ["", f"Token efficiency: mean@{k} in percent per 1k mean tokens; length of the correct and of the incorrect "
+                      f"samples (mean tokens at the budget, (↓/↑ %) vs the baseline).", "",
+                  f"| budget | mode | run | mean@{k} (%) per 1k tokens | length correct | length incorrect |",
+                  "| ---: | --- | --- | ---: | ---: | ---: |"]
+        for row in rows.to_dict("records"):
+            cells = [format_budget(int(row["budget"])), row["mode"], _escape_markdown(row["run"]),
+                     *_efficiency_texts(row, False)]
             lines.append("| " + " | ".join(cells) + " |")
         summary = comparison.summary[comparison.summary["task"] == task]
         lines += ["", f"Budget curve of mean@{k} over {_budget_range(summary)}: AUC = area under accuracy vs "
@@ -363,6 +397,24 @@ def _format_latex(comparison: Comparison) -> str:
             previous = group
         blocks.append("\n".join([f"% {_escape_latex(task)}", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
                                  " & ".join(head) + r" \\", r"\midrule", *body, r"\bottomrule", r"\end{tabular}"]))
+        efficiency_body, previous = [], None
+        for row in rows.to_dict("records"):
+            group = (int(row["budget"]), row["mode"])
+            if previous is not None and group != previous:
+                efficiency_body.append(r"\midrule")
+            first = group != previous
+            lead = [format_budget(int(row["budget"])) if first else ""]
+            if several_modes:
+                lead.append(_escape_latex(row["mode"]) if first else "")
+            efficiency_body.append(" & ".join(lead + [_escape_latex(row["run"]), *_efficiency_texts(row, True)]) + r" \\")
+            previous = group
+        efficiency_head = (["Budget"] + (["Mode"] if several_modes else [])
+                           + ["Model", f"Mean@{k}/1k tok.", "Len. correct", "Len. incorrect"])
+        blocks.append("\n".join([f"% {_escape_latex(task)}: token efficiency (mean@{k} per 1k mean tokens; lengths of "
+                                 f"correct and incorrect samples)",
+                                 rf"\begin{{tabular}}{{{'r' + ('l' if several_modes else '') + 'lrrr'}}}", r"\toprule",
+                                 " & ".join(efficiency_head) + r" \\", r"\midrule", *efficiency_body, r"\bottomrule",
+                                 r"\end{tabular}"]))
         summary = comparison.summary[comparison.summary["task"] == task]
         summary_head = (["Mode"] if several_modes else []) + ["Model", "AUC", f"Best mean@{k}",
                                                               f"Reach {int(REACH_FRACTION * 100)}\\%"]

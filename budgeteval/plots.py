@@ -24,6 +24,7 @@ from typing import Callable, Mapping, Optional, Sequence
 
 import pandas as pd
 
+from budgeteval.analysis import AGREEMENT_WINDOWS, DEFAULT_BUCKET_EDGES
 from budgeteval.budgets import format_budget
 from budgeteval.errors import UserError
 from budgeteval.plot_style import (
@@ -61,6 +62,14 @@ class PlotOptions:
     """`mean` (mean@k, the expected accuracy of one sample) or `pass` (pass@k) on the accuracy figure."""
     distribution_budget: Optional[int] = None
     """Budget of the length distribution (None: per task, the largest budget every run has)."""
+    pass_budgets: tuple[int, ...] = ()
+    """Budgets of the pass@k vs k figure (empty: each run's smallest and largest)."""
+    buckets: tuple[float, ...] = DEFAULT_BUCKET_EDGES
+    """Edges of the difficulty buckets of the `difficulty` figure."""
+    baseline: Optional[str] = None
+    """Label of the run whose pass rates define the difficulty buckets (None: the first run)."""
+    windows: tuple[int, ...] = AGREEMENT_WINDOWS
+    """m values of the early-exit figure ("stop where the last m forced answers agree")."""
 
 
 def load_figure_function(spec: str) -> Callable:

@@ -30,6 +30,7 @@ def format_report(
     fmt: str = "markdown",
     ks: Sequence[int] | None = None,
     timeouts: pd.DataFrame | None = None,
+    order: Sequence[str] | None = None,
 ) -> str:
     """Return the report text in `fmt` (markdown, csv or json).
 
@@ -39,6 +40,7 @@ def format_report(
     timed-out verifications when the task has any (`timeouts` from `count_timeouts`).
     csv/json: the long metrics table as written to `metrics.csv`/`metrics.json`, restricted to
     `ks` for the k-metrics; `timeouts` is not included.
+    `order`: the markdown sections' task labels in the order to print them (default: sorted).
     """
     if fmt not in REPORT_FORMATS:
         raise UserError(f"Unknown report format {fmt!r}: choose one of {', '.join(REPORT_FORMATS)}.")
@@ -47,7 +49,7 @@ def format_report(
         return metrics_to_csv(metrics)
     if fmt == "json":
         return metrics_to_json(metrics)
-    return _format_markdown(metrics, timeouts)
+    return _format_markdown(metrics, timeouts, order)
 
 
 def _select_ks(metrics: pd.DataFrame, ks: Sequence[int] | None) -> pd.DataFrame:
@@ -66,12 +68,13 @@ def _select_ks(metrics: pd.DataFrame, ks: Sequence[int] | None) -> pd.DataFrame:
     return metrics[keep.astype(bool)]
 
 
-def _format_markdown(metrics: pd.DataFrame, timeouts: pd.DataFrame | None) -> str:
+def _format_markdown(metrics: pd.DataFrame, timeouts: pd.DataFrame | None, order: Sequence[str] | None = None) -> str:
     sections = [
         "Accuracies in percent, ± standard error over problems; tokens counted at each budget; "
         "truncated = percent of samples not finished within the budget."
     ]
-    for task, task_metrics in metrics.groupby("task", sort=True):
+    for task in (order if order is not None else sorted(set(metrics["task"]))):
+        task_metrics = metrics[metrics["task"] == task]
         task_timeouts = _task_timeouts(timeouts, task)
         section = f"## {task}\n\n"
         if task_metrics["mode"].nunique() > 1:

@@ -54,15 +54,18 @@ class Run:
 
     @cached_property
     def problems(self) -> pd.DataFrame:
-        """`problems/<task>.parquet` of every task: task, problem_id, question, reference."""
+        """`problems/<task>.parquet` of every task: task, problem_id, question, reference, then the
+        group columns any task declares (empty for the problems of tasks without that group)."""
         from budgeteval.store import read_problems
 
-        frames = [
-            pd.DataFrame(list(read_problems(self.path, task).values()), columns=["problem_id", "question", "reference"])
-            .assign(task=task)
-            for task in self.tasks
-        ]
-        return pd.concat(frames, ignore_index=True)[["task", "problem_id", "question", "reference"]]
+        base = ["problem_id", "question", "reference"]
+        frames = []
+        for task in self.tasks:
+            rows = list(read_problems(self.path, task).values())
+            columns = base + [key for key in (rows[0] if rows else {}) if key not in base]
+            frames.append(pd.DataFrame(rows, columns=columns).assign(task=task))
+        table = pd.concat(frames, ignore_index=True)
+        return table[["task"] + base + [column for column in table.columns if column not in base + ["task"]]]
 
     @cached_property
     def generations(self) -> pd.DataFrame:
@@ -73,6 +76,13 @@ class Run:
         if not tables:
             raise UserError(f"{self.path} holds no generations/ (only its scores and metrics were kept).")
         return pd.concat(tables, ignore_index=True)
+
+    @cached_property
+    def profile(self) -> pd.DataFrame:
+        """Per-problem budget profile: pass rate, solved, solved_from, lost (see `budgeteval.analysis.problem_profile`)."""
+        from budgeteval.analysis import profile_from_scores
+
+        return profile_from_scores(self.scores)
 
     @property
     def tasks(self) -> list[str]:

@@ -537,15 +537,16 @@ _SCORES_FORMAT_KEY = b"budgeteval_scores_format"
 def _scores_schema():
     import pyarrow as pa
 
+    # large_string: what pandas' string columns convert to, so a written file is what pandas gives.
     return pa.schema([
-        ("task", pa.string()),
-        ("problem_id", pa.string()),
+        ("task", pa.large_string()),
+        ("problem_id", pa.large_string()),
         ("sample_idx", pa.int32()),
         ("budget", pa.int64()),
-        ("mode", pa.string()),
+        ("mode", pa.large_string()),
         ("num_tokens", pa.int64()),
         ("finished", pa.bool_()),
-        ("extracted", pa.string()),
+        ("extracted", pa.large_string()),
         ("correct", pa.bool_()),
         ("timed_out", pa.bool_()),
     ])
@@ -580,7 +581,10 @@ def write_scores(run_dir: Path, scores) -> None:
     import pyarrow.parquet as pq
 
     ordered = scores.sort_values(list(SCORE_SORT_ORDER), kind="stable").reset_index(drop=True)
-    table = pa.Table.from_pandas(ordered[list(SCORE_COLUMNS)], schema=_scores_schema(), preserve_index=False)
+    table = pa.Table.from_pandas(ordered[list(SCORE_COLUMNS)], preserve_index=False)
+    schema = _scores_schema()
+    if not table.schema.remove_metadata().equals(schema):
+        table = table.cast(schema.with_metadata(table.schema.metadata))
     metadata = {**(table.schema.metadata or {}), _SCORES_FORMAT_KEY: str(SCORES_FORMAT_VERSION).encode()}
     table = table.replace_schema_metadata(metadata)
     write_atomic(scores_path(run_dir), lambda temp: pq.write_table(table, temp))

@@ -417,7 +417,8 @@ def _run_locked(config: RunConfig, tasks: list[Task], run_dir: Path, overwrite: 
     saved_tokenizer = tokenizer_dir(run_dir)
     for item in prepared:
         write_problems(run_dir, item.task.name, [
-            {"problem_id": p.problem_id, "question": p.question, "reference": p.reference} for p in item.problems])
+            {"problem_id": p.problem_id, "question": p.question, "reference": p.reference, **p.groups}
+            for p in item.problems])
     think_end = manifest.think_end
 
     engine = _LazyBackend(lambda: _Borrowed(backend) if backend is not None

@@ -272,13 +272,21 @@ PROBLEM_SCHEMA = pa.schema([
 
 
 def write_problems(run_dir: Path, task: str, rows: list[dict]) -> None:
-    """Store a task's problems (id, question, reference) so scoring never needs the dataset again."""
-    table = pa.Table.from_pylist(rows, schema=PROBLEM_SCHEMA)
+    """Store a task's problems (id, question, reference) so scoring never needs the dataset again.
+
+    Any other key of the rows (the task's groups: MATH-500's `level`, ...) becomes a nullable string
+    column after the three of `PROBLEM_SCHEMA`; files written before groups existed simply lack them.
+    """
+    extra = list(dict.fromkeys(key for row in rows for key in row if key not in PROBLEM_SCHEMA.names))
+    schema = pa.schema(list(PROBLEM_SCHEMA) + [(name, pa.string()) for name in extra])
+    table = pa.Table.from_pylist(
+        [{**row, **{name: None if row.get(name) is None else str(row[name]) for name in extra}} for row in rows],
+        schema=schema)
     write_atomic(problems_path(run_dir, task), lambda temp: pq.write_table(table, temp))
 
 
 def read_problems(run_dir: Path, task: str) -> dict[str, dict]:
-    """problem_id -> {question, reference} for one task of a run."""
+    """problem_id -> {question, reference, and the task's groups if any} for one task of a run."""
     path = problems_path(run_dir, task)
     if not path.is_file():
         raise UserError(f"Run {run_dir} has no problems file for task {task} ({path}); the run directory is incomplete.")

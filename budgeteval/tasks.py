@@ -9,7 +9,7 @@ filter such as a contest-date window). It does not render prompts (see `prompts`
 
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -20,10 +20,15 @@ import yaml
 from budgeteval.errors import UnjudgeableProblem, UserError
 from budgeteval.scorers import REFERENCE_BUILDERS, SCORERS, get_reference_builder
 
-TASK_FORMAT_VERSION = 2
+TASK_FORMAT_VERSION = 3
 """The newest task YAML format this code reads (`format:` in a YAML; absent means 1). Format 2 adds
 `options`, `prompt.templates` with `when`, `fields.reference` as a builder mapping and
-`dataset.loader`/`data_files`; a YAML using them says `format: 2` so older readers refuse it."""
+`dataset.loader`/`data_files`; format 3 adds `dataset.row_builder` (a YAML using these says its
+format so older readers refuse it). `groups:` and `dataset.aliases` need no format: a reader that
+ignores them scores the same."""
+
+BASE_PROBLEM_COLUMNS = ("problem_id", "question", "reference")
+"""The columns every `problems/<task>.parquet` has; a task's groups are stored beside them."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,12 @@ class DatasetSource:
     instead of the repository's own loading configuration (e.g. a script `datasets` no longer runs)."""
     data_files: tuple[str, ...] = ()
     """Files of the hub repository to read (with `loader`); a task option may choose them."""
+    aliases: tuple[tuple[str, str], ...] = ()
+    """(column, alternative) pairs: data without `column` but with `alternative` reads the latter in
+    its place (a local copy laid out like another repository, e.g. Qwen2.5-Math's `problem`)."""
+    row_builder: Optional[str] = None
+    """Name in `budgeteval.row_builders.ROW_BUILDERS`: adds derived columns to every row before the
+    fields are read (GPQA's shuffled choices and correct letter)."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +131,9 @@ class Task:
     """The options the task declares."""
     option_values: tuple[tuple[str, Optional[str]], ...] = ()
     """Every declared option with the value in force (the user's, else the default)."""
+    groups: tuple[tuple[str, str], ...] = ()
+    """(group name, dataset column) pairs: the problem metadata `report --by NAME` breaks results down
+    by (MATH-500 level and subject, ...), stored with the problems of a run."""
 
     def template_for(self, prompt_fields: dict) -> str:
         """The prompt template for a row with these columns."""
@@ -142,6 +156,8 @@ class Problem:
     """The reference the scorer compares against."""
     prompt_fields: dict
     """All string-valued columns of the row, for prompt templates that use more than `question`."""
+    groups: dict = field(default_factory=dict)
+    """Group name -> this problem's value as text (None where the data has no such column)."""
 
 
 def builtin_task_paths() -> dict[str, Path]:
@@ -195,6 +211,8 @@ def parse_task(data: dict, where: str) -> Task:
             split=str(dataset.get("split", "test")),
             loader=dataset.get("loader"),
             data_files=tuple(str(name) for name in dataset_files),
+            aliases=_parse_aliases(dataset.get("aliases") or {}, where),
+            row_builder=_parse_row_builder(dataset.get("row_builder"), where),
         ),
         id_field=fields.get("problem_id"),
         question_field=str(_require(fields, "question", where)),
@@ -206,7 +224,37 @@ def parse_task(data: dict, where: str) -> Task:
         reference_builder=reference_builder,
         conditional_templates=conditional,
         options=_parse_options(data.get("options") or {}, where),
+        groups=_parse_groups(data.get("groups") or [], where),
     )
+
+
+def _parse_groups(groups, where: str) -> tuple[tuple[str, str], ...]:
+    """`groups:` is a list of column names, or a mapping of group name -> column."""
+    pairs = groups.items() if isinstance(groups, dict) else (
+        [(name, name) for name in groups] if isinstance(groups, list) else None)
+    if pairs is None or not all(isinstance(name, str) and isinstance(column, str) and name and column
+                                for name, column in pairs):
+        raise UserError(f"Task file {where}: 'groups' must be a list of column names or map group names to columns.")
+    for name, _ in pairs:
+        if name in BASE_PROBLEM_COLUMNS:
+            raise UserError(f"Task file {where}: group {name!r} clashes with a stored problem column; rename it "
+                            f"(groups: {{my_name: {name}}}).")
+    return tuple((str(name), str(column)) for name, column in pairs)
+
+
+def _parse_aliases(aliases, where: str) -> tuple[tuple[str, str], ...]:
+    if not isinstance(aliases, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()):
+        raise UserError(f"Task file {where}: dataset.aliases must map a column to the column read in its place.")
+    return tuple(aliases.items())
+
+
+def _parse_row_builder(name, where: str) -> Optional[str]:
+    from budgeteval.row_builders import ROW_BUILDERS
+
+    if name is not None and name not in ROW_BUILDERS:
+        raise UserError(f"Task file {where}: dataset.row_builder must be one of {', '.join(sorted(ROW_BUILDERS))}, "
+                        f"not {name!r}.")
+    return name
 
 
 def _parse_templates(prompt: dict, where: str) -> tuple[str, tuple[ConditionalTemplate, ...]]:
@@ -448,7 +496,7 @@ def load_problem_set(task: Task, limit: Optional[int] = None, strict: bool = Fal
     A row without test cases (`UnjudgeableProblem`) is skipped, so one such problem in a file does
     not refuse the other hundreds; `strict` refuses it instead. `limit` counts kept problems.
     """
-    rows = _load_rows(task.source)
+    rows = _prepare_rows(task, _load_rows(task.source))
     where = task.source.local_file or f"{task.source.path}:{task.source.split}"
     reference_columns = ([column for _, column in task.reference_builder.columns] if task.reference_builder
                          else [task.reference_field])
@@ -485,6 +533,7 @@ def load_problem_set(task: Task, limit: Optional[int] = None, strict: bool = Fal
             question=str(row[task.question_field]),
             reference=reference,
             prompt_fields={key: value for key, value in row.items() if isinstance(value, (str, int, float))},
+            groups={name: group_value(row.get(column)) for name, column in task.groups},
         ))
     seen = set()
     for problem in problems:
@@ -495,6 +544,27 @@ def load_problem_set(task: Task, limit: Optional[int] = None, strict: bool = Fal
         raise UserError(f"Dataset {where} for task {task.name}: every one of its {len(skipped)} problems "
                         f"{skipped[0][1]} (e.g. {skipped[0][0]}): use data with test cases.")
     return ProblemSet(problems, tuple(skipped))
+
+
+def _prepare_rows(task: Task, rows):
+    """Apply the task's column aliases and row builder to freshly loaded rows."""
+    for column, alternative in task.source.aliases:
+        if column not in rows.column_names and alternative in rows.column_names:
+            rows = rows.rename_column(alternative, column)
+    if task.source.row_builder:
+        from budgeteval.row_builders import get_row_builder
+
+        rows = rows.map(get_row_builder(task.source.row_builder), keep_in_memory=True)
+    return rows
+
+
+def group_value(value) -> Optional[str]:
+    """A group value as stored and printed: text; a list joins its items with `, `; missing is None."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(item) for item in value)
+    return str(value)
 
 
 def problems_hash(problems: list[Problem]) -> str:

@@ -9,7 +9,7 @@ There is one model here, so the comparison is an A/A test: the same model's samp
 its samples 4-7, two independent draws of 4 samples per problem. Any difference between them is
 sampling noise; it shows how large a delta has to be before it means something at this size.
 
-    python results/make_example.py             # writes results/*.md|csv|tex and results/figures/*
+    python results/make_example.py             # writes results/*.md|csv|tex (analysis*: budgeteval analyze) and results/figures/*
     python results/make_example.py --work DIR  # where the (uncommitted) run directories go
 
 Each step is printed as the exact `budgeteval` command it runs.
@@ -17,6 +17,7 @@ Each step is printed as the exact `budgeteval` command it runs.
 
 import argparse
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -40,7 +41,8 @@ LABELS = {"samples-0-3": "samples 0–3", "samples-4-7": "samples 4–7"}
 def budgeteval(*args: str, stdout: Path | None = None) -> None:
     """Run one budgeteval command (printed first), optionally writing its output to a file."""
     command = [sys.executable, "-m", "budgeteval.cli", *map(str, args)]
-    print("$ budgeteval " + " ".join(shlex.quote(str(a)) for a in args) + (f" > {stdout.relative_to(ROOT)}" if stdout else ""))
+    shown = os.path.relpath(stdout, ROOT) if stdout else None
+    print("$ budgeteval " + " ".join(shlex.quote(str(a)) for a in args) + (f" > {shown}" if stdout else ""))
     result = subprocess.run(command, cwd=ROOT, check=True, text=True, capture_output=stdout is not None)
     if stdout is not None:
         stdout.write_text(result.stdout, encoding="utf-8")
@@ -100,6 +102,19 @@ def main() -> None:
     for fmt, suffix in (("markdown", "md"), ("csv", "csv"), ("latex", "tex")):
         budgeteval("compare", *pair, "--k", "4", "--format", fmt, stdout=RESULTS / f"compare.{suffix}")
     budgeteval("plot", *pair, "-o", figures, "--format", "pdf,png,svg", stdout=work / "plot-files.txt")
+
+    # 4. The efficiency analysis of the pair: per-problem profiles, problems gained/lost, difficulty buckets
+    #    (by the baseline's pass rate at 2k), and where the tokens go after the first correct answer.
+    budgeteval("analyze", *pair, "--workers", "2", "--format", "markdown", stdout=RESULTS / "analysis.md")
+    budgeteval("analyze", *pair, "--workers", "2", "--format", "latex", stdout=RESULTS / "analysis.tex")
+    for table in ("profile", "gains", "buckets", "trace"):
+        budgeteval("analyze", *pair, "--workers", "2", "--format", "csv", "--table", table,
+                   stdout=RESULTS / f"analysis_{table}.csv")
+    budgeteval("analyze", *pair, "--table", "buckets", "--buckets", "0,0.25,0.5,0.75,1", "--format", "markdown",
+               stdout=RESULTS / "analysis_buckets4.md")
+    budgeteval("plot", *pair, "-o", figures, "--format", "pdf,png,svg", "--kind",
+               "pareto,pass_at_k,difficulty,after_first_correct", "--pass-budgets", "256,512,2k",
+               stdout=work / "analysis-plot-files.txt")
 
 
 if __name__ == "__main__":

@@ -65,3 +65,22 @@ ANSWER_REGION_CASES = [
 @pytest.mark.parametrize("text, marker, thinking, expected", ANSWER_REGION_CASES)
 def test_answer_region(text, marker, thinking, expected):
     assert answer_region(text, marker, thinking) == expected
+
+
+@pytest.mark.parametrize("text, budgets", [
+    ("256:1k:256", (256, 512, 768, 1024)),              # linear, STOP on the ladder
+    ("100:350:100", (100, 200, 300)),                   # linear, STOP off the ladder: not included
+    ("1k:32k:x2", (1024, 2048, 4096, 8192, 16384, 32768)),  # geometric
+    ("1k:10k:x3", (1024, 3072, 9216)),
+    ("128,256:1k:256,1k", (128, 256, 512, 768, 1024)),  # ranges mix with single budgets, de-duplicated
+    ("512:512:1", (512,)),
+])
+def test_parse_budget_ranges(text, budgets):
+    assert parse_budgets(text) == budgets
+
+
+@pytest.mark.parametrize("text", ["1k:256:256", "256:1k", "256:1k:0", "1k:8k:x1", "1k:8k:x0.5", "1:100000:1",
+                                  "256:1k:2y"])
+def test_parse_budget_ranges_reject(text):
+    with pytest.raises(UserError):
+        parse_budgets(text)

@@ -163,7 +163,7 @@ def test_latex_is_booktabs_with_escaped_labels(runs):
     result = invoke("compare", a, f"{b}=ours_v2 & 50%", "--format", "latex")
     assert result.exit_code == 0, result.output
     text = result.output
-    assert text.count(r"\begin{tabular}") == 2 and r"\toprule" in text and r"\bottomrule" in text
+    assert text.count(r"\begin{tabular}") == 3 and r"\toprule" in text and r"\bottomrule" in text
     assert r"Budget & Model & Mean@2 & Pass@2 & Length & AES \\" in text
     assert (r" & ours\_v2 \& 50\% & 50.0\,{\scriptsize (+25.0)} & 50.0\,{\scriptsize (+0.0)} & "
             r"100\,{\scriptsize ($\downarrow$60.0\%)} & 3.60 \\") in text
@@ -245,3 +245,22 @@ def test_same_inputs_give_the_same_bytes(runs):
     a, b, c = runs
     first = invoke("compare", a, b, c, "--format", "csv").output
     assert first == invoke("compare", a, b, c, "--format", "csv").output
+
+
+def test_token_efficiency_columns_by_hand(runs):
+    # RUN_A at 1k: mean@2 = (1/2 + 0) / 2 = 0.25 over mean length (100+200+300+400)/4 = 250 -> 1.0 per 1k tokens;
+    # correct 100, incorrect (200+300+400)/3 = 300. RUN_B at 1k: 0.5 over (50+50+100+200)/4 = 100 -> 5.0 per 1k;
+    # correct 50 (-50%), incorrect (100+200)/2 = 150 (-50%).
+    a, b, _ = runs
+    comparison = compare_runs([load_run(a), load_run(b)], k=2)
+    table = comparison.table.set_index(["budget", "run"])
+    assert table.loc[(1024, "model-a"), ["accuracy_per_1k", "length_correct", "length_incorrect"]].tolist() == \
+        pytest.approx([1.0, 100.0, 300.0])
+    row = table.loc[(1024, "model-b")]
+    assert [row.accuracy_per_1k, row.length_correct, row.length_incorrect] == pytest.approx([5.0, 50.0, 150.0])
+    assert [row.length_correct_change, row.length_incorrect_change] == pytest.approx([-0.5, -0.5])
+    assert math.isnan(table.loc[(1024, "model-a"), "length_correct_change"])
+    markdown = comparison.format("markdown")
+    assert "| budget | mode | run | mean@2 (%) per 1k tokens | length correct | length incorrect |" in markdown
+    assert "| 1k | cutoff | model-b | 500.0 | 50 (↓50.0%) | 150 (↓50.0%) |" in markdown
+    assert "accuracy_per_1k" in comparison.format("csv").splitlines()[0]

@@ -12,7 +12,7 @@ import pytest
 from budgeteval.config import RunConfig
 from budgeteval.errors import UserError
 from budgeteval.run_dir import (MANIFEST_FORMAT_VERSION, SCORE_COLUMNS, SCORES_FORMAT_VERSION, Manifest,
-                                ModesSection, ScoringSection, TaskEntry, open_run, read_manifest, read_scores,
+                                ModesSection, ScoringSection, TaskEntry, open_run, read_manifest, read_scores, scores_schema,
                                 scores_path, write_manifest, write_scores)
 
 CASES = Path(__file__).parent / "cases"
@@ -102,6 +102,7 @@ def test_scores_carry_their_schema_and_format_version(tmp_path):
     assert table.column_names == list(SCORE_COLUMNS)
     assert table.schema.metadata[b"budgeteval_scores_format"] == str(SCORES_FORMAT_VERSION).encode()
     assert table.schema.field("sample_idx").type == pa.int32()
+    assert table.schema.remove_metadata().equals(scores_schema().remove_metadata())
     assert read_scores(tmp_path)["problem_id"].tolist() == ["a", "b"]
 
 

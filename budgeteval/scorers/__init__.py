@@ -14,10 +14,12 @@ SCORERS: dict[str, str] = {
     "math": "budgeteval.scorers.math:score_batch",
     "gsm8k": "budgeteval.scorers.gsm8k:score_batch",
     "code": "budgeteval.scorers.code:score_batch",
+    "choice": "budgeteval.scorers.choice:score_batch",
 }
 
 REFERENCE_BUILDERS: dict[str, str] = {
     "code_tests": "budgeteval.scorers.code:build_reference",
+    "math_answer": "budgeteval.scorers.references:math_answer",
 }
 """Reference builders a task YAML may name (`fields.reference.builder`): each turns several columns
 of a dataset row into the one reference string its scorer reads, `build(values, problem_id) -> str`."""

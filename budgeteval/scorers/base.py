@@ -30,6 +30,9 @@ class Verdict:
     """Whether the extracted answer matches the reference."""
     timed_out: bool = False
     """Verification ran out of time; such an answer counts as wrong and is reported."""
+    answer_source: Optional[str] = None
+    """Where the answer was read: `boxed`, `stated` (a final-answer sentence such as "Answer: C"),
+    `fallback` (whole-text extraction) or `none`; None for a scorer that does not say."""
 
 
 ProgressCallback = Optional[Callable[[int], None]]
