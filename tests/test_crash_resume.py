@@ -137,6 +137,7 @@ def _kill_everywhere(tmp_path, args, writes, reference, prepare=lambda out: None
         shutil.rmtree(out)
 
 
+@pytest.mark.timeout(2400)  # 20 killed + 20 resumed runs: minutes on a quiet machine, far more on a crowded one
 def test_run_killed_at_every_write_point_resumes_to_the_same_results(run_reference, run_args, tmp_path):
     reference, writes = run_reference
     assert len(_samples(reference)) == N_PROBLEMS * N_SAMPLES
