@@ -244,6 +244,9 @@ def _echo_suites() -> None:
 @click.option("--workers", default=4, show_default=True, type=click.IntRange(min=1), help="Scoring processes.")
 @click.option("--k", "ks", default=None, help="k values for the printed report (default: 1 and n).")
 @click.option("--overwrite", is_flag=True, help="Discard an existing run in --out instead of resuming it.")
+@click.option("--strict", is_flag=True,
+              help="Refuse a task holding a problem that cannot be judged (LiveCodeBench without test cases) "
+                   "instead of skipping it with a warning.")
 @click.option("--quiet", is_flag=True, help="No progress bars or report.")
 @_answer_policy_option("strict")
 @_bootstrap_options
@@ -288,15 +291,14 @@ def run_command(**options):
             conditioned_max_tokens=options["conditioned_max_tokens"]),
         problems_per_shard=options["problems_per_shard"], workers=options["workers"], shard=options["shard"],
     )
-    if config.backend == "openai" and not config.engine.base_url:
-        raise UserError("--backend openai needs --base-url, e.g. http://127.0.0.1:8000/v1.")
+    config.validate()
     from budgeteval.metrics import check_ks, report_ks
 
     ks = _ks(options["ks"]) if options["ks"] else report_ks(config.n)
     check_ks(ks, config.n)
     run_dir = run(config, overwrite=options["overwrite"], progress=not options["quiet"],
                   bootstrap=options["bootstrap"], bootstrap_seed=options["bootstrap_seed"],
-                  answer_policy=options["answer_policy"])
+                  answer_policy=options["answer_policy"], strict=options["strict"])
     if not options["quiet"]:
         _print_report(run_dir, ks, "markdown")
         _print_endpoints(run_dir)
@@ -344,6 +346,26 @@ def score_command(run_dir, budgets, modes, workers, quiet, answer_policy, bootst
                  bootstrap_seed=bootstrap_seed, answer_policy=answer_policy)
     if not quiet:
         _print_report(run_dir, None, "markdown")
+
+
+@main.command("repair")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+def repair_command(run_dir):
+    """Remove duplicate samples from a run's stores, keeping one copy of each (identical copies only).
+
+    For a directory two runs wrote at once (before runs took a lock) or with shards copied in; it
+    refuses when two copies of a sample differ. Re-run the run's own command afterwards.
+    """
+    from budgeteval.run_dir import lock_run, read_manifest
+    from budgeteval.store import CONDITIONED, CONTINUATIONS, GENERATIONS, repair_task
+
+    manifest = read_manifest(run_dir)
+    with lock_run(run_dir, "repair"):
+        removed = sum(repair_task(run_dir, task, kind) for kind in (GENERATIONS, CONTINUATIONS, CONDITIONED)
+                      for task in manifest.tasks)
+    click.echo(f"{run_dir}: removed {removed} duplicate row(s)" + (
+        "; re-run the command that made the run (or `budgeteval score`) to finish it." if removed else
+        " (none found)."))
 
 
 @main.command("report")
@@ -401,23 +423,27 @@ def import_command(path, task_name, tokenizer, fields, out, budgets, max_tokens,
     from budgeteval.scoring import evaluate_run
 
     check_max_tokens(max_tokens, budgets)
-    options = _lm_eval_include(_task_options(task_options), (task_name,), lm_eval_include)
-    if file_format != "table":
-        from budgeteval.harness_import import import_harness_file
+    from budgeteval.run_dir import lock_run
 
-        if fields:
-            raise UserError(f"--field maps columns of --format table files; --format {file_format} reads its own.")
-        run_dir = import_harness_file(
-            path, file_format, task_name, tokenizer, out, budgets, model=model, max_tokens=max_tokens,
-            data_files=dict(_data_files(data)), think_end=think_end, overwrite=overwrite, task_options=options,
-            cut_tolerance=cut_tolerance)
-    else:
-        run_dir = import_generations(
-            path, task_name, tokenizer, out, parse_field_map(fields), budgets, model=model, max_tokens=max_tokens,
-            data_files=dict(_data_files(data)), think_end=think_end, overwrite=overwrite, task_options=options,
-            cut_tolerance=cut_tolerance)
-    evaluate_run(run_dir, budgets=budgets, workers=workers, progress=not quiet, bootstrap=bootstrap,
-                 bootstrap_seed=bootstrap_seed, answer_policy=answer_policy)
+    options = _lm_eval_include(_task_options(task_options), (task_name,), lm_eval_include)
+    if file_format != "table" and fields:
+        raise UserError(f"--field maps columns of --format table files; --format {file_format} reads its own.")
+    field_map = parse_field_map(fields)
+    with lock_run(out, "import"):  # one lock over the import and its scoring
+        if file_format != "table":
+            from budgeteval.harness_import import import_harness_file
+
+            run_dir = import_harness_file(
+                path, file_format, task_name, tokenizer, out, budgets, model=model, max_tokens=max_tokens,
+                data_files=dict(_data_files(data)), think_end=think_end, overwrite=overwrite, task_options=options,
+                cut_tolerance=cut_tolerance)
+        else:
+            run_dir = import_generations(
+                path, task_name, tokenizer, out, field_map, budgets, model=model, max_tokens=max_tokens,
+                data_files=dict(_data_files(data)), think_end=think_end, overwrite=overwrite, task_options=options,
+                cut_tolerance=cut_tolerance)
+        evaluate_run(run_dir, budgets=budgets, workers=workers, progress=not quiet, bootstrap=bootstrap,
+                     bootstrap_seed=bootstrap_seed, answer_policy=answer_policy)
     if not quiet:
         _print_report(run_dir, None, "markdown")
 
@@ -438,6 +464,7 @@ def compare_command(runs, baseline, k, fmt):
     from budgeteval.run_data import load_runs, resolve_label
 
     loaded = load_runs(runs)
+    _note_unshared_tasks(loaded)
     if baseline is not None:
         baseline = resolve_label(loaded, baseline)
     click.echo(compare_runs(loaded, baseline=baseline, k=k).format(fmt), nl=False)
@@ -539,6 +566,7 @@ def plot_command(runs, out, formats, k, by, kinds, pass_budgets, buckets, baseli
     if not figures:
         raise UserError("--kind is empty: name at least one figure, e.g. budget or pareto.")
     loaded = load_runs(runs)
+    _note_unshared_tasks(loaded)
     if baseline is not None:
         baseline = resolve_label(loaded, baseline)
     options = PlotOptions(k=k, pass_budgets=tuple(pass_budgets or ()), buckets=parse_bucket_edges(buckets),
@@ -626,6 +654,14 @@ def _print_endpoints(run_dir) -> None:
     endpoints = (read_manifest(Path(run_dir)).engine or {}).get("endpoints") or []
     if len(endpoints) > 1 or any(endpoint["failures"] for endpoint in endpoints):
         click.echo("\n" + format_endpoint_report(endpoints))
+
+
+def _note_unshared_tasks(runs) -> None:
+    """Say on stderr which tasks not every run has (refusing runs that share none)."""
+    from budgeteval.compare import check_shared_tasks
+
+    for note in check_shared_tasks(runs):
+        click.echo(f"note: {note}", err=True)
 
 
 def _print_report(run_dir, ks, fmt) -> None:

@@ -151,6 +151,7 @@ def compare_runs(runs: Sequence, baseline: Optional[str] = None, k: Optional[int
     if len(runs) < 2:
         raise UserError("compare needs at least two runs: pass the baseline and one or more runs to compare with it.")
     check_unique_labels(runs)
+    check_shared_tasks(runs)
     labels = [run.label for run in runs]
     baseline = labels[0] if baseline is None else str(baseline)
     if baseline not in labels:
@@ -438,3 +439,25 @@ def check_unique_labels(runs: Sequence) -> None:
                 f"name them apart with RUN=label (e.g. {run.path}=ours)."
             )
         seen[run.label] = run.path
+
+
+def check_shared_tasks(runs: Sequence) -> list[str]:
+    """Refuse runs that share no task; return one sentence per task some of the runs lack (to print).
+
+    `compare` and `plot` put runs side by side task by task: a task only some runs have gets no
+    delta, and runs of disjoint tasks would print unrelated tables as if they were a comparison.
+    """
+    if len(runs) < 2:
+        return []
+    tasks = {run.label: set(run.tasks) for run in runs}
+    shared = set.intersection(*tasks.values())
+    if not shared:
+        listing = "; ".join(f"{label}: {', '.join(sorted(names)) or 'none'}" for label, names in tasks.items())
+        raise UserError(f"The runs share no task, so nothing can be compared ({listing}): pass runs of the same "
+                        f"task(s).")
+    notes = []
+    for task in sorted(set.union(*tasks.values()) - shared):
+        having = [label for label, names in tasks.items() if task in names]
+        notes.append(f"task {task} is only in {', '.join(having)}: it is shown without a comparison "
+                     f"(tasks in every run: {', '.join(sorted(shared))}).")
+    return notes

@@ -1,11 +1,28 @@
-"""The configuration of one run, as a frozen record the CLI builds and the manifest stores."""
+"""The configuration of one run, as a frozen record the CLI builds and the manifest stores.
 
+Every record has a `validate()` that checks its values against the ranges in `budgeteval.ranges`;
+`budgeteval run` (and `runner.run`) call it first, so a bad setting is refused with one sentence
+before anything is loaded. Records read back from a manifest are not re-checked: a run made before
+a range existed still reports.
+"""
+
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Optional
 
 from budgeteval.backends.base import SamplingConfig
 from budgeteval.budgets import DEFAULT_BUDGETS
+from budgeteval.errors import UserError
 from budgeteval.prompts import PromptSettings
+from budgeteval.ranges import NON_NEGATIVE_INT, POSITIVE, Range, check, check_choice
+
+DTYPES = ("auto", "bfloat16", "float16", "float32", "half", "float")
+"""`--dtype` values every backend understands."""
+
+BACKENDS = ("vllm", "openai", "hf", "ray")
+"""Generation backends (`budgeteval.backends`); `import` marks a run made by `budgeteval import`."""
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|(cuda|xpu|npu)(:\d+)?)$")
 from budgeteval.shards import Shard
 
 DEFAULT_ANSWER_TOKENS = 512
@@ -45,6 +62,17 @@ class EngineOptions:
     ray_address: Optional[str] = None
     """ray: cluster to connect to (`auto`, `ray://host:10001`, `host:6379`); None starts a local one."""
 
+    def validate(self) -> None:
+        """Raise a `UserError` for the first option outside its range."""
+        check_choice("--dtype", self.dtype, DTYPES)
+        for name in ("tensor_parallel_size", "data_parallel_size", "max_model_len", "concurrency"):
+            check("--" + name.replace("_", "-"), getattr(self, name), POSITIVE)
+        check("--max-retries", self.max_retries, NON_NEGATIVE_INT)
+        check("--gpu-memory-utilization", self.gpu_memory_utilization, Range(low=0, high=1, low_open=True))
+        check("request_timeout_s", self.request_timeout_s, Range(low=0, low_open=True))
+        if not isinstance(self.device, str) or not _DEVICE.match(self.device):
+            raise UserError(f"--device {self.device!r} is not a torch device: use auto, cpu, cuda, cuda:N or mps.")
+
 
 MODES = ("cutoff", "forced", "conditioned")
 """Budget modes (DESIGN.md, "Budget semantics"); `mode` is a column of every score and metric."""
@@ -69,6 +97,21 @@ class ModeSettings:
     """conditioned: `suffix` (after the question), `prefix` (before it) or `system` (the system prompt)."""
     conditioned_max_tokens: Optional[int] = None
     """conditioned: token limit of each conditioned generation; None means the sweep's largest budget."""
+
+    def validate(self) -> None:
+        """Raise a `UserError` for an unknown mode, a count below 1, or settings of a mode not asked for."""
+        unknown = [mode for mode in self.modes if mode not in MODES]
+        if unknown or not self.modes:
+            raise UserError(f"--modes {','.join(self.modes) or '(empty)'} is not valid: use a comma-separated "
+                            f"subset of {', '.join(MODES)}.")
+        check("--answer-tokens", self.answer_tokens, POSITIVE)
+        check("--conditioned-max-tokens", self.conditioned_max_tokens, POSITIVE)
+        check_choice("--budget-prompt-position", self.budget_prompt_position, BUDGET_PROMPT_POSITIONS)
+        conditioned = "conditioned" in self.modes
+        if conditioned and not self.budget_prompt:
+            raise UserError("--modes conditioned needs --budget-prompt, e.g. 'Think for {budget} tokens.'")
+        if self.budget_prompt and not conditioned:
+            raise UserError("--budget-prompt only applies to conditioned mode: add conditioned to --modes.")
 
 
 @dataclass(frozen=True)
@@ -115,6 +158,26 @@ class RunConfig:
     """Scoring worker processes."""
     shard: Optional[Shard] = None
     """Generate only this shard's problems (`--shard I/N`, `budgeteval.shards`); None: all of them."""
+
+    def validate(self) -> None:
+        """Check every setting (sampling against the backend's ranges, engine, modes); raise a `UserError`."""
+        check_choice("--backend", self.backend, BACKENDS + ("import",))
+        if not self.tasks or not all(isinstance(task, str) and task.strip() for task in self.tasks):
+            raise UserError("--tasks is empty: name at least one task (see `budgeteval tasks`).")
+        check("--n", self.n, POSITIVE)
+        check("--limit", self.limit, POSITIVE)
+        check("--problems-per-shard", self.problems_per_shard, POSITIVE)
+        check("--workers", self.workers, POSITIVE)
+        check("--seed", self.seed, Range(integer=True))
+        if not self.budgets:
+            raise UserError("No budgets given: pass a comma-separated list such as 2k,4k,8k.")
+        for budget in self.budgets:
+            check("--budgets", budget, Range(low=1, integer=True, note="a token count such as 512 or 2k"))
+        self.sampling.validate(self.backend)
+        self.engine.validate()
+        self.modes.validate()
+        if self.backend == "openai" and not self.engine.base_url:
+            raise UserError("--backend openai needs --base-url, e.g. http://127.0.0.1:8000/v1.")
 
     @property
     def max_budget(self) -> int:

@@ -17,10 +17,14 @@ Why a response ended (`finish_reason` of the store), first rule that applies:
    known (the report prints n/a) and the answer policies count it as finished.
 """
 
+import hashlib
+import json
+import numbers
 from collections import defaultdict
 from pathlib import Path
 from typing import Optional, Sequence
 
+import numpy as np
 import pandas as pd
 
 from budgeteval.answers import has_final_answer
@@ -28,9 +32,9 @@ from budgeteval.config import RunConfig
 from budgeteval.errors import UserError
 from budgeteval.prompts import default_think_end
 from budgeteval.replay import UNKNOWN_FINISH
-from budgeteval.run_dir import (Manifest, hardware, now_utc, open_run, package_versions, task_entry, tokenizer_dir,
-                                write_manifest)
-from budgeteval.store import GenerationRecord, write_problems, write_shard
+from budgeteval.run_dir import (Manifest, hardware, lock_run, now_utc, open_run, package_versions, save_tokenizer,
+                                task_entry, write_manifest)
+from budgeteval.store import GenerationRecord, stored_problem_ids, write_problems, write_shard
 from budgeteval.tasks import Problem, group_task_options, load_problems, load_task
 from budgeteval.tokenizer import load_tokenizer
 
@@ -145,6 +149,7 @@ def import_frame(frame: pd.DataFrame, path: Path, task_name: str, tokenizer_name
                 f"{path} has no column {columns[required]!r} for {required}; map one with --field {required}=COLUMN "
                 f"(columns: {', '.join(map(str, frame.columns))})."
             )
+    _check_keys(frame, columns, path)
     options = group_task_options(task_options)
     task = load_task(task_name, data_files, options)
     if set(options) - {task.name}:
@@ -158,11 +163,6 @@ def import_frame(frame: pd.DataFrame, path: Path, task_name: str, tokenizer_name
 
     references = _references(frame, columns, task, path)
     out = Path(out)
-    fingerprint = {"imported_from": str(Path(path).resolve()), "task": task.name, "tokenizer": tokenizer_name,
-                   "fields": columns, "max_tokens": max_tokens, "max_tokens_stated": stated_max_tokens is not None,
-                   "cut_tolerance": cut_tolerance}
-    if open_run(out, fingerprint, overwrite) is not None:
-        raise UserError(f"{out} already holds this import: pass --overwrite to import it again.")
 
     records, counters = [], defaultdict(int)
     responses = frame[columns["response"]].fillna("").astype(str).tolist()
@@ -194,22 +194,59 @@ def import_frame(frame: pd.DataFrame, path: Path, task_name: str, tokenizer_name
     if len(keys) != len(set(keys)):
         raise UserError(f"{path} repeats a (problem_id, sample_idx) pair; map a unique sample index with --field sample_idx=COLUMN.")
 
-    tokenizer.save_pretrained(str(tokenizer_dir(out)))
     problems = [Problem(problem_id=problem_id, question=question, reference=reference, prompt_fields={})
                 for problem_id, (question, reference) in references.items() if problem_id in sample_counts]
-    write_problems(out, task.name, [
-        {"problem_id": problem.problem_id, "question": problem.question, "reference": problem.reference}
-        for problem in problems
-    ])
-    write_shard(out, task.name, records)
     config = RunConfig(model=model or tokenizer_name, tasks=(task.name,), out=str(out), backend="import",
                        tokenizer=tokenizer_name, n=max(sample_counts.values()), budgets=tuple(budgets),
                        task_options=tuple(task_options))
-    write_manifest(out, Manifest(
-        kind="import", config=config, tasks={task.name: task_entry(task, problems)}, generation=fingerprint,
-        created=now_utc(), think_end=default_think_end(tokenizer) if think_end is None else (think_end or None),
-        packages=package_versions(), hardware=hardware()))
+    fingerprint = {"imported_from": str(Path(path).resolve()), "task": task.name, "tokenizer": tokenizer_name,
+                   "fields": columns, "max_tokens": max_tokens, "max_tokens_stated": stated_max_tokens is not None,
+                   "cut_tolerance": cut_tolerance, "responses_sha256": _records_hash(records)}
+    with lock_run(out, "import"):
+        # Re-importing the same file into its own run resumes it: a kill at any point of an import
+        # (or of the scoring after it) leaves a directory the same command completes.
+        if open_run(out, fingerprint, overwrite) is None:
+            write_manifest(out, Manifest(
+                kind="import", config=config, tasks={task.name: task_entry(task, problems)}, generation=fingerprint,
+                created=now_utc(), think_end=default_think_end(tokenizer) if think_end is None else (think_end or None),
+                packages=package_versions(), hardware=hardware()))
+        save_tokenizer(out, tokenizer)
+        write_problems(out, task.name, [
+            {"problem_id": problem.problem_id, "question": problem.question, "reference": problem.reference}
+            for problem in problems
+        ])
+        # One shard holds the whole import, so it is there completely or not at all.
+        if not stored_problem_ids(out, task.name):
+            write_shard(out, task.name, records)
     return out
+
+
+def _records_hash(records: list) -> str:
+    """Content hash of the imported samples (a changed file under the same name is a different import)."""
+    digest = hashlib.sha256()
+    for record in records:
+        digest.update(json.dumps([record.problem_id, record.sample_idx, record.text, record.finish_reason]).encode())
+    return digest.hexdigest()
+
+
+def _check_keys(frame: pd.DataFrame, columns: dict, path: Path) -> None:
+    """Refuse rows without a problem id, or with a sample index that is not a whole number >= 0."""
+    ids = frame[columns["problem_id"]]
+    blank = ids.isna() | (ids.astype(str).str.strip() == "")
+    if blank.any():
+        row = int(blank.to_numpy().nonzero()[0][0])
+        raise UserError(f"{path} row {row + 1} has no problem id in column {columns['problem_id']!r} "
+                        f"({int(blank.sum())} row(s) in all): give every row one, or map another column with "
+                        f"--field problem_id=COLUMN.")
+    if columns["sample_idx"] not in frame.columns:
+        return
+    for row, value in enumerate(frame[columns["sample_idx"]]):
+        whole = (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and value == value
+                 and float(value).is_integer() and value >= 0)
+        if not whole:
+            raise UserError(f"{path} row {row + 1} has sample index {value!r} in column {columns['sample_idx']!r}: "
+                            f"every row needs a whole number >= 0 there (or leave --field sample_idx out to number "
+                            f"samples in order).")
 
 
 def _references(frame: pd.DataFrame, columns: dict, task, path: Path) -> dict[str, tuple[str, str]]:

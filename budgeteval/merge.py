@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Sequence
 
 from budgeteval.errors import UserError
-from budgeteval.run_dir import Manifest, first_difference, now_utc, read_manifest, tokenizer_dir, write_manifest
+from budgeteval.run_dir import (Manifest, first_difference, foreign_entries, lock_run, now_utc, read_manifest,
+                                tokenizer_dir, write_manifest)
 from budgeteval.shards import Shard, shard_of
 from budgeteval.store import (CONDITIONED, CONTINUATIONS, GENERATIONS, StoreKind, read_problems, read_task,
                               write_problems, write_shard)
@@ -117,8 +118,6 @@ def _merge_kind(ordered: list[ShardRun], out: Path, task: str, problem_ids: list
 def merge_runs(shard_dirs: Sequence[Path], out: Path, overwrite: bool = False, workers: int = 4,
                progress: bool = True) -> Path:
     """Check the shards, write the merged run directory `out`, score it; returns `out`."""
-    from budgeteval.scoring import evaluate_run
-
     if not shard_dirs:
         raise UserError("merge needs the shard directories: budgeteval merge SHARD_DIR... --out RUN.")
     out = Path(out)
@@ -126,31 +125,8 @@ def merge_runs(shard_dirs: Sequence[Path], out: Path, overwrite: bool = False, w
     if out.resolve() in resolved:
         raise UserError(f"--out {out} is one of the shards: choose a new directory for the merged run.")
     ordered = check_cover([read_shard_run(Path(path)) for path in shard_dirs])
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise UserError(f"{out} exists and is not empty: choose another --out or pass --overwrite.")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-
-    first = ordered[0]
-    config = first.manifest.config
-    budgets = sorted(config.budgets)
-    modes = first.manifest.run_modes
-    kinds = ([GENERATIONS] if "cutoff" in modes or "forced" in modes else []) + \
-        ([CONTINUATIONS] if "forced" in modes else []) + ([CONDITIONED] if "conditioned" in modes else [])
-    for task, problem_ids in first.problem_ids.items():
-        problems: dict[str, dict] = {}
-        for item in ordered:
-            problems.update(read_problems(item.path, task))
-        write_problems(out, task, [{"problem_id": problem_id, **{key: problems[problem_id][key]
-                                                                  for key in ("question", "reference")}}
-                                   for problem_id in problem_ids])
-        for kind in kinds:
-            _merge_kind(ordered, out, task, problem_ids, kind, budgets, config.problems_per_shard)
-    shutil.copytree(tokenizer_dir(first.path), tokenizer_dir(out))
-    write_manifest(out, _merged_manifest(ordered, out))
-    scoring = _scoring_settings(ordered)
-    evaluate_run(out, workers=workers, progress=progress, **scoring)
+    with lock_run(out, "merge"):
+        _merge_locked(ordered, out, overwrite, workers, progress)
     return out
 
 
@@ -171,6 +147,47 @@ def _merged_manifest(ordered: list[ShardRun], out: Path) -> Manifest:
     return first.replace(config=dataclasses.replace(first.config, out=str(out), shard=None), tasks=tasks,
                          generation=dict(ordered[0].fingerprint), shard=None, merged=merged, scoring=None,
                          engine=engines[0] if engines else None)
+
+
+MERGING_MARKER = ".budgeteval-merging"
+"""Present in `--out` while a merge writes it: a killed merge is redone by the same command."""
+
+
+def _merge_locked(ordered: list, out: Path, overwrite: bool, workers: int, progress: bool) -> None:
+    """`merge_runs` once `out`'s write lock is held: clear `out`, write the merged run, score it.
+
+    The marker file says a merge is under way, so a directory a killed merge left is cleared and
+    written again by the same command (without --overwrite); the shards are only ever read.
+    """
+    from budgeteval.scoring import evaluate_run
+
+    marker = out / MERGING_MARKER
+    entries = foreign_entries(out)
+    if entries and not (overwrite or marker.exists()):
+        raise UserError(f"{out} exists and is not empty: choose another --out or pass --overwrite.")
+    for entry in entries:
+        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    marker.touch()
+
+    first = ordered[0]
+    config = first.manifest.config
+    budgets = sorted(config.budgets)
+    modes = first.manifest.run_modes
+    kinds = ([GENERATIONS] if "cutoff" in modes or "forced" in modes else []) + \
+        ([CONTINUATIONS] if "forced" in modes else []) + ([CONDITIONED] if "conditioned" in modes else [])
+    for task, problem_ids in first.problem_ids.items():
+        problems: dict[str, dict] = {}
+        for item in ordered:
+            problems.update(read_problems(item.path, task))
+        # Every stored column of a problem (its groups too), in the whole run's problem order.
+        write_problems(out, task, [problems[problem_id] for problem_id in problem_ids])
+        for kind in kinds:
+            _merge_kind(ordered, out, task, problem_ids, kind, budgets, config.problems_per_shard)
+    shutil.copytree(tokenizer_dir(first.path), tokenizer_dir(out))
+    write_manifest(out, _merged_manifest(ordered, out))
+    scoring = _scoring_settings(ordered)
+    evaluate_run(out, workers=workers, progress=progress, **scoring)
+    marker.unlink()
 
 
 def _scoring_settings(ordered: list[ShardRun]) -> dict:

@@ -302,8 +302,13 @@ def read_metrics(run_dir: str | os.PathLike) -> pd.DataFrame:
     path, _ = metrics_paths(Path(run_dir))
     if not path.exists():
         raise UserError(f"No metrics at {path}: run `budgeteval score` on this run directory first.")
-    metrics = pd.read_csv(path, dtype={"task": str, "mode": str, "metric": str, "k": "Int64"})
-    return normalise_metrics(metrics)
+    try:
+        metrics = normalise_metrics(pd.read_csv(path, dtype={"task": str, "mode": str, "metric": str, "k": "Int64"}))
+    except (UserError, ValueError, KeyError, TypeError, pd.errors.ParserError) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise UserError(f"{path} is not a metrics table ({reason}): re-create it with "
+                        f"`budgeteval score {Path(run_dir)}`.") from None
+    return metrics
 
 
 def _check_ks(ks: Sequence[int]) -> list[int]:

@@ -148,6 +148,21 @@ def figure_legend(figure, handles: list, labels: list[str]) -> None:
                   columnspacing=1.2)
 
 
+def make_out_dir(out_dir: str | os.PathLike) -> Path:
+    """Create the figures folder `-o` names, or say in one sentence why it cannot be written."""
+    out_dir = Path(out_dir)
+    blocker = next((parent for parent in [out_dir, *out_dir.parents] if parent.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise UserError(f"-o {out_dir}: {blocker} is a file, not a folder: choose another -o.")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"-o {out_dir} cannot be created ({error.strerror}): choose a folder you can write to.") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise UserError(f"-o {out_dir} is not writable: choose a folder you can write to.")
+    return out_dir
+
+
 def save_figure(figure, path: str | os.PathLike) -> Path:
     """Save `figure` atomically in the format its suffix names (pdf, svg or png); same figure, same bytes."""
     path = Path(path)
@@ -155,7 +170,10 @@ def save_figure(figure, path: str | os.PathLike) -> Path:
     if fmt not in FIGURE_FORMATS:
         raise UserError(f"Cannot save a figure as {fmt!r}: use one of {', '.join(FIGURE_FORMATS)}.")
     with figure_style():
-        write_atomic(path, lambda temp: figure.savefig(temp, format=fmt, dpi=PNG_DPI, metadata=_METADATA[fmt]))
+        try:
+            write_atomic(path, lambda temp: figure.savefig(temp, format=fmt, dpi=PNG_DPI, metadata=_METADATA[fmt]))
+        except OSError as error:
+            raise UserError(f"Cannot write {path} ({error.strerror}): choose a folder you can write to with -o.") from None
     return path
 
 

@@ -33,6 +33,7 @@ from budgeteval.plot_style import (
     finish_figure,
     figure_legend,
     figure_style,
+    make_out_dir,
     mode_linestyle,
     new_figure,
     parse_formats,
@@ -79,20 +80,23 @@ def load_figure_function(spec: str) -> Callable:
 
 def budget_figures(runs: Sequence, options: Optional[PlotOptions] = None, **option_values) -> dict:
     """Every figure of `BUDGET_FIGURES` for `runs`, by name (`option_values` build a `PlotOptions`)."""
+    from budgeteval.compare import check_shared_tasks
+
     options = options or PlotOptions(**option_values)
+    check_shared_tasks(runs)
     return {name: load_figure_function(spec)(runs, options) for name, spec in BUDGET_FIGURES.items()}
 
 
 def save_figures(runs: Sequence, out_dir: str | os.PathLike, formats: Sequence[str] | str = ("pdf", "png"),
                  options: Optional[PlotOptions] = None, figures: Mapping[str, str] = BUDGET_FIGURES) -> list[Path]:
     """Draw every figure in `figures` for `runs` and save each as `out_dir/<name>.<format>`; returns the paths."""
-    from budgeteval.compare import check_unique_labels
+    from budgeteval.compare import check_shared_tasks, check_unique_labels
 
     formats = parse_formats(formats) if isinstance(formats, str) else parse_formats(",".join(formats))
     options = options or PlotOptions()
     check_unique_labels(runs)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_shared_tasks(runs)
+    out_dir = make_out_dir(out_dir)
     paths = []
     for name, spec in figures.items():
         figure = load_figure_function(spec)(runs, options)

@@ -15,11 +15,21 @@ equal bytes). A reader refuses a newer format and reads every format written so 
 `open_run` creates a directory, or checks that an existing one was made with the same generation
 fingerprint (refusing a changed configuration unless told to overwrite). Scoring, replay and
 generation are other modules' jobs: this one only knows where things are and what they hold.
+
+Every command that writes a run directory (run, score, import, watch, repair) holds its write
+lock (`lock_run`): an OS lock (`fcntl.flock`) on `RUN/.budgeteval.lock` that dies with its
+process, so a kill -9 never leaves a stale lock, and a second writer is refused at once with the
+holder's pid and command. Readers (report, compare, plot, view) never take it: every file is
+replaced atomically (`budgeteval.atomic`). The start order is crash-proof: the manifest is the
+first file a command writes, so a directory a kill left behind is always one the same command
+resumes (`save_tokenizer` and the problems are rewritten on every start).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import platform
@@ -31,7 +41,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional
 
-from budgeteval.atomic import write_atomic, write_text_atomic
+from budgeteval.atomic import is_leftover, remove_leftovers, replace_dir, write_atomic, write_text_atomic
 from budgeteval.config import RunConfig
 from budgeteval.errors import UserError
 
@@ -43,6 +53,8 @@ METRICS_CSV_NAME = "metrics.csv"
 METRICS_JSON_NAME = "metrics.json"
 TOKENIZER_DIR = "tokenizer"
 PROBLEMS_DIR = "problems"
+LOCK_NAME = ".budgeteval.lock"
+"""The write lock's file (`lock_run`); it stays after its holder exits, unlocked."""
 STORE_DIRS = ("generations", "continuations", "conditioned")
 """Folders of the three generation stores (`budgeteval.store`)."""
 
@@ -106,17 +118,23 @@ class TaskEntry:
     """Content hash of the problems (ids, questions, references); None in format-1 manifests."""
     lm_eval: Optional[dict] = None
     """For an `lm-eval:NAME` task: its lm-eval spec (task name, version, config hash, ...); else None."""
+    num_skipped: int = 0
+    """Rows of the data left out because no answer to them can be judged (no test cases)."""
+    skipped: dict = field(default_factory=dict)
+    """Problem id -> why it was left out, for each of the `num_skipped` rows."""
 
 
-def task_entry(task, problems) -> TaskEntry:
-    """The manifest entry of a `budgeteval.tasks.Task` evaluated on `problems` (a list of `Problem`)."""
+def task_entry(task, problems, skipped=()) -> TaskEntry:
+    """The manifest entry of a `budgeteval.tasks.Task` evaluated on `problems` (a list of `Problem`),
+    with the (problem id, reason) pairs `skipped` as unjudgeable."""
     from budgeteval.tasks import problems_hash
 
     lm_eval = getattr(task, "lm_eval", None)
     return TaskEntry(scorer=task.scorer, version=task.version, yaml=task.yaml_path, description=task.description,
                      source=dict(task.source.__dict__), options=dict(task.option_values),
                      num_problems=len(problems), data_sha256=problems_hash(problems),
-                     lm_eval=dataclasses.asdict(lm_eval) if lm_eval is not None else None)
+                     lm_eval=dataclasses.asdict(lm_eval) if lm_eval is not None else None, num_skipped=len(skipped),
+                     skipped=dict(skipped))
 
 
 @dataclass(frozen=True)
@@ -396,7 +414,7 @@ def open_run(run_dir: Path, fingerprint: dict, overwrite: bool) -> Optional[Mani
     if not manifest_path(run_dir).exists():
         if run_dir.exists() and not run_dir.is_dir():
             raise UserError(f"--out {run_dir} is a file, not a directory: choose another --out.")
-        if run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
+        if foreign_entries(run_dir) and not overwrite:
             raise UserError(f"{run_dir} exists and is not a budgeteval run: choose another --out or pass --overwrite.")
         run_dir.mkdir(parents=True, exist_ok=True)
         return None
@@ -414,6 +432,108 @@ def open_run(run_dir: Path, fingerprint: dict, overwrite: bool) -> Optional[Mani
             f"pass --overwrite to start it over, or choose another --out."
         )
     return manifest
+
+
+def foreign_entries(run_dir: Path) -> list[Path]:
+    """What `run_dir` holds besides the lock file and the temp leftovers of killed writers."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    return sorted(path for path in run_dir.iterdir() if path.name != LOCK_NAME and not is_leftover(path))
+
+
+def save_tokenizer(run_dir: Path, tokenizer) -> None:
+    """Write `RUN/tokenizer/` as one step (a kill leaves the old folder, none, or the new one)."""
+    replace_dir(tokenizer_dir(run_dir), lambda temp: tokenizer.save_pretrained(str(temp)))
+
+
+# --- the write lock --------------------------------------------------------------------------------
+
+_held: dict[str, "RunLock"] = {}
+"""Locks this process holds, by resolved run directory: taking one again nests (run -> score)."""
+
+
+@dataclass
+class RunLock:
+    """An OS-level exclusive lock on a run directory, held by one command of one process."""
+
+    path: Path
+    """The lock file."""
+    handle: int
+    """Its open file descriptor (the lock lives as long as this stays open)."""
+    created_dir: bool
+    """Whether taking the lock created the run directory (removed again if nothing else lands in it)."""
+    depth: int = 1
+    """How many nested `lock_run` calls of this process hold it."""
+
+
+def lock_holder(run_dir: Path) -> str:
+    """`pid N (budgeteval COMMAND ...)` of the process that wrote the lock file last (for messages)."""
+    try:
+        pid, _, command = Path(run_dir, LOCK_NAME).read_text(encoding="utf-8").partition("\n")
+    except OSError:
+        return "another process"
+    return f"pid {pid.strip() or '?'} ({command.strip() or 'budgeteval'})"
+
+
+def _command_line(command: str) -> str:
+    """`budgeteval COMMAND ARGS...` when this process is the CLI, else `budgeteval COMMAND (Python)`."""
+    if Path(sys.argv[0]).name in ("budgeteval", "cli.py") and command in sys.argv[1:2]:
+        return " ".join(["budgeteval", *sys.argv[1:]])
+    return f"budgeteval {command} (called from Python)"
+
+
+@contextlib.contextmanager
+def lock_run(run_dir: Path, command: str):
+    """Hold `run_dir`'s write lock for the block, or refuse at once if another process holds it.
+
+    `command` (`run`, `score`, ...) is written into the lock file with the command line, so a
+    refused writer can say who holds it. A directory the lock itself had to create is removed again on the
+    way out when nothing but the lock file landed in it (a command refused for a bad flag leaves
+    no trace).
+    """
+    run_dir = Path(run_dir)
+    key = str(run_dir.resolve())
+    if key in _held:
+        _held[key].depth += 1
+        try:
+            yield _held[key]
+        finally:
+            _held[key].depth -= 1
+        return
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"{run_dir} is a file, not a run directory: choose another --out.")
+    created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"Cannot create the run directory {run_dir} ({error.strerror}): choose another --out.") from None
+    path = run_dir / LOCK_NAME
+    try:
+        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise UserError(f"Cannot write into {run_dir} ({error.strerror}): {command} needs a run directory it can "
+                        f"write; copy the run somewhere writable.") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(handle)
+        raise UserError(f"{run_dir} is being written by {lock_holder(run_dir)}: wait for it to finish or stop it, "
+                        f"then re-run this command (report, compare and plot can read the run meanwhile).") from None
+    os.ftruncate(handle, 0)
+    os.write(handle, f"{os.getpid()}\n{_command_line(command)}\n".encode())
+    lock = _held[key] = RunLock(path, handle, created)
+    try:
+        # Under the lock no other writer is live, so temp files here are a killed writer's leftovers.
+        remove_leftovers(run_dir)
+        yield lock
+    finally:
+        del _held[key]
+        if created and not foreign_entries(run_dir):
+            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()
+        os.close(handle)
 
 
 def clear_run(run_dir: Path) -> None:

@@ -9,25 +9,26 @@ Scoring is `budgeteval.scoring`.
 """
 
 import dataclasses
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 from budgeteval.backends import get_backend_class
 from budgeteval.backends.base import GenerationRequest
-from budgeteval.config import MODES, BUDGET_PROMPT_POSITIONS, RunConfig
+from budgeteval.config import MODES, RunConfig
 from budgeteval.errors import UserError
 from budgeteval.forcing import (continuation_request, default_force_string, plan_force, still_thinking)
 from budgeteval.metrics import DEFAULT_BOOTSTRAP
 from budgeteval.prompts import (BudgetInstruction, default_think_end, encode_prompt, render_prompt,
                                 response_is_thinking)
-from budgeteval.run_dir import (Manifest, ModesSection, TaskEntry, hardware, now_utc, open_run, package_versions,
-                                task_entry, tokenizer_dir, write_manifest)
+from budgeteval.run_dir import (Manifest, ModesSection, TaskEntry, hardware, lock_run, now_utc, open_run,
+                                package_versions, save_tokenizer, task_entry, tokenizer_dir, write_manifest)
 from budgeteval.seeds import derive_seed, sample_seed
 from budgeteval.shards import select_shard, shard_manifest_section
 from budgeteval.store import (CONDITIONED, CONTINUATIONS, ConditionedRecord, ContinuationRecord, GenerationRecord,
                               read_task, stored_problem_ids, stored_units, write_problems, write_shard)
-from budgeteval.tasks import Problem, Task, group_task_options, load_problems, load_task, problems_hash
+from budgeteval.tasks import Problem, Task, group_task_options, load_problem_set, load_task, problems_hash
 from budgeteval.tokenizer import load_tokenizer
 
 
@@ -43,6 +44,8 @@ class PreparedTask:
     """Rendered prompt text per problem."""
     prompt_token_ids: list[list[int]]
     """Prompt token ids per problem."""
+    skipped: tuple[tuple[str, str], ...] = ()
+    """(problem id, reason) of the rows left out because their scorer cannot judge them."""
 
 
 def resolve_tasks(config: RunConfig) -> list[Task]:
@@ -62,18 +65,26 @@ def resolve_tasks(config: RunConfig) -> list[Task]:
     return tasks
 
 
-def prepare_tasks(config: RunConfig, tasks: list[Task], tokenizer) -> list[PreparedTask]:
-    """Load every task's problems and render their prompts."""
+def prepare_tasks(config: RunConfig, tasks: list[Task], tokenizer, strict: bool = False) -> list[PreparedTask]:
+    """Load every task's problems and render their prompts (unjudgeable problems are skipped, or
+    refused with `strict`)."""
     prepared = []
     for task in tasks:
-        problems = load_problems(task, config.limit)
+        problem_set = load_problem_set(task, config.limit, strict=strict)
+        problems = problem_set.problems
+        if problem_set.skipped:
+            ids = [problem_id for problem_id, _ in problem_set.skipped]
+            print(f"warning: task {task.name}: skipped {len(ids)} problem(s) that {problem_set.skipped[0][1]}: "
+                  f"{', '.join(ids[:5])}{' …' if len(ids) > 5 else ''} (counted in the manifest; --strict refuses "
+                  f"them).", file=sys.stderr)
         if task.lm_eval is not None:
             from budgeteval.lm_eval_tasks import render_lm_eval_prompts
 
             prompts = render_lm_eval_prompts(task, problems, tokenizer, config.prompt)
         else:
             prompts = [render_prompt(task, problem, tokenizer, config.prompt) for problem in problems]
-        prepared.append(PreparedTask(task, problems, prompts, [encode_prompt(tokenizer, text) for text in prompts]))
+        prepared.append(PreparedTask(task, problems, prompts, [encode_prompt(tokenizer, text) for text in prompts],
+                                     problem_set.skipped))
     return prepared
 
 
@@ -86,21 +97,8 @@ def resolve_think_end(config: RunConfig, tokenizer) -> Optional[str]:
 
 def resolve_modes(config: RunConfig, tokenizer) -> ModesSection:
     """Check the mode settings and fill in their defaults (the forcing string of the model's family)."""
-    settings = config.modes
-    unknown = [mode for mode in settings.modes if mode not in MODES]
-    if unknown or not settings.modes:
-        raise UserError(f"--modes {','.join(settings.modes) or '(empty)'} is not valid: use a comma-separated "
-                        f"subset of {', '.join(MODES)}.")
-    if settings.answer_tokens < 1:
-        raise UserError(f"--answer-tokens {settings.answer_tokens} must be at least 1.")
-    if settings.budget_prompt_position not in BUDGET_PROMPT_POSITIONS:
-        raise UserError(f"--budget-prompt-position {settings.budget_prompt_position!r}: use one of "
-                        f"{', '.join(BUDGET_PROMPT_POSITIONS)}.")
+    settings = config.modes  # ranges and combinations were checked when the record was built
     conditioned = "conditioned" in settings.modes
-    if conditioned and not settings.budget_prompt:
-        raise UserError("--modes conditioned needs --budget-prompt, e.g. 'Think for {budget} tokens.'")
-    if settings.budget_prompt and not conditioned:
-        raise UserError("--budget-prompt only applies to conditioned mode: add conditioned to --modes.")
     forced = "forced" in settings.modes
     force_string = (settings.force_string if settings.force_string is not None
                     else default_force_string(tokenizer)) if forced else None
@@ -361,7 +359,7 @@ def _condition_chunk(chunk, backend, tokenizer, modes: ModesSection, config: Run
 
 def task_entries(prepared: list[PreparedTask]) -> dict[str, TaskEntry]:
     """The manifest's `tasks` section: what each task loaded."""
-    return {item.task.name: task_entry(item.task, item.problems) for item in prepared}
+    return {item.task.name: task_entry(item.task, item.problems, item.skipped) for item in prepared}
 
 
 def run_manifest(config: RunConfig, prepared: list[PreparedTask], modes: ModesSection, fingerprint: dict,
@@ -387,22 +385,34 @@ def make_backend(config: RunConfig, tokenizer_path: str):
 
 
 def run(config: RunConfig, overwrite: bool = False, progress: bool = True, backend=None,
-        bootstrap: int = DEFAULT_BOOTSTRAP, bootstrap_seed: int = 0, answer_policy: str = "strict") -> Path:
+        bootstrap: int = DEFAULT_BOOTSTRAP, bootstrap_seed: int = 0, answer_policy: str = "strict",
+        strict: bool = False) -> Path:
     """Run (or resume) a sweep end to end and return the run directory.
 
     `backend` lets a caller reuse a live engine across runs (tests, notebooks); by default the
     configured backend is created only if something is left to generate. `bootstrap`,
     `bootstrap_seed` (the metrics' confidence intervals) and `answer_policy`
     (`budgeteval.answers.POLICIES`) go to `evaluate_run`; the policy only changes scoring, so it
-    is not part of the configuration a resumed run must match.
+    is not part of the configuration a resumed run must match. `strict` goes to `prepare_tasks`.
+    The run directory's write lock is held throughout (`run_dir.lock_run`).
     """
-    from budgeteval.scoring import evaluate_run
-
+    config.validate()
     run_dir = Path(config.out)
     tasks = resolve_tasks(config)
-    tokenizer = load_tokenizer(config.tokenizer or config.model, config.revision)
+    with lock_run(run_dir, "run"):
+        return _run_locked(config, tasks, run_dir, overwrite, progress, backend, bootstrap, bootstrap_seed,
+                           answer_policy, strict)
+
+
+def _run_locked(config: RunConfig, tasks: list[Task], run_dir: Path, overwrite: bool, progress: bool, backend,
+                bootstrap: int, bootstrap_seed: int, answer_policy: str, strict: bool) -> Path:
+    """`run` once the run directory's write lock is held."""
+    from budgeteval.scoring import evaluate_run
+
+    tokenizer = load_tokenizer(config.tokenizer or config.model, config.revision,
+                               "--tokenizer" if config.tokenizer else "--model")
     modes = resolve_modes(config, tokenizer)
-    prepared = prepare_tasks(config, tasks, tokenizer)
+    prepared = prepare_tasks(config, tasks, tokenizer, strict)
     fingerprint = generation_fingerprint(config, prepared, modes)
     shard_section = None
     if config.shard is not None:
@@ -411,17 +421,19 @@ def run(config: RunConfig, overwrite: bool = False, progress: bool = True, backe
         fingerprint["shard"] = {"index": config.shard.index, "count": config.shard.count}
         prepared = select_shard(prepared, config.shard)
     existing = open_run(run_dir, fingerprint, overwrite)
-    saved_tokenizer = tokenizer_dir(run_dir)
-    if existing is None or not saved_tokenizer.is_dir():
-        tokenizer.save_pretrained(str(saved_tokenizer))
-        for item in prepared:
-            write_problems(run_dir, item.task.name, [
-                {"problem_id": p.problem_id, "question": p.question, "reference": p.reference, **p.groups}
-                for p in item.problems])
     manifest = run_manifest(config, prepared, modes, fingerprint, resolve_think_end(config, tokenizer), existing)
     if shard_section is not None:
         manifest = manifest.replace(shard=shard_section)
+    # The manifest first: from here on a kill leaves a directory this command resumes. The
+    # tokenizer and problems are rewritten on every start (same content, same bytes), so a kill
+    # while writing them is repaired by the next start.
     write_manifest(run_dir, manifest)
+    save_tokenizer(run_dir, tokenizer)
+    saved_tokenizer = tokenizer_dir(run_dir)
+    for item in prepared:
+        write_problems(run_dir, item.task.name, [
+            {"problem_id": p.problem_id, "question": p.question, "reference": p.reference, **p.groups}
+            for p in item.problems])
     think_end = manifest.think_end
 
     engine = _LazyBackend(lambda: _Borrowed(backend) if backend is not None

@@ -26,7 +26,7 @@ from budgeteval.forcing import forced_response_ids
 from budgeteval.metrics import DEFAULT_BOOTSTRAP, compute_metrics, default_ks, samples_per_problem, write_metrics
 from budgeteval.prompts import response_is_thinking
 from budgeteval.replay import UNKNOWN_FINISH, answer_region, truncate
-from budgeteval.run_dir import (SCORE_COLUMNS, ScoringSection, read_manifest, read_scores, tokenizer_dir,
+from budgeteval.run_dir import (SCORE_COLUMNS, ScoringSection, lock_run, read_manifest, read_scores, tokenizer_dir,
                                 write_manifest, write_scores)
 from budgeteval.scorers import get_scorer
 from budgeteval.scorers.base import ScoreItem
@@ -285,8 +285,18 @@ def evaluate_run(run_dir: Path, budgets: Optional[Sequence[int]] = None, workers
     `bootstrap` resamples (seed `bootstrap_seed`) give the metrics' confidence intervals; 0 skips them.
     `answer_policy` (`budgeteval.answers.POLICIES`; default: the policy the run was last scored
     with, else `strict`) is recorded in the manifest's `scoring` section.
+    Holds the run's write lock (`run_dir.lock_run`) while it scores; every file it writes is
+    replaced atomically, so a kill leaves the old or the new results and re-running it finishes.
     """
     run_dir = Path(run_dir)
+    read_manifest(run_dir)  # refuse a path that is not a run before the lock would create it
+    with lock_run(run_dir, "score"):
+        return _evaluate_locked(run_dir, budgets, workers, progress, modes, bootstrap, bootstrap_seed, answer_policy)
+
+
+def _evaluate_locked(run_dir: Path, budgets, workers: int, progress: bool, modes, bootstrap: int,
+                     bootstrap_seed: int, answer_policy: Optional[str]) -> pd.DataFrame:
+    """`evaluate_run` once the write lock is held."""
     manifest = read_manifest(run_dir)
     budgets = sorted(set(budgets or manifest.scoring_budgets()))
     if not budgets:
@@ -299,7 +309,11 @@ def evaluate_run(run_dir: Path, budgets: Optional[Sequence[int]] = None, workers
     saved_tokenizer = tokenizer_dir(run_dir)
     if not saved_tokenizer.is_dir():
         raise UserError(f"{run_dir} has no tokenizer/ folder; the run directory is incomplete.")
-    tokenizer = load_tokenizer(str(saved_tokenizer))
+    try:
+        tokenizer = load_tokenizer(str(saved_tokenizer))
+    except UserError:
+        raise UserError(f"{saved_tokenizer} holds no loadable tokenizer; the run directory is damaged: remove that "
+                        f"folder and re-run the command that made the run (it writes the tokenizer again).") from None
     think_end = manifest.think_end
     answer_policy = check_policy(answer_policy or recorded_answer_policy(manifest) or DEFAULT_POLICY)
     frames = [

@@ -23,6 +23,7 @@ from budgeteval.plot_style import (
     draw_band,
     finish_figure,
     figure_style,
+    make_out_dir,
     new_figure,
     parse_formats,
     run_colours,
@@ -89,8 +90,7 @@ def save_step_figures(folders: Sequence[str | os.PathLike], out_dir: str | os.Pa
         raise UserError(f"--by step plots one training folder at a time, got {len(folders)}.")
     formats = parse_formats(formats) if isinstance(formats, str) else parse_formats(",".join(formats))
     figure = step_figure(read_step_metrics(folders[0]), k=k)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = make_out_dir(out_dir)
     return [save_figure(figure, out_dir / f"{STEP_FIGURE}.{fmt}") for fmt in formats]
 
 

@@ -205,9 +205,44 @@ def read_task(run_dir: Path, task: str, columns: Optional[list[str]] = None,
     if all(column in table.column_names for column in kind.key):
         keys = list(zip(*(table.column(column).to_pylist() for column in kind.key)))
         if len(keys) != len(set(keys)):
-            raise UserError(f"The {kind.folder} store of task {task} in {run_dir} holds duplicate samples; "
-                            f"it was written by two runs at once.")
+            raise UserError(f"The {kind.folder} store of task {task} in {run_dir} holds duplicate samples (two "
+                            f"runs wrote it at once, or shards were copied in): run `budgeteval repair {run_dir}`, "
+                            f"which keeps one copy of each.")
     return table
+
+
+def repair_task(run_dir: Path, task: str, kind: StoreKind = GENERATIONS) -> int:
+    """Keep one copy of each duplicated row of one task's store; returns the copies removed.
+
+    Refuses (a `UserError`) when two copies of a row differ: which one is right cannot be told.
+    The unique rows are written as one new shard before the old shards are removed, so a kill in
+    between leaves identical duplicates, which running the repair again removes.
+    """
+    paths = _shard_paths(run_dir, task, kind)
+    rows, origin = {}, {}
+    duplicates = 0
+    for path in paths:
+        try:
+            table = pq.read_table(path)
+        except (OSError, pa.ArrowInvalid) as error:
+            raise UserError(f"Generation shard {path} cannot be read ({error}); remove it and resume the run.") from None
+        _check_format(path, table.schema)
+        for row in table.to_pylist():
+            key = tuple(row[column] for column in kind.key)
+            if key not in rows:
+                rows[key], origin[key] = row, path
+            elif rows[key] != row:
+                raise UserError(f"{origin[key]} and {path} hold different samples for {dict(zip(kind.key, key))} "
+                                f"of task {task}: repair keeps identical copies only; remove the wrong shard by hand, "
+                                f"or re-run with --overwrite.")
+            else:
+                duplicates += 1
+    if not duplicates:
+        return 0
+    write_shard(run_dir, task, [kind.record(**row) for row in rows.values()], kind=kind)
+    for path in paths:
+        path.unlink()
+    return duplicates
 
 
 def stored_units(run_dir: Path, task: str, kind: StoreKind) -> set[tuple]:

@@ -9,7 +9,7 @@ filter such as a contest-date window). It does not render prompts (see `prompts`
 
 import hashlib
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -17,7 +17,7 @@ from typing import Optional
 
 import yaml
 
-from budgeteval.errors import UserError
+from budgeteval.errors import UnjudgeableProblem, UserError
 from budgeteval.task_records import ConditionalTemplate, DatasetSource, Problem, ReferenceSpec, Task, TaskOption
 from budgeteval.scorers import REFERENCE_BUILDERS, SCORERS, get_reference_builder
 
@@ -281,8 +281,13 @@ def load_task(name_or_path: str, data_files: Optional[dict[str, str]] = None,
         task = load_task_file(paths[name_or_path])
     local = (data_files or {}).get(task.name)
     if local:
+        if Path(local).is_dir():
+            raise UserError(f"--data {task.name}={local} is a directory: pass the JSONL or parquet file inside it.")
         if not Path(local).is_file():
             raise UserError(f"Data file {local} given for task {task.name} does not exist.")
+        if Path(local).stat().st_size == 0:
+            raise UserError(f"Data file {local} given for task {task.name} is empty: pass a JSONL or parquet file "
+                            f"with one problem per row.")
         task = replace(task, source=replace(task.source, local_file=str(Path(local).resolve())))
     return apply_options(task, (task_options or {}).get(task.name, {}))
 
@@ -295,7 +300,11 @@ def _load_rows(source: DatasetSource):
         try:
             return datasets.load_dataset(kind, data_files=source.local_file, split="train")
         except Exception as error:  # datasets raises many types for a malformed file
-            raise UserError(f"Cannot read data file {source.local_file}: {error}") from None
+            while error.__cause__ is not None or error.__context__ is not None:  # datasets wraps the reason
+                error = error.__cause__ or error.__context__
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise UserError(f"Cannot read data file {source.local_file} as {'parquet' if kind == 'parquet' else 'JSONL'} "
+                            f"({reason}): check the file's format.") from None
     try:
         if source.loader:
             files = [f"hf://datasets/{source.path}/{name}" for name in source.data_files]
@@ -341,13 +350,33 @@ def _filtered_indices(task: Task, rows, where: str) -> list[int]:
     return keep
 
 
+@dataclass(frozen=True)
+class ProblemSet:
+    """A task's problems, and the ones left out because no answer to them can be judged."""
+
+    problems: list[Problem]
+    """The problems to evaluate, in dataset order."""
+    skipped: tuple[tuple[str, str], ...] = ()
+    """(problem id, reason) of every row skipped as unjudgeable (recorded in the manifest)."""
+
+
 def load_problems(task: Task, limit: Optional[int] = None) -> list[Problem]:
     """Load the task's rows as `Problem`s (those its filter options keep; the first `limit` when
-    given), checking the columns and building references."""
+    given), checking the columns and building references; unjudgeable rows are left out
+    (`load_problem_set` says which)."""
+    return load_problem_set(task, limit).problems
+
+
+def load_problem_set(task: Task, limit: Optional[int] = None, strict: bool = False) -> ProblemSet:
+    """`load_problems`, also returning the rows skipped because their scorer cannot judge them.
+
+    A row without test cases (`UnjudgeableProblem`) is skipped, so one such problem in a file does
+    not refuse the other hundreds; `strict` refuses it instead. `limit` counts kept problems.
+    """
     if task.lm_eval is not None:
         from budgeteval.lm_eval_tasks import load_lm_eval_problems
 
-        return load_lm_eval_problems(task, limit)
+        return ProblemSet(problems=load_lm_eval_problems(task, limit))
     rows = _prepare_rows(task, _load_rows(task.source))
     where = task.source.local_file or f"{task.source.path}:{task.source.split}"
     reference_columns = ([column for _, column in task.reference_builder.columns] if task.reference_builder
@@ -362,15 +391,22 @@ def load_problems(task: Task, limit: Optional[int] = None) -> list[Problem]:
                 f"(columns: {', '.join(rows.column_names)}); fix the task's `fields`."
             )
     indices = _filtered_indices(task, rows, where)
-    if limit is not None:
-        indices = indices[:limit]
     builder = get_reference_builder(task.reference_builder.builder) if task.reference_builder else None
-    problems = []
+    problems, skipped = [], []
     for index in indices:
+        if limit is not None and len(problems) >= limit:
+            break
         row = rows[index]
         problem_id = str(row[task.id_field]) if task.id_field else str(index)
         if builder is not None:
-            reference = builder({name: row[column] for name, column in task.reference_builder.columns}, problem_id)
+            try:
+                reference = builder({name: row[column] for name, column in task.reference_builder.columns}, problem_id)
+            except UnjudgeableProblem as error:
+                if strict:
+                    raise UserError(f"Dataset {where} for task {task.name}: {error}; --strict refuses it (without "
+                                    f"--strict such problems are skipped and counted in the manifest).") from None
+                skipped.append((error.problem_id, error.reason))
+                continue
         else:
             reference = str(row[task.reference_field])
         problems.append(Problem(
@@ -385,7 +421,10 @@ def load_problems(task: Task, limit: Optional[int] = None) -> list[Problem]:
         if problem.problem_id in seen:
             raise UserError(f"Dataset {where} for task {task.name} repeats problem id {problem.problem_id!r}.")
         seen.add(problem.problem_id)
-    return problems
+    if skipped and not problems:
+        raise UserError(f"Dataset {where} for task {task.name}: every one of its {len(skipped)} problems "
+                        f"{skipped[0][1]} (e.g. {skipped[0][0]}): use data with test cases.")
+    return ProblemSet(problems, tuple(skipped))
 
 
 def _prepare_rows(task: Task, rows):

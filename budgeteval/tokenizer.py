@@ -4,19 +4,32 @@ Prompts are rendered and responses decoded with the model's own tokenizer; a run
 a copy in `tokenizer/` (`budgeteval.run_dir.tokenizer_dir`), so scoring never needs the hub.
 """
 
+from pathlib import Path
 from typing import Optional
 
 from budgeteval.errors import UserError
 
 
-def load_tokenizer(name_or_path: str, revision: Optional[str] = None):
-    """Load a Hugging Face tokenizer, with one clear sentence when it cannot be found."""
+def load_tokenizer(name_or_path: str, revision: Optional[str] = None, flag: str = "--tokenizer"):
+    """Load a Hugging Face tokenizer, with one clear sentence naming `flag` when it cannot be found."""
     from transformers import AutoTokenizer
 
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    # A hub id is `name` or `org/name`; anything else is meant as a local path, and a missing one
+    # would otherwise reach the hub client and come back as a complaint about repo-id characters.
+    looks_local = path.exists() or text.startswith(("/", ".", "~")) or text.count("/") > 1 or "\\" in text
+    if looks_local and not path.exists():
+        raise UserError(f"{flag} {text} does not exist: pass a local checkpoint directory or a hub id "
+                        f"such as Qwen/Qwen3-1.7B.")
+    if looks_local and not path.is_dir():
+        raise UserError(f"{flag} {text} is a file: pass the checkpoint directory that holds it.")
     try:
-        return AutoTokenizer.from_pretrained(name_or_path, revision=revision)
+        return AutoTokenizer.from_pretrained(text, revision=revision)
     except (OSError, ValueError) as error:
-        raise UserError(
-            f"Cannot load the tokenizer {name_or_path!r} ({str(error).splitlines()[0]}); "
-            f"pass --tokenizer with a local path or a hub id."
-        ) from None
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        where = (f"the local directory {text} has no tokenizer files" if looks_local
+                 else f"hub id {text!r} could not be fetched ({reason})")
+        fix = ("pass --tokenizer with the tokenizer's directory or hub id" if looks_local
+               else f"check the id, go online, or pass {flag} a local directory")
+        raise UserError(f"Cannot load the tokenizer of {flag} {text}: {where}; {fix}.") from None

@@ -209,3 +209,24 @@ def test_cli_task_option_mistakes_are_one_line(tmp_path, option, message):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [f"error: {result.stderr.strip()[7:]}"]
     assert message in result.stderr
+
+
+def test_a_problem_without_tests_is_skipped_and_counted_or_refused_with_strict(data_file, tmp_path):
+    from budgeteval.run_dir import task_entry
+    from budgeteval.tasks import load_problem_set
+
+    with_tests = [json.loads(line) for line in open(data_file, encoding="utf-8")][:3]
+    without = json.loads(open(shared_path("data", "livecodebench_v6_new_no_tests.jsonl"), encoding="utf-8").readline())
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text("".join(json.dumps(row) + "\n" for row in [with_tests[0], without, *with_tests[1:]]))
+    task = lcb(str(mixed))
+    loaded = load_problem_set(task)
+    assert [p.problem_id for p in loaded.problems] == [row["question_id"] for row in with_tests]
+    assert [problem_id for problem_id, _ in loaded.skipped] == [without["question_id"]]
+    assert "no test cases" in loaded.skipped[0][1]
+    assert [p.problem_id for p in load_problem_set(task, limit=2).problems] == [row["question_id"]
+                                                                               for row in with_tests[:2]]
+    entry = task_entry(task, loaded.problems, loaded.skipped)
+    assert entry.num_problems == 3 and entry.num_skipped == 1 and list(entry.skipped) == [without["question_id"]]
+    with pytest.raises(UserError, match=f"Problem {without['question_id']} has no test cases.*--strict"):
+        load_problem_set(task, strict=True)

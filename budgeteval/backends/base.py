@@ -24,6 +24,15 @@ class SamplingConfig:
     min_p: float = 0.0
     """Minimum probability relative to the most likely token; 0 disables."""
 
+    def validate(self, backend: Optional[str] = None) -> None:
+        """Raise a `UserError` for the first setting outside `backend`'s ranges (None: what every backend takes)."""
+        from budgeteval.ranges import GENERIC_SAMPLING, SAMPLING_RANGES, check, flag_name
+
+        # The widest ranges first, so a value no backend takes gets the same sentence everywhere.
+        for ranges, context in ((GENERIC_SAMPLING, ""), (SAMPLING_RANGES.get(backend, {}), f" for --backend {backend}")):
+            for name, allowed in ranges.items():
+                check(flag_name(name), getattr(self, name), allowed, context)
+
 
 @dataclass(frozen=True)
 class GenerationRequest:

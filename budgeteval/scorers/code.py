@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, Optional, Sequence
 
-from budgeteval.errors import UserError
+from budgeteval.errors import UnjudgeableProblem, UserError
 from budgeteval.scorers.base import DistinctJobs, ProgressCallback, ScoreItem, Verdict
 
 logger = logging.getLogger(__name__)
@@ -282,8 +282,8 @@ def build_reference(values: dict[str, Any], problem_id: str) -> str:
             raise UserError(f"Problem {problem_id}: its {name} cannot be decoded ({error}); "
                             f"the data file is damaged or not in LiveCodeBench's format.") from None
     if not tests:
-        raise UserError(f"Problem {problem_id} has no test cases (public and private tests are empty), so no "
-                        f"answer to it can be judged: use data with its tests, or leave it out (e.g. a date window).")
+        raise UnjudgeableProblem(problem_id, "has no test cases (public and private tests are empty), so no answer "
+                                             "to it can be judged")
     metadata = values.get("metadata") or {}
     if isinstance(metadata, str):
         try:

@@ -144,14 +144,18 @@ def process_new_steps(config: WatchConfig, progress: bool = False,
 def watch(config: WatchConfig, once: bool = False, interval_s: float = 60.0, progress: bool = False,
           report: Callable[[str], None] = lambda line: None, max_polls: Optional[int] = None) -> list[int]:
     """Process new steps now and then every `interval_s` seconds (once: a single pass); returns the steps scored."""
+    from budgeteval.run_dir import lock_run
+
     scored: list[int] = []
     polls = 0
-    while True:
-        scored += process_new_steps(config, progress=progress, report=report)
-        polls += 1
-        if once or (max_polls is not None and polls >= max_polls):
-            return scored
-        time.sleep(interval_s)
+    # One watcher per output folder: a second one would score the same steps into the same runs.
+    with lock_run(Path(config.out), "watch"):
+        while True:
+            scored += process_new_steps(config, progress=progress, report=report)
+            polls += 1
+            if once or (max_polls is not None and polls >= max_polls):
+                return scored
+            time.sleep(interval_s)
 
 
 def _read_state(out: Path) -> dict:
