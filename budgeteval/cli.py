@@ -1,7 +1,9 @@
 """The `budgeteval` command line: a thin layer over the runner, scoring, import and report modules.
 
 User mistakes (unknown task, malformed YAML, a bad budget, k > n, a missing run directory) end
-with one sentence on stderr and exit status 2, never a traceback.
+with one sentence on stderr and exit status 2, never a traceback. Run as a program (`entry`), a
+command ends its engine and workers on SIGINT/SIGTERM and leaves no process behind
+(`budgeteval.processes`); exit status 130 for Ctrl-C, 128 + the signal number for a signal.
 """
 
 import sys
@@ -19,11 +21,16 @@ class _UserErrorGroup(click.Group):
     """Print a `UserError` as one line and exit 2."""
 
     def invoke(self, ctx):
+        from budgeteval.processes import Terminated
+
         try:
             return super().invoke(ctx)
         except UserError as error:
             click.echo(f"error: {error}", err=True)
             sys.exit(2)
+        except Terminated as signalled:  # every cleanup under the command has run by now
+            click.echo(f"\nstopped by {signalled}", err=True)
+            sys.exit(128 + signalled.signum)
 
 
 def _budgets(_ctx, _param, value):
@@ -410,5 +417,13 @@ def _print_report(run_dir, ks, fmt) -> None:
     click.echo(format_report(metrics, fmt, ks=ks, timeouts=count_timeouts(scores)))
 
 
+def entry() -> None:
+    """The `budgeteval` program: the CLI inside `command_scope` (signals, no leftover processes)."""
+    from budgeteval.processes import command_scope
+
+    with command_scope():
+        main()
+
+
 if __name__ == "__main__":
-    main()
+    entry()
