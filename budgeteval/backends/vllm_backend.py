@@ -209,6 +209,7 @@ class VLLMBackend:
         self.llm = None
         self.replicas = []
         self._replica_facts: dict = {}
+        self._in_flight = False
         if options.data_parallel_size <= 1:
             self.llm, self.options = _engine(model, tokenizer, options, revision)
             return
@@ -230,6 +231,7 @@ class VLLMBackend:
             return generate_with(self.llm, requests, sampling)
         count = len(self.replicas)
         shares = [list(requests[index::count]) for index in range(count)]
+        self._in_flight = True
         for (_, connection), share in zip(self.replicas, shares):
             connection.send((share, sampling))
         results: list = [None] * len(requests)
@@ -238,6 +240,7 @@ class VLLMBackend:
             if status != "ok":
                 raise RuntimeError(f"vLLM replica {process.pid} failed: {payload}")
             results[index::count] = payload
+        self._in_flight = False
         return results
 
     def describe(self) -> dict:
@@ -255,12 +258,15 @@ class VLLMBackend:
         return facts
 
     def close(self) -> None:
+        # Replicas interrupted mid-generate (Ctrl-C, SIGTERM) would read the stop message only after
+        # their batch: kill them at once instead.
+        grace_s = 0 if self._in_flight else 60
         for process, connection in self.replicas:
             try:
                 connection.send(None)
             except (BrokenPipeError, OSError):
                 pass
-            process.join(timeout=60)
+            process.join(timeout=grace_s)
             try:  # whatever is left of the replica's session (engine core, workers)
                 os.killpg(process.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
