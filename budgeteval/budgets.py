@@ -8,6 +8,7 @@ import re
 from budgeteval.errors import UserError
 
 DEFAULT_BUDGETS = (2048, 4096, 8192, 16384, 32768)
+"""The default sweep: 2k, 4k, 8k, 16k, 32k."""
 
 _BUDGET_RE = re.compile(r"^\s*(\d+)\s*([kK]?)\s*$")
 
@@ -36,3 +37,9 @@ def parse_budgets(text: str) -> tuple[int, ...]:
 def format_budget(tokens: int) -> str:
     """Write a budget the short way: 2048 -> '2k', 1000 -> '1000'."""
     return f"{tokens // 1024}k" if tokens % 1024 == 0 else str(tokens)
+
+
+def check_max_tokens(max_tokens: int | None, budgets) -> None:
+    """Refuse a generation limit below the largest budget (`--max-tokens` of import and watch)."""
+    if max_tokens and max_tokens < max(budgets):
+        raise UserError(f"--max-tokens {max_tokens} is below the largest budget {format_budget(max(budgets))}.")

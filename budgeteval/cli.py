@@ -6,15 +6,17 @@ command ends its engine and workers on SIGINT/SIGTERM and leaves no process behi
 (`budgeteval.processes`); exit status 130 for Ctrl-C, 128 + the signal number for a signal.
 """
 
+import signal
 import sys
 from pathlib import Path
 
 import click
 
-from budgeteval.budgets import format_budget, parse_budgets
+from budgeteval.budgets import DEFAULT_BUDGETS, check_max_tokens, format_budget, parse_budgets
+from budgeteval.config import DEFAULT_ANSWER_TOKENS
 from budgeteval.errors import UserError
 
-DEFAULT_BUDGETS_TEXT = "2k,4k,8k,16k,32k"
+DEFAULT_BUDGETS_TEXT = ",".join(format_budget(budget) for budget in DEFAULT_BUDGETS)
 
 
 class _UserErrorGroup(click.Group):
@@ -31,6 +33,9 @@ class _UserErrorGroup(click.Group):
         except Terminated as signalled:  # every cleanup under the command has run by now
             click.echo(f"\nstopped by {signalled}", err=True)
             sys.exit(128 + signalled.signum)
+        except KeyboardInterrupt:
+            click.echo("\nstopped by Ctrl-C", err=True)
+            sys.exit(128 + signal.SIGINT)
 
 
 def _budgets(_ctx, _param, value):
@@ -107,17 +112,16 @@ def tasks_command():
     """List the built-in tasks: name, size, source, scorer."""
     from budgeteval.tasks import builtin_task_paths, load_task_file
 
+    tasks = [load_task_file(path) for _, path in sorted(builtin_task_paths().items())]
     rows = []
-    for name, path in sorted(builtin_task_paths().items()):
-        task = load_task_file(path)
+    for task in tasks:
         source = task.source.path + (f" ({task.source.name})" if task.source.name else "") + f" [{task.source.split}]"
         rows.append((task.name, str(task.size or "?"), source, task.scorer, f"v{task.version}", task.description))
     header = ("name", "size", "source", "scorer", "version", "description")
     widths = [max(len(row[i]) for row in rows + [header]) for i in range(len(header))]
     for row in [header] + rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-    for name, path in sorted(builtin_task_paths().items()):
-        task = load_task_file(path)
+    for task in tasks:
         if task.options:
             click.echo(f"\n{task.name} options (--task-option {task.name}.KEY=VALUE):")
             for option in task.options:
@@ -170,7 +174,7 @@ def tasks_command():
 @click.option("--modes", default="cutoff", show_default=True, callback=_modes,
               help="Budget modes: cutoff (replay the one generation), forced (force an answer at each budget from "
                    "it), conditioned (the budget in the prompt, one generation per budget). Comma-separated.")
-@click.option("--answer-tokens", default=512, show_default=True, type=click.IntRange(min=1),
+@click.option("--answer-tokens", default=DEFAULT_ANSWER_TOKENS, show_default=True, type=click.IntRange(min=1),
               help="forced: answer tokens generated after the forcing string.")
 @click.option("--force-string", default=None,
               help="forced: end-of-thinking string + answer cue appended at the budget (default: the model family's).")
@@ -227,9 +231,10 @@ def run_command(**options):
     )
     if config.backend == "openai" and not config.engine.base_url:
         raise UserError("--backend openai needs --base-url, e.g. http://127.0.0.1:8000/v1.")
-    ks = _ks(options["ks"]) if options["ks"] else sorted({1, config.n})
-    if ks[-1] > config.n:
-        raise UserError(f"--k {ks[-1]} exceeds --n {config.n}: pass k values up to {config.n} or generate more samples.")
+    from budgeteval.metrics import check_ks, report_ks
+
+    ks = _ks(options["ks"]) if options["ks"] else report_ks(config.n)
+    check_ks(ks, config.n)
     run_dir = run(config, overwrite=options["overwrite"], progress=not options["quiet"],
                   bootstrap=options["bootstrap"], bootstrap_seed=options["bootstrap_seed"])
     if not options["quiet"]:
@@ -291,8 +296,7 @@ def import_command(path, task_name, tokenizer, fields, out, budgets, max_tokens,
     from budgeteval.importer import import_generations, parse_field_map
     from budgeteval.scoring import evaluate_run
 
-    if max_tokens and max_tokens < max(budgets):
-        raise UserError(f"--max-tokens {max_tokens} is below the largest budget {format_budget(max(budgets))}.")
+    check_max_tokens(max_tokens, budgets)
     run_dir = import_generations(
         path, task_name, tokenizer, out, parse_field_map(fields), budgets, model=model, max_tokens=max_tokens,
         data_files=dict(_data_files(data)), think_end=think_end, overwrite=overwrite,
@@ -316,11 +320,11 @@ def compare_command(runs, baseline, k, fmt):
     Label a run with RUN=label (default: the basename of its model).
     """
     from budgeteval.compare import compare_runs
-    from budgeteval.run_data import load_runs
+    from budgeteval.run_data import load_runs, resolve_label
 
     loaded = load_runs(runs)
     if baseline is not None:
-        baseline = _run_label(loaded, baseline)
+        baseline = resolve_label(loaded, baseline)
     click.echo(compare_runs(loaded, baseline=baseline, k=k).format(fmt), nl=False)
 
 
@@ -381,8 +385,7 @@ def watch_command(folder, task_name, tokenizer, out, budgets, max_tokens, think_
     """
     from budgeteval.train.watch import WatchConfig, watch
 
-    if max_tokens and max_tokens < max(budgets):
-        raise UserError(f"--max-tokens {max_tokens} is below the largest budget {format_budget(max(budgets))}.")
+    check_max_tokens(max_tokens, budgets)
     config = WatchConfig(folder=folder, out=out, task=task_name, tokenizer=tokenizer, budgets=tuple(budgets),
                          max_tokens=max_tokens, think_end=think_end, data_files=dict(_data_files(data)),
                          workers=workers)
@@ -393,28 +396,10 @@ def watch_command(folder, task_name, tokenizer, out, budgets, max_tokens, think_
         click.echo("stopped", err=True)
 
 
-def _run_label(runs, name: str) -> str:
-    """The label of the run that `name` names (a label, or a run directory path)."""
-    for run in runs:
-        if run.label == name:
-            return run.label
-    for run in runs:
-        if Path(name).resolve() == Path(run.path).resolve():
-            return run.label
-    raise UserError(f"--baseline {name!r} is none of the runs given ({', '.join(run.label for run in runs)}).")
-
-
 def _print_report(run_dir, ks, fmt) -> None:
-    from budgeteval.metrics import compute_metrics, count_timeouts
-    from budgeteval.report import format_report
-    from budgeteval.scoring import read_scores
+    from budgeteval.report import report_run
 
-    scores = read_scores(Path(run_dir))
-    if ks is None:
-        n = int(scores.groupby(["task", "mode", "budget", "problem_id"]).size().min())
-        ks = sorted({1, n})
-    metrics = compute_metrics(scores, ks)
-    click.echo(format_report(metrics, fmt, ks=ks, timeouts=count_timeouts(scores)))
+    click.echo(report_run(Path(run_dir), ks, fmt))
 
 
 def entry() -> None:

@@ -142,8 +142,6 @@ def compare_runs(runs: Sequence, baseline: Optional[str] = None, k: Optional[int
     lacks that cell, and on the baseline's own rows). Curve summaries (`curve_area`,
     `reach_budget` of mean@k) use the budgets that every run has for that task and mode.
     """
-    from budgeteval.run_data import check_unique_labels
-
     runs = list(runs)
     if len(runs) < 2:
         raise UserError("compare needs at least two runs: pass the baseline and one or more runs to compare with it.")
@@ -376,3 +374,15 @@ def _format_latex(comparison: Comparison) -> str:
             rf"\begin{{tabular}}{{{('l' if several_modes else '') + 'lrrr'}}}", r"\toprule",
             " & ".join(summary_head) + r" \\", r"\midrule", *summary_body, r"\bottomrule", r"\end{tabular}"]))
     return "\n\n".join(blocks) + "\n"
+
+
+def check_unique_labels(runs: Sequence) -> None:
+    """Raise a `UserError` when two runs share a label (tables and legends would mix them)."""
+    seen: dict = {}
+    for run in runs:
+        if run.label in seen:
+            raise UserError(
+                f"Runs {seen[run.label]} and {run.path} are both labelled {run.label!r}: "
+                f"name them apart with RUN=label (e.g. {run.path}=ours)."
+            )
+        seen[run.label] = run.path

@@ -1,10 +1,14 @@
 """The configuration of one run, as a frozen record the CLI builds and the manifest stores."""
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
 from budgeteval.backends.base import SamplingConfig
+from budgeteval.budgets import DEFAULT_BUDGETS
 from budgeteval.prompts import PromptSettings
+
+DEFAULT_ANSWER_TOKENS = 512
+"""forced mode: answer tokens a forced continuation may generate (A), unless --answer-tokens says otherwise."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ class ModeSettings:
 
     modes: tuple[str, ...] = ("cutoff",)
     """Budget modes to evaluate, from `MODES`."""
-    answer_tokens: int = 512
+    answer_tokens: int = DEFAULT_ANSWER_TOKENS
     """forced: answer tokens a forced continuation may generate (A)."""
     force_string: Optional[str] = None
     """forced: end-of-thinking string + answer cue; None picks the model family's (`budgeteval.forcing`)."""
@@ -86,7 +90,7 @@ class RunConfig:
     """Evaluate only the first `limit` problems of each task."""
     n: int = 1
     """Samples per problem."""
-    budgets: tuple[int, ...] = (2048, 4096, 8192, 16384, 32768)
+    budgets: tuple[int, ...] = DEFAULT_BUDGETS
     """Token budgets to replay; generation uses the largest."""
     seed: int = 0
     """Run seed; per-request seeds derive from it, the task and the problem id."""
@@ -120,3 +124,36 @@ class RunConfig:
                                 for task, _, _ in self.task_options}
         data["modes"]["modes"] = list(self.modes.modes)
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict, tasks: tuple[str, ...] = ()) -> "RunConfig":
+        """The inverse of `to_dict` (a manifest's `config` section); missing keys take their defaults.
+
+        `tasks` fills in the task names when the section does not list them.
+        """
+        values = _known(cls, data)
+        values.setdefault("model", "")
+        values.setdefault("out", "")
+        values["tasks"] = tuple(data.get("tasks") or tasks)
+        for name in ("budgets",):
+            if name in values:
+                values[name] = tuple(int(value) for value in values[name])
+        if isinstance(data.get("data_files"), dict):
+            values["data_files"] = tuple((str(task), str(path)) for task, path in data["data_files"].items())
+        if isinstance(data.get("task_options"), dict):
+            values["task_options"] = tuple((str(task), str(key), str(value))
+                                           for task, options in data["task_options"].items()
+                                           for key, value in options.items())
+        for name, record in (("sampling", SamplingConfig), ("prompt", PromptSettings), ("engine", EngineOptions),
+                             ("modes", ModeSettings)):
+            if isinstance(data.get(name), dict):
+                values[name] = record(**_known(record, data[name]))
+        if isinstance(values.get("modes"), ModeSettings):
+            values["modes"] = ModeSettings(**{**asdict(values["modes"]), "modes": tuple(values["modes"].modes)})
+        return cls(**values)
+
+
+def _known(record: type, data: dict) -> dict:
+    """The entries of `data` that name fields of the dataclass `record` (newer keys are ignored)."""
+    names = {item.name for item in fields(record)}
+    return {key: value for key, value in data.items() if key in names}

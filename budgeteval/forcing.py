@@ -19,11 +19,11 @@ This module builds continuation requests and assembles forced responses; it does
 backends (the runner does) or score (the scorers do).
 """
 
-import hashlib
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from budgeteval.backends.base import GenerationRequest
+from budgeteval.seeds import continuation_seed
 
 FORCE_STRINGS: dict[str, str] = {
     # Qwen3's published thinking-budget recipe (Qwen3 technical report, section 4.3; Qwen3 docs).
@@ -35,10 +35,6 @@ FORCE_STRINGS: dict[str, str] = {
     "generic": "\n</think>\n\n**Final Answer**\n",
 }
 """Forcing strings per model family: end-of-thinking marker and answer cue. `--force-string` overrides."""
-
-DEFAULT_ANSWER_TOKENS = 512
-"""Answer tokens a forced continuation may generate (`--answer-tokens`)."""
-
 
 def model_family(tokenizer) -> str:
     """The `FORCE_STRINGS` family of a tokenizer: `qwen3`, `deepseek-r1` or `generic`."""
@@ -75,12 +71,6 @@ def plan_force(response_ids: Sequence[int], finish_reason: str, budget: int, sti
     if len(response_ids) <= budget and finish_reason == "stop":
         return ForcePlan(continued=False, force_token_ids=())
     return ForcePlan(continued=True, force_token_ids=tuple(force_ids) if still_thinking else ())
-
-
-def continuation_seed(sample_seed: int, budget: int) -> int:
-    """Seed of the continuation of one sample at one budget: a function of both, never of batching."""
-    digest = hashlib.sha256(f"{sample_seed}\x00forced\x00{budget}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x3FFFFFFF
 
 
 def continuation_request(key: str, prompt_ids: Sequence[int], response_ids: Sequence[int], budget: int,

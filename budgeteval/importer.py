@@ -13,11 +13,12 @@ import pandas as pd
 
 from budgeteval.config import RunConfig
 from budgeteval.errors import UserError
-from budgeteval.manifest import hardware, now_utc, package_versions, write_manifest
 from budgeteval.prompts import default_think_end
-from budgeteval.runner import load_tokenizer, open_run_dir
+from budgeteval.run_dir import (Manifest, hardware, now_utc, open_run, package_versions, task_entry, tokenizer_dir,
+                                write_manifest)
 from budgeteval.store import GenerationRecord, write_problems, write_shard
-from budgeteval.tasks import group_task_options, load_problems, load_task
+from budgeteval.tasks import Problem, group_task_options, load_problems, load_task
+from budgeteval.tokenizer import load_tokenizer
 
 IMPORT_FIELDS = {
     "problem_id": "problem id (required)",
@@ -95,7 +96,7 @@ def import_frame(frame: pd.DataFrame, path: Path, task_name: str, tokenizer_name
     out = Path(out)
     fingerprint = {"imported_from": str(Path(path).resolve()), "task": task.name, "tokenizer": tokenizer_name,
                    "fields": columns, "max_tokens": max_tokens}
-    if open_run_dir(out, fingerprint, overwrite) is not None:
+    if open_run(out, fingerprint, overwrite) is not None:
         raise UserError(f"{out} already holds this import: pass --overwrite to import it again.")
 
     records, counters = [], defaultdict(int)
@@ -126,27 +127,21 @@ def import_frame(frame: pd.DataFrame, path: Path, task_name: str, tokenizer_name
     if len(keys) != len(set(keys)):
         raise UserError(f"{path} repeats a (problem_id, sample_idx) pair; map a unique sample index with --field sample_idx=COLUMN.")
 
-    tokenizer.save_pretrained(str(out / "tokenizer"))
+    tokenizer.save_pretrained(str(tokenizer_dir(out)))
+    problems = [Problem(problem_id=problem_id, question=question, reference=reference, prompt_fields={})
+                for problem_id, (question, reference) in references.items() if problem_id in sample_counts]
     write_problems(out, task.name, [
-        {"problem_id": problem_id, "question": question, "reference": reference}
-        for problem_id, (question, reference) in references.items() if problem_id in sample_counts
+        {"problem_id": problem.problem_id, "question": problem.question, "reference": problem.reference}
+        for problem in problems
     ])
     write_shard(out, task.name, records)
     config = RunConfig(model=model or tokenizer_name, tasks=(task.name,), out=str(out), backend="import",
                        tokenizer=tokenizer_name, n=max(sample_counts.values()), budgets=tuple(budgets),
                        task_options=tuple(task_options))
-    write_manifest(out, {
-        "budgeteval_manifest": "import",
-        "created": now_utc(),
-        "config": config.to_dict(),
-        "generation": fingerprint,
-        "think_end": default_think_end(tokenizer) if think_end is None else (think_end or None),
-        "tasks": {task.name: {"yaml": task.yaml_path, "description": task.description, "scorer": task.scorer,
-                              "version": task.version, "source": task.source.__dict__,
-                              "options": dict(task.option_values)}},
-        "packages": package_versions(),
-        "hardware": hardware(),
-    })
+    write_manifest(out, Manifest(
+        kind="import", config=config, tasks={task.name: task_entry(task, problems)}, generation=fingerprint,
+        created=now_utc(), think_end=default_think_end(tokenizer) if think_end is None else (think_end or None),
+        packages=package_versions(), hardware=hardware()))
     return out
 
 

@@ -25,6 +25,7 @@ import pandas as pd
 
 from budgeteval.atomic import write_text_atomic
 from budgeteval.errors import UserError
+from budgeteval.run_dir import SCORE_COLUMNS, metrics_paths
 
 METRIC_COLUMNS = ("task", "mode", "budget", "metric", "k", "value", "stderr", "ci_low", "ci_high")
 """The columns of a metrics table, in this order (`ci_low`/`ci_high` are empty where no bootstrap ran)."""
@@ -50,21 +51,37 @@ LENGTH_METRICS = (
 )
 """Metrics over all n samples of a problem at a budget; they have no k."""
 
-REQUIRED_SCORE_COLUMNS = (
-    "task",
-    "problem_id",
-    "sample_idx",
-    "budget",
-    "mode",
-    "num_tokens",
-    "finished",
-    "extracted",
-    "correct",
-)
+REQUIRED_SCORE_COLUMNS = tuple(column for column in SCORE_COLUMNS if column != "timed_out")
 """Columns `compute_metrics` needs in the scores table (`timed_out` is optional)."""
 
 _CELL = ["task", "mode", "budget"]
 _PROBLEM = _CELL + ["problem_id"]
+
+
+def samples_per_problem(scores: pd.DataFrame) -> int:
+    """n of a scores table: the fewest samples any problem has at any task x mode x budget."""
+    return int(scores.groupby(_PROBLEM).size().min())
+
+
+def default_ks(n: int) -> list[int]:
+    """k values written to metrics.csv: powers of two up to n, and n itself."""
+    ks = {n}
+    k = 1
+    while k < n:
+        ks.add(k)
+        k *= 2
+    return sorted(ks)
+
+
+def report_ks(n: int) -> list[int]:
+    """k values a printed report shows by default: 1 and n."""
+    return sorted({1, n})
+
+
+def check_ks(ks: Sequence[int], n: int, flag: str = "--k") -> None:
+    """Refuse k values above the samples per problem (never a silent rescale)."""
+    if ks and max(ks) > n:
+        raise UserError(f"{flag} {max(ks)} exceeds --n {n}: pass k values up to {n} or generate more samples.")
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -248,15 +265,14 @@ def write_metrics(metrics: pd.DataFrame, run_dir: str | os.PathLike) -> None:
 
     The same metrics give the same bytes: rows are sorted and floats written with Python's repr.
     """
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run_dir / "metrics.csv", metrics_to_csv(metrics))
-    write_text_atomic(run_dir / "metrics.json", metrics_to_json(metrics))
+    csv_path, json_path = metrics_paths(Path(run_dir))
+    write_text_atomic(csv_path, metrics_to_csv(metrics))
+    write_text_atomic(json_path, metrics_to_json(metrics))
 
 
 def read_metrics(run_dir: str | os.PathLike) -> pd.DataFrame:
     """Load `metrics.csv` from `run_dir` with the dtypes `compute_metrics` returns (k as Int64)."""
-    path = Path(run_dir) / "metrics.csv"
+    path, _ = metrics_paths(Path(run_dir))
     if not path.exists():
         raise UserError(f"No metrics at {path}: run `budgeteval score` on this run directory first.")
     metrics = pd.read_csv(path, dtype={"task": str, "mode": str, "metric": str, "k": "Int64"})

@@ -166,3 +166,29 @@ def parse_formats(text: str) -> tuple[str, ...]:
     if unknown or not formats:
         raise UserError(f"--format {text!r}: write a comma-separated list of {', '.join(FIGURE_FORMATS)}.")
     return formats
+
+
+BAND_ALPHA = 0.18
+"""Opacity of a confidence band (its legend patch is drawn 1.5x as opaque, to read on white)."""
+
+
+def draw_band(ax, x, line, scale: float, colour) -> bool:
+    """Shade `line`'s 95% bootstrap interval (`ci_low`/`ci_high`, times `scale`) when every point has one."""
+    band = line.dropna(subset=["ci_low", "ci_high"])
+    if len(band) != len(line):
+        return False
+    ax.fill_between(x, scale * band["ci_low"].to_numpy(), scale * band["ci_high"].to_numpy(), color=colour,
+                    alpha=BAND_ALPHA, linewidth=0)
+    return True
+
+
+def finish_figure(figure, handles: list, labels: list[str], any_band: bool) -> None:
+    """Add the legend below the panels (with the confidence band's entry when a band was drawn)
+    and thin tick labels that would collide."""
+    from matplotlib.patches import Patch
+
+    if any_band:
+        handles = handles + [Patch(facecolor="#777777", alpha=BAND_ALPHA * 1.5, linewidth=0)]
+        labels = labels + ["95% bootstrap CI"]
+    figure_legend(figure, handles, labels)
+    thin_overlapping_tick_labels(figure)

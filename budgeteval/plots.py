@@ -28,6 +28,8 @@ from budgeteval.budgets import format_budget
 from budgeteval.errors import UserError
 from budgeteval.plot_style import (
     budget_axis,
+    draw_band,
+    finish_figure,
     figure_legend,
     figure_style,
     mode_linestyle,
@@ -46,7 +48,6 @@ BUDGET_FIGURES = {
 }
 """The figures of `budgeteval plot`: file name -> "module:function(runs, options) -> Figure"."""
 
-_BAND_ALPHA = 0.18
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def budget_figures(runs: Sequence, options: Optional[PlotOptions] = None, **opti
 def save_figures(runs: Sequence, out_dir: str | os.PathLike, formats: Sequence[str] | str = ("pdf", "png"),
                  options: Optional[PlotOptions] = None, figures: Mapping[str, str] = BUDGET_FIGURES) -> list[Path]:
     """Draw every figure in `figures` for `runs` and save each as `out_dir/<name>.<format>`; returns the paths."""
-    from budgeteval.run_data import check_unique_labels
+    from budgeteval.compare import check_unique_labels
 
     formats = parse_formats(formats) if isinstance(formats, str) else parse_formats(",".join(formats))
     options = options or PlotOptions()
@@ -196,7 +197,6 @@ def _tasks(runs: Sequence) -> list[str]:
 def _curve_figure(runs: Sequence, frames: list[pd.DataFrame], ylabel: str, percent: bool, ceiling: bool = False):
     """Lines of value vs budget per run x mode in a panel per task, with bands where intervals exist."""
     from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
 
     colours = run_colours([run.label for run in runs])
     data = pd.concat(frames, ignore_index=True)
@@ -217,10 +217,7 @@ def _curve_figure(runs: Sequence, frames: list[pd.DataFrame], ylabel: str, perce
                     x = line["budget"].to_numpy()
                     ax.plot(x, scale * line["value"].to_numpy(), color=colour, marker=marker,
                             linestyle=mode_linestyle(mode), label=_line_label(run.label, mode, len(modes)))
-                    band = line.dropna(subset=["ci_low", "ci_high"])
-                    if len(band) == len(line):
-                        ax.fill_between(x, scale * band["ci_low"].to_numpy(), scale * band["ci_high"].to_numpy(),
-                                        color=colour, alpha=_BAND_ALPHA, linewidth=0)
+                    if draw_band(ax, x, line, scale, colour):
                         any_band = True
             budget_axis(ax, task_data["budget"].unique())
             ax.set_title(task)
@@ -248,11 +245,7 @@ def _curve_figure(runs: Sequence, frames: list[pd.DataFrame], ylabel: str, perce
         if ceiling:
             handles.append(Line2D([], [], color="#888888", linestyle=(0, (1, 1.5)), linewidth=0.9))
             labels.append("budget")
-        if any_band:
-            handles.append(Patch(facecolor="#777777", alpha=_BAND_ALPHA * 1.5, linewidth=0))
-            labels.append("95% bootstrap CI")
-        figure_legend(figure, handles, labels)
-        thin_overlapping_tick_labels(figure)
+        finish_figure(figure, handles, labels, any_band)
     return figure
 
 

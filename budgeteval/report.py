@@ -155,3 +155,14 @@ def _percent(value: float) -> str:
 
 def _tokens(value: float) -> str:
     return _EMPTY if pd.isna(value) else f"{value:.0f}"
+
+
+def report_run(run_dir, ks: Sequence[int] | None, fmt: str) -> str:
+    """The printed report of a run directory: its scores, at `ks` (default: 1 and n), in `fmt`."""
+    from budgeteval.metrics import compute_metrics, count_timeouts, report_ks, samples_per_problem
+    from budgeteval.run_dir import read_scores
+
+    scores = read_scores(run_dir)
+    ks = report_ks(samples_per_problem(scores)) if ks is None else list(ks)
+    metrics = compute_metrics(scores, ks)
+    return format_report(metrics, fmt, ks=ks, timeouts=count_timeouts(scores))

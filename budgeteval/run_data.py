@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 import pandas as pd
 
 from budgeteval.errors import UserError
-from budgeteval.manifest import read_manifest
+from budgeteval.run_dir import Manifest, read_manifest
 
 if TYPE_CHECKING:  # imported lazily where used: compare and plots pull in more than a loader needs
     from matplotlib.figure import Figure
@@ -35,13 +35,13 @@ class Run:
     """The run directory."""
     label: str
     """Name of the run in tables and legends (default: the basename of the manifest's model)."""
-    manifest: dict = dataclasses.field(repr=False, compare=False)
-    """`manifest.json` as a dict (treat as read-only)."""
+    manifest: Manifest = dataclasses.field(repr=False, compare=False)
+    """`manifest.json` (`budgeteval.run_dir.Manifest`)."""
 
     @cached_property
     def scores(self) -> pd.DataFrame:
         """`scores.parquet`: one row per task x problem x sample x budget x mode."""
-        from budgeteval.scoring import read_scores
+        from budgeteval.run_dir import read_scores
 
         return read_scores(self.path)
 
@@ -77,12 +77,12 @@ class Run:
     @property
     def tasks(self) -> list[str]:
         """Task names, as the manifest lists them."""
-        return list(self.manifest.get("tasks", {}))
+        return list(self.manifest.tasks)
 
     @property
     def model(self) -> str:
         """The model id or path the run evaluated (from the manifest)."""
-        return str(self.manifest.get("config", {}).get("model", ""))
+        return self.manifest.model
 
     def with_label(self, label: str) -> "Run":
         """The same run under another label (files already read are read again when asked for)."""
@@ -106,9 +106,9 @@ class Run:
             if set(ks) <= available:
                 keep = metrics["k"].isna() | metrics["k"].isin(ks)
                 return metrics[keep.astype(bool)].reset_index(drop=True)
-        scoring = self.manifest.get("scoring", {})
-        return compute_metrics(self.scores, ks, bootstrap=int(scoring.get("bootstrap", 0) or 0),
-                               seed=int(scoring.get("bootstrap_seed", 0) or 0))
+        scoring = self.manifest.scoring
+        return compute_metrics(self.scores, ks, bootstrap=scoring.bootstrap if scoring else 0,
+                               seed=scoring.bootstrap_seed if scoring else 0)
 
     def compare(self, *others: "Run", k: Optional[int] = None) -> "Comparison":
         """Compare `others` against this run as the baseline (see `budgeteval.compare.compare_runs`)."""
@@ -123,9 +123,9 @@ class Run:
         return budget_figures([self, *others], **options)
 
 
-def default_label(manifest: dict, path: Path) -> str:
+def default_label(manifest: Manifest, path: Path) -> str:
     """The basename of the manifest's model (`Qwen/Qwen3-1.7B` -> `Qwen3-1.7B`), else the directory name."""
-    model = str(manifest.get("config", {}).get("model") or "").rstrip("/\\")
+    model = str(manifest.model or "").rstrip("/\\")
     return os.path.basename(model) or model or Path(path).resolve().name
 
 
@@ -153,18 +153,19 @@ def parse_run_argument(text: str) -> tuple[Path, Optional[str]]:
 
 def load_runs(arguments: Sequence[str]) -> list[Run]:
     """Load the runs named on a command line (`RUN` or `RUN=label`), refusing two runs with one label."""
+    from budgeteval.compare import check_unique_labels
+
     runs = [load_run(path, label) for path, label in map(parse_run_argument, arguments)]
     check_unique_labels(runs)
     return runs
 
 
-def check_unique_labels(runs: Sequence[Run]) -> None:
-    """Raise a `UserError` when two runs share a label (tables and legends would mix them)."""
-    seen: dict[str, Path] = {}
+def resolve_label(runs: Sequence[Run], name: str) -> str:
+    """The label of the run that `name` names (a label, or a run directory path)."""
     for run in runs:
-        if run.label in seen:
-            raise UserError(
-                f"Runs {seen[run.label]} and {run.path} are both labelled {run.label!r}: "
-                f"name them apart with RUN=label (e.g. {run.path}=ours)."
-            )
-        seen[run.label] = run.path
+        if run.label == name:
+            return run.label
+    for run in runs:
+        if Path(name).resolve() == Path(run.path).resolve():
+            return run.label
+    raise UserError(f"--baseline {name!r} is none of the runs given ({', '.join(run.label for run in runs)}).")

@@ -1,16 +1,15 @@
 """Run a budget sweep: prepare prompts, generate once at the largest budget, store, then score.
 
-The runner owns the run directory's life cycle: it writes the manifest, refuses to mix a new
-configuration into an old run (unless told to overwrite), and resumes an interrupted run by
-generating only the units of work not stored yet. Generation has up to three stages, one per
+The runner drives a run's life cycle: it opens the run directory (`budgeteval.run_dir`, which
+refuses to mix a new configuration into an old run unless told to overwrite), writes the run's
+manifest, and resumes an interrupted run by generating only the units of work not stored yet. Generation has up to three stages, one per
 budget mode that needs the model: the max-budget generation (cutoff and forced modes), forced
 answer continuations (`budgeteval.forcing`), and one generation per budget for conditioned mode.
 Scoring is `budgeteval.scoring`.
 """
 
-import hashlib
-import shutil
-from dataclasses import asdict, dataclass
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -18,19 +17,17 @@ from budgeteval.backends import get_backend_class
 from budgeteval.backends.base import GenerationRequest
 from budgeteval.config import MODES, BUDGET_PROMPT_POSITIONS, RunConfig
 from budgeteval.errors import UserError
-from budgeteval.metrics import DEFAULT_BOOTSTRAP
 from budgeteval.forcing import (continuation_request, default_force_string, plan_force, still_thinking)
-from budgeteval.manifest import (first_difference, hardware, now_utc, package_versions, read_manifest,
-                                 write_manifest)
+from budgeteval.metrics import DEFAULT_BOOTSTRAP
 from budgeteval.prompts import (BudgetInstruction, default_think_end, encode_prompt, render_prompt,
                                 response_is_thinking)
+from budgeteval.run_dir import (Manifest, ModesSection, TaskEntry, hardware, now_utc, open_run, package_versions,
+                                task_entry, tokenizer_dir, write_manifest)
+from budgeteval.seeds import derive_seed, sample_seed
 from budgeteval.store import (CONDITIONED, CONTINUATIONS, ConditionedRecord, ContinuationRecord, GenerationRecord,
                               read_task, stored_problem_ids, stored_units, write_problems, write_shard)
 from budgeteval.tasks import Problem, Task, group_task_options, load_problems, load_task, problems_hash
-
-RUN_OUTPUTS = ("generations", "continuations", "conditioned", "problems", "tokenizer", "scores.parquet",
-               "metrics.csv", "metrics.json")
-"""What a run directory holds besides its manifest (removed by --overwrite)."""
+from budgeteval.tokenizer import load_tokenizer
 
 
 @dataclass(frozen=True)
@@ -45,25 +42,6 @@ class PreparedTask:
     """Rendered prompt text per problem."""
     prompt_token_ids: list[list[int]]
     """Prompt token ids per problem."""
-
-
-def derive_seed(run_seed: int, task: str, problem_id: str) -> int:
-    """Per-request seed: depends on the run seed, the task and the problem, never on order or batch."""
-    digest = hashlib.sha256(f"{run_seed}\x00{task}\x00{problem_id}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x3FFFFFFF
-
-
-def load_tokenizer(name_or_path: str, revision: Optional[str] = None):
-    """Load a Hugging Face tokenizer, with one clear sentence when it cannot be found."""
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(name_or_path, revision=revision)
-    except (OSError, ValueError) as error:
-        raise UserError(
-            f"Cannot load the tokenizer {name_or_path!r} ({str(error).splitlines()[0]}); "
-            f"pass --tokenizer with a local path or a hub id."
-        ) from None
 
 
 def resolve_tasks(config: RunConfig) -> list[Task]:
@@ -100,39 +78,7 @@ def resolve_think_end(config: RunConfig, tokenizer) -> Optional[str]:
     return default_think_end(tokenizer)
 
 
-@dataclass(frozen=True)
-class ResolvedModes:
-    """A run's mode settings with every default filled in (what the manifest records)."""
-
-    modes: tuple[str, ...]
-    """Budget modes evaluated."""
-    force_string: Optional[str]
-    """forced: the forcing string used (None when forced mode is off)."""
-    answer_tokens: int
-    """forced: answer-token limit A."""
-    budget_prompt: Optional[str]
-    """conditioned: the budget instruction template (None when conditioned mode is off)."""
-    budget_prompt_position: str
-    """conditioned: where the instruction goes."""
-    conditioned_max_tokens: int
-    """conditioned: token limit of each conditioned generation."""
-
-    def fingerprint(self) -> dict:
-        """The generation-relevant settings of each mode that generates (compared when resuming)."""
-        sections = {}
-        if "forced" in self.modes:
-            sections["forced"] = {"force_string": self.force_string, "answer_tokens": self.answer_tokens}
-        if "conditioned" in self.modes:
-            sections["conditioned"] = {"budget_prompt": self.budget_prompt, "position": self.budget_prompt_position,
-                                       "max_tokens": self.conditioned_max_tokens}
-        return sections
-
-
-MODE_SECTIONS = ("forced", "conditioned")
-"""Fingerprint sections that belong to one mode: a resumed run may add a mode it did not have."""
-
-
-def resolve_modes(config: RunConfig, tokenizer) -> ResolvedModes:
+def resolve_modes(config: RunConfig, tokenizer) -> ModesSection:
     """Check the mode settings and fill in their defaults (the forcing string of the model's family)."""
     settings = config.modes
     unknown = [mode for mode in settings.modes if mode not in MODES]
@@ -154,7 +100,7 @@ def resolve_modes(config: RunConfig, tokenizer) -> ResolvedModes:
                     else default_force_string(tokenizer)) if forced else None
     if forced and not force_string:
         raise UserError("--force-string is empty: give the end-of-thinking string and answer cue to append.")
-    return ResolvedModes(
+    return ModesSection(
         modes=tuple(mode for mode in MODES if mode in settings.modes),
         force_string=force_string,
         answer_tokens=settings.answer_tokens,
@@ -165,7 +111,7 @@ def resolve_modes(config: RunConfig, tokenizer) -> ResolvedModes:
 
 
 def generation_fingerprint(config: RunConfig, prepared: list[PreparedTask],
-                           modes: Optional[ResolvedModes] = None) -> dict:
+                           modes: Optional[ModesSection] = None) -> dict:
     """Everything that changes what the model generates (compared when resuming)."""
     return {
         **(modes.fingerprint() if modes else {}),
@@ -185,39 +131,6 @@ def generation_fingerprint(config: RunConfig, prepared: list[PreparedTask],
             for item in prepared
         },
     }
-
-
-def open_run_dir(run_dir: Path, fingerprint: dict, overwrite: bool) -> Optional[dict]:
-    """Create the run directory, or check that an existing one was made with the same settings.
-
-    Returns the existing manifest when resuming, None for a fresh run.
-    """
-    if not (run_dir / "manifest.json").exists():
-        if run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
-            raise UserError(f"{run_dir} exists and is not a budgeteval run: choose another --out or pass --overwrite.")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        return None
-    if overwrite:
-        for name in RUN_OUTPUTS + ("manifest.json",):
-            target = run_dir / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-        return None
-    manifest = read_manifest(run_dir)
-    old = manifest.get("generation", {})
-    # A mode's settings are compared only when both runs use the mode: adding forced mode to a
-    # finished cutoff run re-uses its generation instead of refusing it.
-    difference = first_difference(
-        {key: value for key, value in old.items() if key not in MODE_SECTIONS or key in fingerprint},
-        {key: value for key, value in fingerprint.items() if key not in MODE_SECTIONS or key in old})
-    if difference:
-        raise UserError(
-            f"{run_dir} holds a run with a different configuration ({difference}): "
-            f"pass --overwrite to start it over, or choose another --out."
-        )
-    return manifest
 
 
 class _LazyBackend:
@@ -245,30 +158,35 @@ class _LazyBackend:
             self._backend.close()
 
 
-def _chunks(items: list, size: int) -> list[list]:
-    size = max(1, size)
-    return [items[start:start + size] for start in range(0, len(items), size)]
+def _run_stage(work: list[tuple], chunk_size: int, desc: str, unit: str, progress: bool, initial: int,
+               total: int, write_chunk: Callable[[list[tuple]], None]) -> None:
+    """Walk one generation stage's pending units in chunks of `chunk_size`, one task per chunk.
+
+    Each unit is a tuple whose first element is its `PreparedTask`; `write_chunk` generates and
+    stores one chunk (one shard), so a killed stage resumes from the chunks already written.
+    """
+    from tqdm import tqdm
+
+    with tqdm(total=total, initial=initial, unit=unit, desc=desc, disable=not progress) as bar:
+        for start in range(0, len(work), max(1, chunk_size)):
+            chunk = work[start:start + max(1, chunk_size)]
+            for task_name in dict.fromkeys(unit_[0].task.name for unit_ in chunk):
+                task_chunk = [unit_ for unit_ in chunk if unit_[0].task.name == task_name]
+                write_chunk(task_chunk)
+                bar.update(len(task_chunk))
 
 
 def generate_missing(config: RunConfig, prepared: list[PreparedTask], run_dir: Path, backend,
                      progress: bool = True) -> int:
     """Generate and store (at the largest budget) every problem not yet in the store; returns how many."""
-    from tqdm import tqdm
-
     pending = []
     for item in prepared:
         done = stored_problem_ids(run_dir, item.task.name)
         pending.extend((item, index) for index, problem in enumerate(item.problems) if problem.problem_id not in done)
-    if not pending:
-        return 0
-    total = sum(len(item.problems) for item in prepared)
-    with tqdm(total=total, initial=total - len(pending), unit="problem", desc="generating",
-              disable=not progress) as bar:
-        for chunk in _chunks(pending, config.problems_per_shard):
-            for task_name in dict.fromkeys(item.task.name for item, _ in chunk):
-                task_chunk = [(item, index) for item, index in chunk if item.task.name == task_name]
-                _generate_chunk(config, backend, task_chunk, run_dir)
-                bar.update(len(task_chunk))
+    if pending:
+        total = sum(len(item.problems) for item in prepared)
+        _run_stage(pending, config.problems_per_shard, "generating", "problem", progress, total - len(pending), total,
+                   lambda chunk: _generate_chunk(config, backend, chunk, run_dir))
     return len(pending)
 
 
@@ -321,29 +239,27 @@ def _pending_budget_units(prepared: list[PreparedTask], run_dir: Path, budgets, 
 
 
 def force_missing(config: RunConfig, prepared: list[PreparedTask], run_dir: Path, backend, tokenizer,
-                  think_end: Optional[str], modes: ResolvedModes, progress: bool = True) -> int:
+                  think_end: Optional[str], modes: ModesSection, progress: bool = True) -> int:
     """Store forced-mode continuations for every (problem, budget) not stored yet; returns answers generated.
 
     Reads the stored max-budget samples, plans each sample at each budget (`forcing.plan_force`),
     asks the backend only for the unfinished ones (prompt + first B ids + forcing ids, n=1), and
     writes one row per sample and budget, continued or not, so resuming knows what is done.
     """
-    from tqdm import tqdm
-
     force_ids = encode_prompt(tokenizer, modes.force_string)
     work = _pending_budget_units(prepared, run_dir, config.budgets, CONTINUATIONS)
     if not work:
         return 0
     samples_by_task = {item.task.name: _stored_samples(run_dir, item.task.name) for item in prepared}
-    generated = 0
-    with tqdm(total=len(work), unit="problem x budget", desc="forcing answers", disable=not progress) as bar:
-        for chunk in _chunks(work, config.problems_per_shard):
-            for task_name in dict.fromkeys(item.task.name for item, _, _ in chunk):
-                task_chunk = [unit for unit in chunk if unit[0].task.name == task_name]
-                generated += _force_chunk(task_chunk, samples_by_task[task_name], backend, tokenizer, think_end,
-                                          force_ids, modes, config, run_dir)
-                bar.update(len(task_chunk))
-    return generated
+    generated = [0]
+
+    def write_chunk(chunk):
+        generated[0] += _force_chunk(chunk, samples_by_task[chunk[0][0].task.name], backend, tokenizer, think_end,
+                                     force_ids, modes, config, run_dir)
+
+    _run_stage(work, config.problems_per_shard, "forcing answers", "problem x budget", progress, 0, len(work),
+               write_chunk)
+    return generated[0]
 
 
 def _stored_samples(run_dir: Path, task: str) -> dict[str, list[dict]]:
@@ -357,7 +273,7 @@ def _stored_samples(run_dir: Path, task: str) -> dict[str, list[dict]]:
     return samples
 
 
-def _force_chunk(chunk, samples, backend, tokenizer, think_end, force_ids, modes: ResolvedModes,
+def _force_chunk(chunk, samples, backend, tokenizer, think_end, force_ids, modes: ModesSection,
                  config: RunConfig, run_dir: Path) -> int:
     planned, requests = [], []
     for item, index, budget in chunk:
@@ -372,7 +288,7 @@ def _force_chunk(chunk, samples, backend, tokenizer, think_end, force_ids, modes
             if plan.continued:
                 request = continuation_request(
                     f"{item.task.name}/{problem.problem_id}/{sample['sample_idx']}@{budget}",
-                    item.prompt_token_ids[index], ids, budget, plan, sample["seed"] + sample["sample_idx"],
+                    item.prompt_token_ids[index], ids, budget, plan, sample_seed(sample["seed"], sample["sample_idx"]),
                     modes.answer_tokens)
                 requests.append(request)
             planned.append((item.task.name, problem.problem_id, sample["sample_idx"], budget, plan, request))
@@ -396,27 +312,20 @@ def _force_chunk(chunk, samples, backend, tokenizer, think_end, force_ids, modes
 
 
 def condition_missing(config: RunConfig, prepared: list[PreparedTask], run_dir: Path, backend, tokenizer,
-                      modes: ResolvedModes, progress: bool = True) -> int:
+                      modes: ModesSection, progress: bool = True) -> int:
     """Generate conditioned-mode responses (the budget in the prompt), one generation per budget value.
 
     Each (problem, budget) is one request of n samples with the problem's own seed and
     `conditioned_max_tokens`; returns the number of (problem, budget) units generated.
     """
-    from tqdm import tqdm
-
     work = _pending_budget_units(prepared, run_dir, config.budgets, CONDITIONED)
-    if not work:
-        return 0
-    with tqdm(total=len(work), unit="problem x budget", desc="conditioned generation", disable=not progress) as bar:
-        for chunk in _chunks(work, config.problems_per_shard):
-            for task_name in dict.fromkeys(item.task.name for item, _, _ in chunk):
-                task_chunk = [unit for unit in chunk if unit[0].task.name == task_name]
-                _condition_chunk(task_chunk, backend, tokenizer, modes, config, run_dir)
-                bar.update(len(task_chunk))
+    if work:
+        _run_stage(work, config.problems_per_shard, "conditioned generation", "problem x budget", progress, 0,
+                   len(work), lambda chunk: _condition_chunk(chunk, backend, tokenizer, modes, config, run_dir))
     return len(work)
 
 
-def _condition_chunk(chunk, backend, tokenizer, modes: ResolvedModes, config: RunConfig, run_dir: Path) -> None:
+def _condition_chunk(chunk, backend, tokenizer, modes: ModesSection, config: RunConfig, run_dir: Path) -> None:
     requests, prompts = [], []
     for item, index, budget in chunk:
         problem = item.problems[index]
@@ -443,6 +352,27 @@ def _condition_chunk(chunk, backend, tokenizer, modes: ResolvedModes, config: Ru
     write_shard(run_dir, chunk[0][0].task.name, records, kind=CONDITIONED)
 
 
+def task_entries(prepared: list[PreparedTask]) -> dict[str, TaskEntry]:
+    """The manifest's `tasks` section: what each task loaded."""
+    return {item.task.name: task_entry(item.task, item.problems) for item in prepared}
+
+
+def run_manifest(config: RunConfig, prepared: list[PreparedTask], modes: ModesSection, fingerprint: dict,
+                 think_end: Optional[str], existing: Optional[Manifest]) -> Manifest:
+    """The manifest of a run being started or resumed.
+
+    A resumed run keeps its creation time, engine facts and last scoring; the modes it evaluates
+    are the union of the stored and the new ones (adding forced mode keeps the cutoff results).
+    """
+    stored_modes = existing.run_modes if existing and existing.modes else ()
+    all_modes = tuple(mode for mode in MODES if mode in set(stored_modes) | set(modes.modes))
+    base = existing or Manifest(kind="run", config=config, tasks={}, created=now_utc())
+    return base.replace(
+        kind="run", config=config, generation={**base.generation, **fingerprint},
+        modes=ModesSection(**{**dataclasses.asdict(modes), "modes": all_modes}), think_end=think_end,
+        tasks=task_entries(prepared), packages=package_versions(), hardware=hardware())
+
+
 def make_backend(config: RunConfig, tokenizer_path: str):
     """Instantiate the configured backend (imports its heavy packages only now)."""
     backend_class = get_backend_class(config.backend)
@@ -465,35 +395,19 @@ def run(config: RunConfig, overwrite: bool = False, progress: bool = True, backe
     modes = resolve_modes(config, tokenizer)
     prepared = prepare_tasks(config, tasks, tokenizer)
     fingerprint = generation_fingerprint(config, prepared, modes)
-    existing = open_run_dir(run_dir, fingerprint, overwrite)
-    tokenizer_dir = run_dir / "tokenizer"
-    if existing is None or not tokenizer_dir.is_dir():
-        tokenizer.save_pretrained(str(tokenizer_dir))
+    existing = open_run(run_dir, fingerprint, overwrite)
+    saved_tokenizer = tokenizer_dir(run_dir)
+    if existing is None or not saved_tokenizer.is_dir():
+        tokenizer.save_pretrained(str(saved_tokenizer))
         for item in prepared:
             write_problems(run_dir, item.task.name, [
                 {"problem_id": p.problem_id, "question": p.question, "reference": p.reference} for p in item.problems])
-    think_end = resolve_think_end(config, tokenizer)
-    manifest = dict(existing or {})
-    manifest.update({
-        "budgeteval_manifest": "run",
-        "created": manifest.get("created", now_utc()),
-        "config": config.to_dict(),
-        "generation": {**manifest.get("generation", {}), **fingerprint},
-        "modes": {**manifest.get("modes", {}), **asdict(modes),
-                  "modes": sorted(set(manifest.get("modes", {}).get("modes", [])) | set(modes.modes),
-                                  key=MODES.index)},
-        "think_end": think_end,
-        "tasks": {item.task.name: {"yaml": item.task.yaml_path, "description": item.task.description,
-                                   "source": item.task.source.__dict__, "scorer": item.task.scorer,
-                                   "version": item.task.version, "options": dict(item.task.option_values)}
-                  for item in prepared},
-        "packages": package_versions(),
-        "hardware": hardware(),
-    })
+    manifest = run_manifest(config, prepared, modes, fingerprint, resolve_think_end(config, tokenizer), existing)
     write_manifest(run_dir, manifest)
+    think_end = manifest.think_end
 
     engine = _LazyBackend(lambda: _Borrowed(backend) if backend is not None
-                          else make_backend(config, str(tokenizer_dir)))
+                          else make_backend(config, str(saved_tokenizer)))
     try:
         if "cutoff" in modes.modes or "forced" in modes.modes:
             generate_missing(config, prepared, run_dir, engine, progress)
@@ -506,9 +420,7 @@ def run(config: RunConfig, overwrite: bool = False, progress: bool = True, backe
         engine.close()
     if engine_facts is not None:
         # Taken after generation, so counters a backend keeps (retries, re-tokenized responses) are final.
-        manifest["engine"] = engine_facts
-        manifest["generated_at"] = now_utc()
-        write_manifest(run_dir, manifest)
+        write_manifest(run_dir, manifest.replace(engine=engine_facts, generated_at=now_utc()))
     evaluate_run(run_dir, budgets=config.budgets, modes=modes.modes, workers=config.workers, progress=progress,
                  bootstrap=bootstrap, bootstrap_seed=bootstrap_seed)
     return run_dir

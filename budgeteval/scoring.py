@@ -17,35 +17,24 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from budgeteval.atomic import write_atomic
 from budgeteval.budgets import format_budget
+from budgeteval.config import MODES
 from budgeteval.errors import UserError
-from budgeteval.manifest import read_manifest, write_manifest
-from budgeteval.metrics import DEFAULT_BOOTSTRAP, compute_metrics, write_metrics
 from budgeteval.forcing import forced_response_ids
+from budgeteval.metrics import DEFAULT_BOOTSTRAP, compute_metrics, default_ks, samples_per_problem, write_metrics
 from budgeteval.prompts import response_is_thinking
 from budgeteval.replay import answer_region, truncate
+from budgeteval.run_dir import (SCORE_COLUMNS, ScoringSection, read_manifest, read_scores, tokenizer_dir,
+                                write_manifest, write_scores)
 from budgeteval.scorers import get_scorer
 from budgeteval.scorers.base import ScoreItem
 from budgeteval.store import CONDITIONED, CONTINUATIONS, read_problems, read_task
+from budgeteval.tokenizer import load_tokenizer
 
-SCORE_COLUMNS = ("task", "problem_id", "sample_idx", "budget", "mode", "num_tokens", "finished",
-                 "extracted", "correct", "timed_out")
-"""Columns of `scores.parquet`, one row per task x problem x sample x budget x mode."""
+__all__ = ["evaluate_run", "score_task", "score_samples", "read_scores", "write_scores", "SCORE_COLUMNS"]
 
 _DECODE_BATCH = 256
-
-
-def default_ks(n: int) -> list[int]:
-    """k values written to metrics.csv: powers of two up to n, and n itself."""
-    ks = {n}
-    k = 1
-    while k < n:
-        ks.add(k)
-        k *= 2
-    return sorted(ks)
 
 
 def _decode_all(tokenizer, id_lists: list[list[int]]) -> list[str]:
@@ -267,22 +256,6 @@ def pc_min(column: pa.ChunkedArray) -> int:
     return pc.min(column).as_py()
 
 
-def write_scores(run_dir: Path, scores: pd.DataFrame) -> None:
-    """Atomically write `scores.parquet` (sorted, so the same scores give the same bytes)."""
-    ordered = scores.sort_values(["task", "mode", "budget", "problem_id", "sample_idx"], kind="stable")
-    table = pa.Table.from_pandas(ordered.reset_index(drop=True), preserve_index=False)
-    write_atomic(Path(run_dir) / "scores.parquet", lambda temp: pq.write_table(table, temp))
-
-
-def read_scores(run_dir: Path) -> pd.DataFrame:
-    """Load `scores.parquet` of a run (checking first that `run_dir` is a run directory)."""
-    read_manifest(run_dir)
-    path = Path(run_dir) / "scores.parquet"
-    if not path.is_file():
-        raise UserError(f"{run_dir} has no scores.parquet: run `budgeteval score {run_dir}` first.")
-    return pq.read_table(path).to_pandas()
-
-
 def evaluate_run(run_dir: Path, budgets: Optional[Sequence[int]] = None, workers: int = 4,
                  progress: bool = True, modes: Optional[Sequence[str]] = None,
                  bootstrap: int = DEFAULT_BOOTSTRAP, bootstrap_seed: int = 0) -> pd.DataFrame:
@@ -290,35 +263,31 @@ def evaluate_run(run_dir: Path, budgets: Optional[Sequence[int]] = None, workers
 
     `bootstrap` resamples (seed `bootstrap_seed`) give the metrics' confidence intervals; 0 skips them.
     """
-    from budgeteval.config import MODES
-    from budgeteval.runner import load_tokenizer
-
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
-    config = manifest.get("config", {})
-    budgets = sorted(set(budgets or manifest.get("scoring", {}).get("budgets") or config.get("budgets") or []))
+    budgets = sorted(set(budgets or manifest.scoring_budgets()))
     if not budgets:
         raise UserError(f"No budgets to score {run_dir} at: pass --budgets.")
-    modes = list(modes or manifest.get("modes", {}).get("modes") or ["cutoff"])
+    modes = list(modes or manifest.run_modes)
     unknown = [mode for mode in modes if mode not in MODES]
     if unknown:
         raise UserError(f"Mode {unknown[0]!r} is not a budget mode: use a comma-separated subset of {', '.join(MODES)}.")
     modes = [mode for mode in MODES if mode in modes]
-    tokenizer_dir = run_dir / "tokenizer"
-    if not tokenizer_dir.is_dir():
+    saved_tokenizer = tokenizer_dir(run_dir)
+    if not saved_tokenizer.is_dir():
         raise UserError(f"{run_dir} has no tokenizer/ folder; the run directory is incomplete.")
-    tokenizer = load_tokenizer(str(tokenizer_dir))
-    think_end = manifest.get("think_end")
+    tokenizer = load_tokenizer(str(saved_tokenizer))
+    think_end = manifest.think_end
     frames = [
-        score_task(run_dir, task, info["scorer"], budgets, tokenizer, think_end, workers, progress, modes)
-        for task, info in manifest["tasks"].items()
+        score_task(run_dir, task, entry.scorer, budgets, tokenizer, think_end, workers, progress, modes)
+        for task, entry in manifest.tasks.items()
     ]
     scores = pd.concat(frames, ignore_index=True)
-    n = int(scores.groupby(["task", "mode", "budget", "problem_id"]).size().min())
-    metrics = compute_metrics(scores, default_ks(n), bootstrap=bootstrap, seed=bootstrap_seed)
+    ks = default_ks(samples_per_problem(scores))
+    metrics = compute_metrics(scores, ks, bootstrap=bootstrap, seed=bootstrap_seed)
     write_scores(run_dir, scores)
     write_metrics(metrics, run_dir)
-    manifest["scoring"] = {"budgets": list(budgets), "modes": modes, "ks": default_ks(n), "think_end": think_end,
-                           "bootstrap": bootstrap, "bootstrap_seed": bootstrap_seed}
-    write_manifest(run_dir, manifest)
+    write_manifest(run_dir, manifest.replace(scoring=ScoringSection(
+        budgets=tuple(budgets), modes=tuple(modes), ks=tuple(ks), think_end=think_end, bootstrap=bootstrap,
+        bootstrap_seed=bootstrap_seed)))
     return scores

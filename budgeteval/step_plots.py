@@ -20,25 +20,23 @@ import pandas as pd
 from budgeteval.budgets import format_budget
 from budgeteval.errors import UserError
 from budgeteval.plot_style import (
-    figure_legend,
+    draw_band,
+    finish_figure,
     figure_style,
     new_figure,
     parse_formats,
     run_colours,
     save_figure,
-    thin_overlapping_tick_labels,
 )
 
 STEP_FIGURE = "training_dynamics"
 """File name (without format) of the figure `budgeteval plot --by step` writes."""
 
-_BAND_ALPHA = 0.18
 
 
 def step_figure(table: pd.DataFrame, k: Optional[int] = None, accuracy_metric: str = "mean", mode: str = "cutoff"):
     """Per task, a row of two panels, accuracy (%) and mean length (tokens) vs step, a line per budget."""
     from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
 
     if accuracy_metric not in ("mean", "pass"):
         raise UserError(f"Accuracy metric {accuracy_metric!r} is not plotted: use mean or pass.")
@@ -68,10 +66,7 @@ def step_figure(table: pd.DataFrame, k: Optional[int] = None, accuracy_metric: s
                     x = line["step"].to_numpy()
                     ax.plot(x, scale * line["value"].to_numpy(), color=colour, marker=marker,
                             label=format_budget(budget))
-                    band = line.dropna(subset=["ci_low", "ci_high"])
-                    if len(band) == len(line):
-                        ax.fill_between(x, scale * band["ci_low"].to_numpy(), scale * band["ci_high"].to_numpy(),
-                                        color=colour, alpha=_BAND_ALPHA, linewidth=0)
+                    if draw_band(ax, x, line, scale, colour):
                         any_band = True
                 ax.set_title(task)
                 ax.set_xlabel("training step")
@@ -81,11 +76,7 @@ def step_figure(table: pd.DataFrame, k: Optional[int] = None, accuracy_metric: s
         handles = [Line2D([], [], color=colours[format_budget(b)][0], marker=colours[format_budget(b)][1])
                    for b in budgets]
         labels = [f"{format_budget(b)} tokens" for b in budgets]
-        if any_band:
-            handles.append(Patch(facecolor="#777777", alpha=_BAND_ALPHA * 1.5, linewidth=0))
-            labels.append("95% bootstrap CI")
-        figure_legend(figure, handles, labels)
-        thin_overlapping_tick_labels(figure)
+        finish_figure(figure, handles, labels, any_band)
     return figure
 
 

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from budgeteval.atomic import write_atomic
 from budgeteval.errors import UserError
+from budgeteval.run_dir import STORE_DIRS, problems_path
 
 STORE_FORMAT_VERSION = 1
 """On-disk format of generation shards; a reader refuses shards written by a newer format."""
@@ -47,7 +48,8 @@ class GenerationRecord:
     seed: int
     """The per-request seed of the problem's request."""
     max_tokens: int
-    """Token limit the response was generated with (the sweep's largest budget)."""
+    """Token limit the response was generated with: the sweep's largest budget (for a
+    `ConditionedRecord`, the conditioned-mode limit, `--conditioned-max-tokens`)."""
     model: str
     """Model id or path."""
     backend: str
@@ -149,6 +151,7 @@ CONTINUATIONS = StoreKind("continuations", ContinuationRecord, CONTINUATION_SCHE
 CONDITIONED = StoreKind("conditioned", ConditionedRecord, CONDITIONED_SCHEMA, ("problem_id", "budget"),
                         ("problem_id", "sample_idx", "budget"))
 
+assert tuple(kind.folder for kind in (GENERATIONS, CONTINUATIONS, CONDITIONED)) == STORE_DIRS
 for _kind in (GENERATIONS, CONTINUATIONS, CONDITIONED):
     assert [field.name for field in fields(_kind.record)] == _kind.schema.names, \
         f"{_kind.record.__name__} and its schema must list the same columns in order"
@@ -236,12 +239,12 @@ PROBLEM_SCHEMA = pa.schema([
 def write_problems(run_dir: Path, task: str, rows: list[dict]) -> None:
     """Store a task's problems (id, question, reference) so scoring never needs the dataset again."""
     table = pa.Table.from_pylist(rows, schema=PROBLEM_SCHEMA)
-    write_atomic(Path(run_dir) / "problems" / f"{task}.parquet", lambda temp: pq.write_table(table, temp))
+    write_atomic(problems_path(run_dir, task), lambda temp: pq.write_table(table, temp))
 
 
 def read_problems(run_dir: Path, task: str) -> dict[str, dict]:
     """problem_id -> {question, reference} for one task of a run."""
-    path = Path(run_dir) / "problems" / f"{task}.parquet"
+    path = problems_path(run_dir, task)
     if not path.is_file():
         raise UserError(f"Run {run_dir} has no problems file for task {task} ({path}); the run directory is incomplete.")
     return {row["problem_id"]: row for row in pq.read_table(path).to_pylist()}

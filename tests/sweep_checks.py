@@ -82,7 +82,7 @@ def check_forced_sweep(engine, model: Path, out: Path, data_file: Path, backend:
     from budgeteval.config import ModeSettings
     from budgeteval.forcing import FORCE_STRINGS
     from budgeteval.prompts import encode_prompt
-    from budgeteval.runner import load_tokenizer
+    from budgeteval.tokenizer import load_tokenizer
     from budgeteval.store import CONTINUATIONS
 
     recorder = RecordingBackend(engine)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from budgeteval.manifest import write_manifest
+from budgeteval.config import RunConfig
+from budgeteval.run_dir import Manifest, ScoringSection, TaskEntry, write_manifest
 from budgeteval.metrics import compute_metrics, write_metrics
 from budgeteval.scoring import write_scores
 
@@ -35,12 +36,13 @@ def write_run(run_dir: Path, model: str, cells: dict, ks=(1, 2), bootstrap: int 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     tasks = sorted(scores["task"].unique())
-    write_manifest(run_dir, {
-        "budgeteval_manifest": "test",
-        "config": {"model": model, "budgets": sorted(int(b) for b in scores["budget"].unique())},
-        "tasks": {name: {"scorer": "math", "version": 1} for name in tasks},
-        "scoring": {"bootstrap": bootstrap, "bootstrap_seed": 0},
-    })
+    write_manifest(run_dir, Manifest(
+        kind="test",
+        config=RunConfig(model=model, tasks=tuple(tasks), out=str(run_dir),
+                         budgets=tuple(sorted(int(b) for b in scores["budget"].unique()))),
+        tasks={name: TaskEntry(scorer="math", version=1) for name in tasks},
+        scoring=ScoringSection(bootstrap=bootstrap, bootstrap_seed=0),
+    ))
     write_scores(run_dir, scores)
     write_metrics(compute_metrics(scores, list(ks), bootstrap=bootstrap, seed=0), run_dir)
     return run_dir

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from conftest import shared_path
 from budgeteval.backends.base import GenerationRequest, SamplingConfig
 from budgeteval.backends.openai_backend import IDS_FROM_LOGPROBS, IDS_FROM_SERVER, OpenAIBackend
 from budgeteval.config import EngineOptions
 from budgeteval.errors import UserError
-from budgeteval.manifest import read_manifest
+from budgeteval.run_dir import read_manifest
 from budgeteval.runner import run
 from sweep_checks import (assert_replay_equivalent, check_forced_sweep, finish_reasons, stored_samples,
                           sweep_config)
@@ -98,7 +99,7 @@ def test_server_replay_equals_separate_max_token_runs(vllm_server, tiny_model, a
     assert len(samples) == 3 * 4
     assert all(ids[-1] == 151645 for ids, reason in samples.values() if reason == "stop"), \
         "a stopped response keeps its end-of-sequence id, as the offline engine stores it"
-    engine_facts = read_manifest(big)["engine"]
+    engine_facts = read_manifest(big).engine
     assert engine_facts["engine"] == "openai" and engine_facts["token_ids_source"] == IDS_FROM_SERVER
     for budget in (16, 32):
         small = run(sweep_config(tiny_model, tmp_path / f"max{budget}", (budget,), aime25_file, backend="openai",
@@ -248,8 +249,8 @@ def test_logprobs_route_and_missing_stop_id_appended():
     assert facts["token_ids_source"] == IDS_FROM_LOGPROBS and facts["eos_appended_responses"] == 1
 
 
-def test_retokenizes_when_the_server_gives_no_ids(shared_dir):
-    tokenizer_dir = shared_dir / "tokenizers" / "qwen3"
+def test_retokenizes_when_the_server_gives_no_ids():
+    tokenizer_dir = shared_path("tokenizers", "qwen3")
     script = [(200, completion(token_ids=None)), (200, completion(token_ids=None)),
               (200, completion(token_ids=None, text="The answer is 42.", finish_reason="stop"))]
     with ScriptedServer(script) as server:

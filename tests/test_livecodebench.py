@@ -134,7 +134,7 @@ class SolutionBackend:
 
 
 def test_run_scores_known_solutions_at_every_budget(tmp_path, data_file, sandbox):
-    from budgeteval.runner import load_tokenizer
+    from budgeteval.tokenizer import load_tokenizer
 
     tokenizer_dir = str(shared_path("tokenizers", "qwen3"))
     config = RunConfig(model="solutions", tokenizer=tokenizer_dir, tasks=("livecodebench",), out=str(tmp_path / "run"),

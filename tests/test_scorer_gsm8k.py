@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import shared_path
 from budgeteval.errors import UserError
 from budgeteval.scorers import get_scorer
 from budgeteval.scorers.base import ScoreItem, Verdict
@@ -50,8 +51,8 @@ def test_extract_number_prefers_markers_in_documented_order() -> None:
     assert extract_number("and 12") == "12"
 
 
-def test_agrees_with_openai_labels(shared_dir: Path) -> None:
-    rows = read_jsonl(shared_dir / "generations" / "gsm8k_openai_example_solutions.jsonl")
+def test_agrees_with_openai_labels() -> None:
+    rows = read_jsonl(shared_path("generations", "gsm8k_openai_example_solutions.jsonl"))
     items = [ScoreItem(str(row["problem_idx"]), row["gold_solution"], row["response"]) for row in rows]
     verdicts = score_batch(items)
     disagreements = {

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import shared_path
 from budgeteval.scorers import get_scorer
 from budgeteval.scorers import math as math_scorer
 from budgeteval.scorers.base import ScoreItem, Verdict
@@ -139,8 +140,8 @@ def test_worker_logs_stay_out_of_the_terminal(capfd: pytest.CaptureFixture) -> N
     assert marker not in capfd.readouterr().err
 
 
-def test_agrees_with_qwen25_math_labels(shared_dir: Path) -> None:
-    rows = read_jsonl(shared_dir / "generations" / "qwen25math_math_cot_100.jsonl")
+def test_agrees_with_qwen25_math_labels() -> None:
+    rows = read_jsonl(shared_path("generations", "qwen25math_math_cot_100.jsonl"))
     items = [ScoreItem(str(row["problem_idx"]), row["gold"], row["response"]) for row in rows]
     verdicts = score_batch(items, workers=WORKERS)
     disagreements = {
@@ -176,8 +177,8 @@ def check_from_case(case: dict) -> MathVerifyCheck:
     )
 
 
-def test_reproduces_math_verify_test_suite(shared_dir: Path) -> None:
-    cases = read_jsonl(shared_dir / "equivalence" / "math_verify_cases.jsonl")
+def test_reproduces_math_verify_test_suite() -> None:
+    cases = read_jsonl(shared_path("equivalence", "math_verify_cases.jsonl"))
     results = run_math_verify_checks([check_from_case(case) for case in cases], workers=WORKERS)
     mismatches = []
     for case, result in zip(cases, results):

@@ -1,8 +1,10 @@
 """The records that cross the generation boundary, shared by every backend.
 
-A backend takes `GenerationRequest`s (one per problem, holding all its n samples) and returns,
-per request, n `SampleOutput`s with the response token ids — what replay needs. Backends know
-nothing about tasks, budgets below the maximum, or scoring.
+A backend takes `GenerationRequest`s and returns, per request, its n `SampleOutput`s with the
+response token ids — what replay needs. A request is a prompt with its own seed and token limit:
+a problem's max-budget generation (n samples, the sweep's largest budget), a forced-mode
+continuation (n=1, the answer-token limit) or a conditioned-mode generation (n samples, the
+conditioned limit). Backends know nothing about tasks, budgets or scoring.
 """
 
 from dataclasses import dataclass
@@ -28,15 +30,16 @@ class GenerationRequest:
     """One problem's prompt, to be sampled n times."""
 
     key: str
-    """Caller's identifier for the request (task and problem id)."""
+    """Caller's identifier for the request (task and problem id, plus sample and budget for a continuation)."""
     prompt_token_ids: tuple[int, ...]
-    """The rendered prompt, tokenized once by `budgeteval.prompts`."""
+    """The prompt token ids: the rendered prompt (`budgeteval.prompts`), or for a forced continuation
+    the prompt + the first B response ids + the forcing string's ids."""
     n: int
     """Number of samples."""
     seed: int
     """Per-request seed; sample i of the request is reproducible from it alone."""
     max_tokens: int
-    """Response token limit: the largest budget of the sweep."""
+    """Response token limit (the sweep's largest budget, the answer-token limit A, or the conditioned limit)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,15 @@ class SampleOutput:
     """Response text as decoded by the backend (replay decodes from `token_ids` instead)."""
     finish_reason: str
     """`stop` when the model ended the response, `length` when `max_tokens` cut it."""
+
+
+class LoadsModel:
+    """Mixin for backends that load the model in-process (`vllm`, `hf`): built from a run's configuration."""
+
+    @classmethod
+    def from_config(cls, config, tokenizer_path: str):
+        """Load the model a run's configuration (`budgeteval.config.RunConfig`) asks for."""
+        return cls(config.model, tokenizer_path, config.engine, config.revision)
 
 
 class Backend(Protocol):

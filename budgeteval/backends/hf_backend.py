@@ -7,22 +7,18 @@ first B tokens equal a `max_new_tokens=B` run. Slow by design; use vLLM for real
 
 from typing import Optional, Sequence
 
-from budgeteval.backends.base import GenerationRequest, SampleOutput, SamplingConfig
-from budgeteval.config import EngineOptions, RunConfig
+from budgeteval.backends.base import GenerationRequest, LoadsModel, SampleOutput, SamplingConfig
+from budgeteval.config import EngineOptions
+from budgeteval.seeds import sample_seed
 
 _DTYPES = {"auto": "auto", "float32": "float32", "float": "float32", "bfloat16": "bfloat16", "float16": "float16",
            "half": "float16"}
 
 
-class HFBackend:
+class HFBackend(LoadsModel):
     """Generate with a transformers causal LM, one seeded call per sample."""
 
     name = "hf"
-
-    @classmethod
-    def from_config(cls, config: RunConfig, tokenizer_path: str) -> "HFBackend":
-        """Load the model a run's configuration asks for."""
-        return cls(config.model, tokenizer_path, config.engine, config.revision)
 
     def __init__(self, model: str, tokenizer: str, options: EngineOptions, revision: Optional[str] = None):
         import torch
@@ -81,7 +77,7 @@ class HFBackend:
 
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingConfig) -> list[list[SampleOutput]]:
         return [
-            [self._sample(request.prompt_token_ids, request.seed + index, request.max_tokens, sampling)
+            [self._sample(request.prompt_token_ids, sample_seed(request.seed, index), request.max_tokens, sampling)
              for index in range(request.n)]
             for request in requests
         ]

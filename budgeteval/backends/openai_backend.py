@@ -35,6 +35,7 @@ from typing import Optional, Sequence
 from budgeteval.backends.base import GenerationRequest, SampleOutput, SamplingConfig, normalise_finish_reason
 from budgeteval.config import EngineOptions, RunConfig
 from budgeteval.errors import UserError
+from budgeteval.seeds import sample_seed
 
 IDS_FROM_SERVER = "return_token_ids"
 """Token ids read from each choice's `token_ids`."""
@@ -213,7 +214,7 @@ class OpenAIBackend:
     def _tokenizer_or_load(self):
         with self._lock:
             if self._tokenizer is None:
-                from budgeteval.runner import load_tokenizer
+                from budgeteval.tokenizer import load_tokenizer
 
                 self._tokenizer = load_tokenizer(self.tokenizer_path)
             return self._tokenizer
@@ -256,7 +257,7 @@ class OpenAIBackend:
 
     def _generate_one(self, request: GenerationRequest, index: int, sampling: SamplingConfig,
                       cancelled: threading.Event) -> SampleOutput:
-        body = self._body(request.prompt_token_ids, request.seed + index, request.max_tokens, sampling, self.ids_source)
+        body = self._body(request.prompt_token_ids, sample_seed(request.seed, index), request.max_tokens, sampling, self.ids_source)
         attempts = self.options.max_retries + 1
         for attempt in range(attempts):
             choices = sorted(self._post(body, cancelled)["choices"], key=lambda choice: choice.get("index", 0))

@@ -28,8 +28,8 @@ import signal
 from dataclasses import asdict, replace
 from typing import Optional, Sequence
 
-from budgeteval.backends.base import GenerationRequest, SampleOutput, SamplingConfig, normalise_finish_reason
-from budgeteval.config import EngineOptions, RunConfig
+from budgeteval.backends.base import GenerationRequest, LoadsModel, SampleOutput, SamplingConfig, normalise_finish_reason
+from budgeteval.config import EngineOptions
 
 
 BF16_CPU_FLAGS = {"x86_64": ("avx512_bf16", "amx_bf16"), "aarch64": ("bf16",)}
@@ -192,15 +192,10 @@ def _replica_devices(options: EngineOptions) -> list[Optional[list[str]]]:
     return [gpus[index * size:(index + 1) * size] for index in range(replicas)]
 
 
-class VLLMBackend:
+class VLLMBackend(LoadsModel):
     """Generate with `vllm.LLM`: in this process, or in D replica processes for data parallelism."""
 
     name = "vllm"
-
-    @classmethod
-    def from_config(cls, config: RunConfig, tokenizer_path: str) -> "VLLMBackend":
-        """Build the engine a run's configuration asks for."""
-        return cls(config.model, tokenizer_path, config.engine, config.revision)
 
     def __init__(self, model: str, tokenizer: str, options: EngineOptions, revision: Optional[str] = None):
         self.model = model

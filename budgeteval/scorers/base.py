@@ -5,7 +5,7 @@ cut at a budget, already stripped of an unfinished thinking trace) and the task'
 """
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 
 @dataclass(frozen=True)
@@ -34,3 +34,53 @@ class Verdict:
 
 ProgressCallback = Optional[Callable[[int], None]]
 """Called with the number of items just finished, so a caller can advance a progress bar."""
+
+
+@dataclass
+class DistinctJobs:
+    """Items folded onto distinct jobs, so each distinct (reference, answer) is judged once.
+
+    Budgets and samples repeat answers a lot: a verdict depends only on the reference and the
+    answer, so items with equal keys share one job. Build with `fold`, run `jobs`, then `spread`
+    the per-job verdicts back over the items.
+    """
+
+    jobs: list
+    """One payload per distinct key, in first-seen order."""
+    item_jobs: list
+    """Per item: the index of its job, or None for an item without an answer."""
+    items_of_job: list
+    """Per job: how many items it stands for (to advance a progress bar by items)."""
+
+    @classmethod
+    def fold(cls, items: Sequence, job_of: Callable) -> "DistinctJobs":
+        """`job_of(item)` returns None (no answer) or (key, payload); equal keys share the first payload."""
+        index_of_key: dict = {}
+        folded = cls(jobs=[], item_jobs=[], items_of_job=[])
+        for item in items:
+            found = job_of(item)
+            if found is None:
+                folded.item_jobs.append(None)
+                continue
+            key, payload = found
+            if key not in index_of_key:
+                index_of_key[key] = len(folded.jobs)
+                folded.jobs.append(payload)
+                folded.items_of_job.append(0)
+            folded.item_jobs.append(index_of_key[key])
+            folded.items_of_job[index_of_key[key]] += 1
+        return folded
+
+    def report_unanswered(self, progress: "ProgressCallback") -> None:
+        """Advance `progress` by the items that need no job."""
+        unanswered = self.item_jobs.count(None)
+        if progress is not None and unanswered:
+            progress(unanswered)
+
+    def on_done(self, progress: "ProgressCallback") -> Optional[Callable[[int], None]]:
+        """A callback for job `index` finishing that advances `progress` by that job's items."""
+        return (lambda index: progress(self.items_of_job[index])) if progress is not None else None
+
+    def spread(self, verdict_of_job: Sequence["Verdict"]) -> list["Verdict"]:
+        """One verdict per item, in item order (an item without an answer is wrong, with nothing extracted)."""
+        return [Verdict(None, False) if job is None else verdict_of_job[job] for job in self.item_jobs]

@@ -57,7 +57,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, Optional, Sequence
 
 from budgeteval.errors import UserError
-from budgeteval.scorers.base import ProgressCallback, ScoreItem, Verdict
+from budgeteval.scorers.base import DistinctJobs, ProgressCallback, ScoreItem, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -409,25 +409,15 @@ def score_batch(
     from budgeteval.sandbox import SandboxLimits, default_sandbox
 
     limits = limits or SandboxLimits()
-    job_of_key: dict[tuple[str, str], int] = {}
-    jobs: list[tuple[str, str, str]] = []
-    item_jobs: list[Optional[int]] = []
-    items_of_job: list[int] = []
-    for item in items:
+    def job_of(item: ScoreItem):
         code = extract_code(item.answer_text)
         if code is None or not code.strip():
-            item_jobs.append(None)
-            continue
-        key = (item.reference, code)
-        if key not in job_of_key:
-            job_of_key[key] = len(jobs)
-            jobs.append((item.problem_id, item.reference, code))
-            items_of_job.append(0)
-        item_jobs.append(job_of_key[key])
-        items_of_job[job_of_key[key]] += 1
-    unanswered = item_jobs.count(None)
-    if progress is not None and unanswered:
-        progress(unanswered)
+            return None
+        return (item.reference, code), (item.problem_id, item.reference, code)
+
+    folded = DistinctJobs.fold(items, job_of)
+    folded.report_unanswered(progress)
+    jobs = folded.jobs
     if jobs:
         sandbox = sandbox or default_sandbox()
     parsed: dict[str, CodeTests] = {}
@@ -444,7 +434,7 @@ def score_batch(
                 index = futures[future]
                 results[index] = future.result()
                 if progress is not None:
-                    progress(items_of_job[index])
+                    progress(folded.items_of_job[index])
         except BaseException:
             # Ctrl-C or SIGTERM (budgeteval.processes): drop the programs not started yet instead of
             # running them all before the interrupt can propagate.
@@ -457,4 +447,4 @@ def score_batch(
                        len(failures), *failures[0])
     verdicts = [Verdict(f"{result.verdict}:{_program_key(code)}", result.verdict == "passed")
                 for (_, _, code), result in zip(jobs, results)]
-    return [Verdict(None, False) if job is None else verdicts[job] for job in item_jobs]
+    return folded.spread(verdicts)

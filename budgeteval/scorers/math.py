@@ -11,9 +11,9 @@ default configuration. `verify` runs with its defaults (6-digit float rounding, 
 
 How. The parent only reads the answer key (`answer_key`: string scanning, no math-verify), and
 verifies each distinct (reference, key) once in worker processes: a verdict depends on nothing
-else, so budgets and samples that repeat an answer cost one verification. Workers are spawned
-processes because math-verify's timeouts use `signal.alarm`: it never runs in the caller's
-process or threads. A verification math-verify reports as timed out counts as wrong with
+else, so budgets and samples that repeat an answer cost one verification (`scorers.base.DistinctJobs`).
+Workers are spawned processes (`budgeteval.worker_pool`) because math-verify's timeouts use
+`signal.alarm`: it never runs in the caller's process or threads. A verification math-verify reports as timed out counts as wrong with
 `timed_out=True`; a worker that stays busy past a hard deadline (a hang the alarm cannot break)
 is killed and replaced, and its answer counts the same way. math-verify's log records (which
 quote whole responses) are kept inside the workers.
@@ -25,23 +25,18 @@ Not a sandbox (it runs no user code), and not for GSM8K-style numeric answers (`
 """
 
 import logging
-import multiprocessing
-import multiprocessing.connection
 import os
-import pickle
 import re
-import signal
-import time
 import warnings
-from collections import OrderedDict, deque
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Hashable, Literal, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from latex2sympy2_extended.math_normalization import extract_boxed_content
 
 from budgeteval.errors import UserError
-from budgeteval.scorers.base import ProgressCallback, ScoreItem, Verdict
+from budgeteval.scorers.base import DistinctJobs, ProgressCallback, ScoreItem, Verdict
+from budgeteval.worker_pool import run_in_workers
 
 logger = logging.getLogger(__name__)
 
@@ -179,6 +174,20 @@ def _judge_job(job: tuple[str, AnswerKey, int]) -> Judgement:
     return judge(*job)
 
 
+def prepare_worker() -> None:
+    """Set up a worker process for math-verify: its logs stay inside, and its parser is built.
+
+    The first parse builds latex2sympy's parser and sympy's caches (a second or more on a busy
+    machine); doing it before the first job keeps that out of the job's timeout.
+    """
+    warnings.simplefilter("ignore")  # sympy deprecation chatter would reach the user's terminal
+    _keep_math_verify_logs_in_worker()
+    import math_verify
+
+    math_verify.verify(math_verify.parse("$\\frac{1}{2}$"),
+                       math_verify.parse("\\boxed{0.5}", answer_extraction_config()))
+
+
 # --- direct math-verify calls, as Math-Verify's own test suite makes them ---------------------
 
 
@@ -255,217 +264,6 @@ def run_math_verify_checks(
     return [outcome.value if outcome.status == "ok" else None for outcome in outcomes]
 
 
-# --- the worker pool: spawned processes, each running one job, killed past a deadline ----------
-
-
-@dataclass(frozen=True)
-class JobOutcome:
-    """How one job ended."""
-
-    status: Literal["ok", "killed", "crashed", "error"]
-    """ok; killed: still running at the hard deadline; crashed: its worker died; error: it raised."""
-    value: Any = None
-    """The job's return value (ok) or the exception text (error)."""
-
-
-_READY = "ready"
-
-
-def _worker_main(connection: multiprocessing.connection.Connection, job_function: Callable) -> None:
-    # Ctrl-C reaches the whole process group: leave cleanup to the parent, which kills us.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    warnings.simplefilter("ignore")  # sympy deprecation chatter would reach the user's terminal
-    _keep_math_verify_logs_in_worker()
-    import math_verify  # (import before saying ready, so deadlines time jobs only)
-
-    # The first parse builds latex2sympy's parser and sympy's caches (a second or more on a busy
-    # machine); doing it here keeps that out of the first job's timeout.
-    math_verify.verify(math_verify.parse("$\\frac{1}{2}$"),
-                       math_verify.parse("\\boxed{0.5}", answer_extraction_config()))
-
-    connection.send((_READY, None))
-    while True:
-        try:
-            job = connection.recv()
-        except EOFError:  # the parent is gone
-            return
-        try:
-            reply = ("ok", job_function(job))
-        except Exception as error:  # noqa: BLE001  (reported to the parent, never lost)
-            reply = ("error", f"{type(error).__name__}: {error}")
-        connection.send(reply)
-
-
-JOBS_QUEUED_PER_WORKER = 2
-"""Jobs a worker holds (one running, the rest queued), so it never waits for the parent between jobs."""
-QUEUED_JOB_MAX_BYTES = 16 * 1024
-"""A job is queued behind a running one only if this small: it must fit in the pipe's buffer,
-or sending it would block the parent until the running job ends (never, if that one hangs)."""
-
-
-class _Worker:
-    """One spawned process and the jobs it holds (the first is running, the others queued)."""
-
-    def __init__(self, context, job_function: Callable) -> None:
-        self.connection, child_connection = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(child_connection, job_function), daemon=True)
-        self.process.start()
-        child_connection.close()
-        self.spawned_at = time.monotonic()
-        self.ready = False
-        self.job_indices: deque[int] = deque()
-        self.running_since = 0.0
-        """When the first job of `job_indices` started: handed over, or the previous one replied."""
-        self.affinity_key: Hashable = None
-        """The affinity key of the last job handed over."""
-
-    def stop(self) -> None:
-        """End the process now: a worker holds nothing worth a graceful exit (interpreter
-        teardown with sympy loaded takes longer than the jobs of a small batch)."""
-        self.process.terminate()
-        self.process.join(timeout=1)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(timeout=5)
-        self.connection.close()
-
-
-class _PendingJobs:
-    """Jobs not yet handed out, grouped by affinity key in first-seen order.
-
-    A worker takes more jobs of the key it last took while there are any (so its caches, e.g. a
-    parsed reference, serve them all), else the first key no other worker is on, else any.
-    """
-
-    def __init__(self, affinity: Sequence[Hashable]) -> None:
-        self.by_key: OrderedDict[Hashable, deque[int]] = OrderedDict()
-        self.affinity = affinity
-        for index, key in enumerate(affinity):
-            self.by_key.setdefault(key, deque()).append(index)
-
-    def __bool__(self) -> bool:
-        return bool(self.by_key)
-
-    def peek(self, preferred_key: Hashable, keys_of_other_workers: set) -> int:
-        if preferred_key in self.by_key:
-            return self.by_key[preferred_key][0]
-        for key, indices in self.by_key.items():
-            if key not in keys_of_other_workers:
-                return indices[0]
-        return next(iter(self.by_key.values()))[0]
-
-    def remove(self, index: int) -> None:
-        key = self.affinity[index]
-        self.by_key[key].remove(index)
-        if not self.by_key[key]:
-            del self.by_key[key]
-
-    def put_back(self, indices: Sequence[int]) -> None:
-        """Return never-started jobs to the front of the queue, in their order."""
-        for index in reversed(indices):
-            key = self.affinity[index]
-            self.by_key.setdefault(key, deque()).appendleft(index)
-            self.by_key.move_to_end(key, last=False)
-
-
-def run_in_workers(
-    job_function: Callable[[Any], Any],
-    jobs: Sequence[Any],
-    *,
-    workers: int,
-    hard_timeout_s: float,
-    on_done: Optional[Callable[[int], None]] = None,
-    affinity: Optional[Sequence[Hashable]] = None,
-    startup_timeout_s: float = 300.0,
-) -> list[JobOutcome]:
-    """Run `job_function(job)` for every job in spawned worker processes; outcomes in job order.
-
-    `job_function` must be importable by name (a module-level function). A job still running
-    `hard_timeout_s` after it started is "killed" (its worker is replaced, the jobs queued behind
-    it go to other workers); a worker that dies mid-job gives "crashed". `on_done(job_index)` is
-    called as each job ends. Jobs with equal `affinity` keys go to the same worker while the load
-    allows.
-    """
-    outcomes: list[Optional[JobOutcome]] = [None] * len(jobs)
-    if not jobs:
-        return []
-    context = multiprocessing.get_context("spawn")
-    pending = _PendingJobs(affinity if affinity is not None else range(len(jobs)))
-    pool = [_Worker(context, job_function) for _ in range(max(1, min(workers, len(jobs))))]
-    remaining = len(jobs)
-
-    def finish(worker: _Worker, outcome: JobOutcome) -> None:
-        nonlocal remaining
-        index = worker.job_indices.popleft()
-        worker.running_since = time.monotonic()
-        outcomes[index] = outcome
-        remaining -= 1
-        if on_done is not None:
-            on_done(index)
-
-    def replace(worker: _Worker) -> None:
-        worker.stop()
-        pending.put_back(list(worker.job_indices))  # queued behind the lost job, never started
-        worker.job_indices.clear()
-        if pending:
-            pool[pool.index(worker)] = _Worker(context, job_function)
-        else:  # the jobs left are all running elsewhere: no new process to start
-            pool.remove(worker)
-
-    try:
-        while remaining:
-            for worker in list(pool):
-                while worker.ready and pending and len(worker.job_indices) < JOBS_QUEUED_PER_WORKER:
-                    keys_of_others = {w.affinity_key for w in pool if w is not worker}
-                    index = pending.peek(worker.affinity_key, keys_of_others)
-                    payload = pickle.dumps(jobs[index], protocol=pickle.HIGHEST_PROTOCOL)
-                    if worker.job_indices and len(payload) > QUEUED_JOB_MAX_BYTES:
-                        break
-                    try:
-                        worker.connection.send_bytes(payload)
-                    except (BrokenPipeError, OSError):  # it died: its jobs never started
-                        replace(worker)
-                        break
-                    pending.remove(index)
-                    worker.affinity_key = pending.affinity[index]
-                    if not worker.job_indices:
-                        worker.running_since = time.monotonic()
-                    worker.job_indices.append(index)
-            now = time.monotonic()
-            deadlines = [w.running_since + hard_timeout_s for w in pool if w.job_indices]
-            wait_s = min([1.0] + [max(0.0, deadline - now) for deadline in deadlines])
-            readable = multiprocessing.connection.wait([w.connection for w in pool], timeout=wait_s)
-            for worker in [w for w in pool if w.connection in readable]:
-                try:
-                    status, value = worker.connection.recv()
-                except (EOFError, OSError):
-                    worker.process.join(timeout=1)  # so its exit code is known for the message
-                    if not worker.ready:
-                        raise RuntimeError(
-                            f"a math-verify worker exited while starting (exit code {worker.process.exitcode})"
-                        ) from None
-                    if worker.job_indices:
-                        logger.warning("a math-verify worker died (exit code %s)", worker.process.exitcode)
-                        finish(worker, JobOutcome("crashed"))
-                    replace(worker)
-                    continue
-                if status == _READY:
-                    worker.ready = True
-                else:
-                    finish(worker, JobOutcome(status, value))
-            now = time.monotonic()
-            for worker in list(pool):
-                if worker.job_indices and now - worker.running_since > hard_timeout_s:
-                    finish(worker, JobOutcome("killed"))
-                    replace(worker)
-                elif not worker.ready and now - worker.spawned_at > startup_timeout_s:
-                    raise RuntimeError(f"a math-verify worker did not start within {startup_timeout_s:.0f} s")
-    finally:
-        for worker in pool:
-            worker.stop()
-    return outcomes  # type: ignore[return-value]
-
-
 def _hard_timeout_s(timeout_s: int) -> float:
     # Reference parse + answer parse + up to 4 (gold x pred) comparisons, each under math-verify's
     # own alarm, plus room for process scheduling on a busy machine.
@@ -490,39 +288,26 @@ def score_batch(
     """
     if timeout_s < 1 or int(timeout_s) != timeout_s:
         raise UserError(f"The math scorer's timeout must be a whole number of seconds (at least 1), not {timeout_s!r}.")
-    job_of_key: dict[tuple[str, AnswerKey], int] = {}
-    jobs: list[tuple[str, AnswerKey, int]] = []
-    item_jobs: list[Optional[int]] = []
-    items_of_job: list[int] = []
-    problem_of_job: list[str] = []
-    for item in items:
+    def job_of(item: ScoreItem):
         if item.answer_text is None:
-            item_jobs.append(None)
-            continue
-        dedup_key = (item.reference, answer_key(item.answer_text))
-        if dedup_key not in job_of_key:
-            job_of_key[dedup_key] = len(jobs)
-            jobs.append((item.reference, dedup_key[1], int(timeout_s)))
-            items_of_job.append(0)
-            problem_of_job.append(item.problem_id)
-        item_jobs.append(job_of_key[dedup_key])
-        items_of_job[job_of_key[dedup_key]] += 1
+            return None
+        key = (item.reference, answer_key(item.answer_text))
+        return key, (item.reference, key[1], int(timeout_s), item.problem_id)
 
-    unanswered = item_jobs.count(None)
-    if progress is not None and unanswered:
-        progress(unanswered)
-    on_done = (lambda index: progress(items_of_job[index])) if progress is not None else None
+    folded = DistinctJobs.fold(items, job_of)
+    folded.report_unanswered(progress)
     outcomes = run_in_workers(
         _judge_job,
-        jobs,
+        [job[:3] for job in folded.jobs],
         workers=workers,
         hard_timeout_s=_hard_timeout_s(timeout_s) if hard_timeout_s is None else hard_timeout_s,
-        on_done=on_done,
-        affinity=[reference for reference, _, _ in jobs],  # each worker parses a reference once
+        on_done=folded.on_done(progress),
+        affinity=[reference for reference, _, _, _ in folded.jobs],  # each worker parses a reference once
+        initializer=prepare_worker,
     )
 
     verdict_of_job = []
-    for (_, key, _), outcome, problem_id in zip(jobs, outcomes, problem_of_job):
+    for (_, key, _, problem_id), outcome in zip(folded.jobs, outcomes):
         if outcome.status == "ok":
             judgement = outcome.value
             verdict = Verdict(judgement.extracted, judgement.correct, judgement.timed_out)
@@ -533,4 +318,4 @@ def score_batch(
         if verdict.timed_out:
             logger.warning("math-verify timed out on problem %s, answer %r: counted wrong", problem_id, key.text[:60])
         verdict_of_job.append(verdict)
-    return [Verdict(None, False) if job is None else verdict_of_job[job] for job in item_jobs]
+    return folded.spread(verdict_of_job)

@@ -50,6 +50,7 @@ from transformers import TrainerCallback
 from budgeteval.backends.base import GenerationRequest, SamplingConfig
 from budgeteval.errors import UserError
 from budgeteval.prompts import PromptSettings
+from budgeteval.seeds import derive_seed
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +165,7 @@ class BudgetEvalCallback(TrainerCallback):
         eval_tasks = self._prepare(tokenizer)
         requests = [
             [GenerationRequest(key=f"{task.name}/{pid}", prompt_token_ids=ids, n=self.n,
-                               seed=_derive_seed(self.seed, task.name, pid), max_tokens=max(self.budgets))
+                               seed=derive_seed(self.seed, task.name, pid), max_tokens=max(self.budgets))
              for pid, ids in zip(task.problem_ids, task.prompt_token_ids)]
             for task in eval_tasks
         ]
@@ -263,12 +264,6 @@ def metrics_to_logs(metrics: pd.DataFrame) -> dict[str, float]:
 
 
 # --- engines ----------------------------------------------------------------------------------
-
-
-def _derive_seed(run_seed: int, task: str, problem_id: str) -> int:
-    from budgeteval.runner import derive_seed
-
-    return derive_seed(run_seed, task, problem_id)
 
 
 def _refuse_sharded_policy_generation(trainer) -> None:

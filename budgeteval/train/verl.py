@@ -133,7 +133,7 @@ def _correctness(data_sources, solution_strs, ground_truths, scorer, think_end, 
 
 @lru_cache(maxsize=4)
 def _load_tokenizer(name: str):
-    from budgeteval.runner import load_tokenizer
+    from budgeteval.tokenizer import load_tokenizer
 
     return load_tokenizer(name)
 
