@@ -30,7 +30,7 @@ from budgeteval.run_dir import (SCORE_COLUMNS, ScoringSection, read_manifest, re
 from budgeteval.scorers import get_scorer
 from budgeteval.scorers.base import ScoreItem
 from budgeteval.store import CONDITIONED, CONTINUATIONS, read_problems, read_task
-from budgeteval.tokenizer import load_tokenizer
+from budgeteval.tokenizer import load_decoder
 
 __all__ = ["evaluate_run", "score_task", "score_samples", "read_scores", "write_scores", "SCORE_COLUMNS"]
 
@@ -276,7 +276,7 @@ def evaluate_run(run_dir: Path, budgets: Optional[Sequence[int]] = None, workers
     saved_tokenizer = tokenizer_dir(run_dir)
     if not saved_tokenizer.is_dir():
         raise UserError(f"{run_dir} has no tokenizer/ folder; the run directory is incomplete.")
-    tokenizer = load_tokenizer(str(saved_tokenizer))
+    tokenizer = load_decoder(str(saved_tokenizer))
     think_end = manifest.think_end
     frames = [
         score_task(run_dir, task, entry.scorer, budgets, tokenizer, think_end, workers, progress, modes)
