@@ -1,9 +1,12 @@
 """The `budgeteval` command line: a thin layer over the runner, scoring, import and report modules.
 
 User mistakes (unknown task, malformed YAML, a bad budget, k > n, a missing run directory) end
-with one sentence on stderr and exit status 2, never a traceback.
+with one sentence on stderr and exit status 2, never a traceback. Run as a program (`entry`), a
+command ends its engine and workers on SIGINT/SIGTERM and leaves no process behind
+(`budgeteval.processes`); exit status 130 for Ctrl-C, 128 + the signal number for a signal.
 """
 
+import signal
 import sys
 from pathlib import Path
 
@@ -20,11 +23,19 @@ class _UserErrorGroup(click.Group):
     """Print a `UserError` as one line and exit 2."""
 
     def invoke(self, ctx):
+        from budgeteval.processes import Terminated
+
         try:
             return super().invoke(ctx)
         except UserError as error:
             click.echo(f"error: {error}", err=True)
             sys.exit(2)
+        except Terminated as signalled:  # every cleanup under the command has run by now
+            click.echo(f"\nstopped by {signalled}", err=True)
+            sys.exit(128 + signalled.signum)
+        except KeyboardInterrupt:
+            click.echo("\nstopped by Ctrl-C", err=True)
+            sys.exit(128 + signal.SIGINT)
 
 
 def _budgets(_ctx, _param, value):
@@ -670,5 +681,13 @@ def _print_report(run_dir, ks, fmt) -> None:
     click.echo(report_run(Path(run_dir), ks, fmt))
 
 
+def entry() -> None:
+    """The `budgeteval` program: the CLI inside `command_scope` (signals, no leftover processes)."""
+    from budgeteval.processes import command_scope
+
+    with command_scope():
+        main()
+
+
 if __name__ == "__main__":
-    main()
+    entry()

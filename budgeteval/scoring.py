@@ -31,7 +31,7 @@ from budgeteval.run_dir import (SCORE_COLUMNS, ScoringSection, lock_run, read_ma
 from budgeteval.scorers import get_scorer
 from budgeteval.scorers.base import ScoreItem
 from budgeteval.store import CONDITIONED, CONTINUATIONS, read_problems, read_task
-from budgeteval.tokenizer import load_tokenizer
+from budgeteval.tokenizer import load_decoder
 
 __all__ = ["evaluate_run", "score_task", "score_samples", "read_scores", "write_scores", "SCORE_COLUMNS"]
 
@@ -310,7 +310,7 @@ def _evaluate_locked(run_dir: Path, budgets, workers: int, progress: bool, modes
     if not saved_tokenizer.is_dir():
         raise UserError(f"{run_dir} has no tokenizer/ folder; the run directory is incomplete.")
     try:
-        tokenizer = load_tokenizer(str(saved_tokenizer))
+        tokenizer = load_decoder(str(saved_tokenizer))
     except UserError:
         raise UserError(f"{saved_tokenizer} holds no loadable tokenizer; the run directory is damaged: remove that "
                         f"folder and re-run the command that made the run (it writes the tokenizer again).") from None

@@ -10,7 +10,7 @@ units already stored without losing or duplicating a sample. Scoring reads from 
 a model.
 """
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -168,13 +168,16 @@ def _shard_paths(run_dir: Path, task: str, kind: StoreKind) -> list[Path]:
 
 def write_shard(run_dir: Path, task: str, records: Iterable, kind: StoreKind = GENERATIONS) -> Path:
     """Append one shard of complete units of work to the task's store, atomically."""
-    rows = [asdict(record) for record in records]
-    if not rows:
+    records = list(records)
+    if not records:
         raise ValueError("write_shard needs at least one record")
+    # Column by column with plain attribute reads: `dataclasses.asdict` deep-copies every token id
+    # (about 11 us per token, seconds per shard of long responses).
+    columns = {field.name: [getattr(record, field.name) for record in records] for field in fields(records[0])}
     existing = _shard_paths(run_dir, task, kind)
     next_index = int(existing[-1].stem.split("-")[1]) + 1 if existing else 0
     path = task_dir(run_dir, task, kind) / f"part-{next_index:05d}.parquet"
-    table = pa.Table.from_pylist(rows, schema=kind.schema)
+    table = pa.Table.from_pydict(columns, schema=kind.schema)
     write_atomic(path, lambda temp: pq.write_table(table, temp))
     return path
 

@@ -130,3 +130,19 @@ def test_data_parallel_replicas_give_the_same_samples(engine, tiny_model):
     for session in sessions:  # no engine process of a replica outlives close()
         with pytest.raises(ProcessLookupError):
             os.killpg(session, 0)
+
+
+def test_one_call_beyond_the_engine_token_budget_keeps_seeded_samples_exact(engine):
+    """More prompt tokens in one call than vLLM batches per step (its default 4096 on CPU): with
+    chunked prefill the split prompt's seeded generator was rewound with `set_offset`, which CPU
+    generators lack, and the engine died. Each sample must equal the request generated alone."""
+    from budgeteval.backends.base import GenerationRequest
+    from sweep_checks import SAMPLING
+
+    requests = [GenerationRequest(key=str(i), prompt_token_ids=tuple(range(1000 + 7 * i, 1300 + 7 * i)), n=8,
+                                  seed=100 + i, max_tokens=2) for i in range(2)]
+    facts = engine.describe()
+    assert facts["enable_chunked_prefill"] is False
+    assert sum(len(request.prompt_token_ids) * request.n for request in requests) > 4096
+    batched = engine.generate(requests, SAMPLING)
+    assert batched == [engine.generate([request], SAMPLING)[0] for request in requests]

