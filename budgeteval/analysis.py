@@ -161,18 +161,14 @@ def _natural(problem_id: str):
 
 
 def _split_baseline(runs: Sequence, baseline: Optional[str]):
-    from budgeteval.compare import check_unique_labels
+    from budgeteval.compare import baseline_first, check_unique_labels
 
     runs = list(runs)
     if not runs:
         raise UserError("No runs to analyse: pass at least one run directory.")
     check_unique_labels(runs)
-    labels = [run.label for run in runs]
-    name = labels[0] if baseline is None else str(baseline)
-    if name not in labels:
-        raise UserError(f"--baseline {name!r} is none of the runs analysed ({', '.join(labels)}): "
-                        f"name one of them by its label.")
-    return runs[labels.index(name)], [run for run in runs if run.label != name]
+    ordered = baseline_first(runs, baseline, "analysed")
+    return ordered[0], ordered[1:]
 
 
 # --- 2. difficulty and group breakdown ----------------------------------------------------------
@@ -252,11 +248,16 @@ def breakdown(runs: Sequence, baseline: Optional[str] = None, edges: Sequence[fl
     for run in ordered:
         scores = run.scores.assign(problem_id=run.scores["problem_id"].astype(str))
         joined = scores.merge(assignment, on=["task", "problem_id"], how="inner")
-        joined["_truncated"] = ~joined["finished"].astype(bool)
+        # An imported sample whose finish is unknown (null) makes its cell's truncation unknown (NaN), as in metrics.
+        joined["_truncated"] = (~joined["finished"].fillna(True).astype(bool)).astype(float)
+        joined["_unknown"] = joined["finished"].isna()
         keys = ["grouping", "bucket", "task", "mode", "budget"]
         per_problem = joined.groupby(keys + ["problem_id"], sort=False)["correct"].mean().reset_index()
         accuracy = per_problem.groupby(keys)["correct"].agg(num_problems="size", accuracy="mean")
-        samples = joined.groupby(keys).agg(length=("num_tokens", "mean"), truncation=("_truncated", "mean"))
+        samples = joined.groupby(keys).agg(length=("num_tokens", "mean"), truncation=("_truncated", "mean"),
+                                           _unknown=("_unknown", "any"))
+        samples.loc[samples["_unknown"], "truncation"] = float("nan")
+        samples = samples.drop(columns="_unknown")
         frames.append(accuracy.join(samples).reset_index().assign(run=run.label))
     table = pd.concat(frames, ignore_index=True)
     keys = ["grouping", "bucket", "task", "mode", "budget"]
@@ -525,7 +526,7 @@ def early_exit(run, windows: Sequence[int] = AGREEMENT_WINDOWS) -> pd.DataFrame:
         trace = trace.sort_values("budget")
         budgets = trace["budget"].astype(int).tolist()
         answers = [None if pd.isna(a) else str(a) for a in trace["extracted"]]
-        finished = trace["finished"].astype(bool).tolist()
+        finished = trace["finished"].fillna(True).astype(bool).tolist()
         correct = trace["correct"].astype(bool).tolist()
         tokens = trace["num_tokens"].astype(int).tolist()
         costs = [0 if done else probe_cost.get((task, str(problem_id), int(sample_idx), b), t - b)

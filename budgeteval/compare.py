@@ -152,12 +152,8 @@ def compare_runs(runs: Sequence, baseline: Optional[str] = None, k: Optional[int
         raise UserError("compare needs at least two runs: pass the baseline and one or more runs to compare with it.")
     check_unique_labels(runs)
     check_shared_tasks(runs)
-    labels = [run.label for run in runs]
-    baseline = labels[0] if baseline is None else str(baseline)
-    if baseline not in labels:
-        raise UserError(f"--baseline {baseline!r} is none of the runs compared ({', '.join(labels)}): "
-                        f"name one of them by its label or path.")
-    ordered = [run for run in runs if run.label == baseline] + [run for run in runs if run.label != baseline]
+    ordered = baseline_first(runs, baseline, "compared")
+    baseline = ordered[0].label
     k = common_k(ordered) if k is None else int(k)
     cells = pd.concat([_run_cells(run, k) for run in ordered], ignore_index=True)
     if cells.empty:
@@ -384,30 +380,10 @@ def _format_latex(comparison: Comparison) -> str:
         several_modes = rows["mode"].nunique() > 1
         head = ["Budget"] + (["Mode"] if several_modes else []) + ["Model", f"Mean@{k}", f"Pass@{k}", "Length", "AES"]
         spec = "r" + ("l" if several_modes else "") + "lrrrr"
-        body, previous = [], None
-        for row in rows.to_dict("records"):
-            group = (int(row["budget"]), row["mode"])
-            if previous is not None and group != previous:
-                body.append(r"\midrule")
-            first = group != previous
-            lead = [format_budget(int(row["budget"])) if first else ""]
-            if several_modes:
-                lead.append(_escape_latex(row["mode"]) if first else "")
-            body.append(" & ".join(lead + [_escape_latex(row["run"]), *_cell_texts(row, True)]) + r" \\")
-            previous = group
+        body = _latex_rows(rows, several_modes, _cell_texts)
         blocks.append("\n".join([f"% {_escape_latex(task)}", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
                                  " & ".join(head) + r" \\", r"\midrule", *body, r"\bottomrule", r"\end{tabular}"]))
-        efficiency_body, previous = [], None
-        for row in rows.to_dict("records"):
-            group = (int(row["budget"]), row["mode"])
-            if previous is not None and group != previous:
-                efficiency_body.append(r"\midrule")
-            first = group != previous
-            lead = [format_budget(int(row["budget"])) if first else ""]
-            if several_modes:
-                lead.append(_escape_latex(row["mode"]) if first else "")
-            efficiency_body.append(" & ".join(lead + [_escape_latex(row["run"]), *_efficiency_texts(row, True)]) + r" \\")
-            previous = group
+        efficiency_body = _latex_rows(rows, several_modes, _efficiency_texts)
         efficiency_head = (["Budget"] + (["Mode"] if several_modes else [])
                            + ["Model", f"Mean@{k}/1k tok.", "Len. correct", "Len. incorrect"])
         blocks.append("\n".join([f"% {_escape_latex(task)}: token efficiency (mean@{k} per 1k mean tokens; lengths of "
@@ -461,3 +437,30 @@ def check_shared_tasks(runs: Sequence) -> list[str]:
         notes.append(f"task {task} is only in {', '.join(having)}: it is shown without a comparison "
                      f"(tasks in every run: {', '.join(sorted(shared))}).")
     return notes
+
+
+def _latex_rows(rows: pd.DataFrame, several_modes: bool, texts) -> list[str]:
+    """LaTeX body rows of one task's table: budget (and mode) written once per group, a rule between
+    groups, then the run and `texts(row, True)`."""
+    body, previous = [], None
+    for row in rows.to_dict("records"):
+        group = (int(row["budget"]), row["mode"])
+        if previous is not None and group != previous:
+            body.append(r"\midrule")
+        first = group != previous
+        lead = [format_budget(int(row["budget"])) if first else ""]
+        if several_modes:
+            lead.append(_escape_latex(row["mode"]) if first else "")
+        body.append(" & ".join(lead + [_escape_latex(row["run"]), *texts(row, True)]) + r" \\")
+        previous = group
+    return body
+
+
+def baseline_first(runs: Sequence, baseline: Optional[str], verb: str = "compared") -> list:
+    """The runs with the baseline (its label; default: the first run) first, the others in their order."""
+    labels = [run.label for run in runs]
+    name = labels[0] if baseline is None else str(baseline)
+    if name not in labels:
+        raise UserError(f"--baseline {name!r} is none of the runs {verb} ({', '.join(labels)}): "
+                        f"name one of them by its label or path.")
+    return [run for run in runs if run.label == name] + [run for run in runs if run.label != name]

@@ -93,3 +93,15 @@ class DistinctJobs:
         wrong, with nothing extracted)."""
         unanswered = Verdict(None, False) if unanswered is None else unanswered
         return [unanswered if job is None else verdict_of_job[job] for job in self.item_jobs]
+
+
+def judge_each(items: Sequence[ScoreItem], judge: Callable[[ScoreItem], Verdict],
+               progress: ProgressCallback = None) -> list[Verdict]:
+    """`judge(item)` for every item, in order, in this process (for scorers that take microseconds
+    per item), advancing `progress` one item at a time."""
+    verdicts = []
+    for item in items:
+        verdicts.append(judge(item))
+        if progress is not None:
+            progress(1)
+    return verdicts

@@ -25,7 +25,7 @@ from typing import Optional, Sequence
 
 from budgeteval import answers
 from budgeteval.errors import UserError
-from budgeteval.scorers.base import ProgressCallback, ScoreItem, Verdict
+from budgeteval.scorers.base import ProgressCallback, ScoreItem, Verdict, judge_each
 
 LETTERS = "ABCD"
 """The choices a reference may name."""
@@ -93,9 +93,4 @@ def score_batch(
     reading a letter is microseconds per item. `answer_policy`: see `judge`."""
     del workers
     answers.check_policy(answer_policy)
-    verdicts = []
-    for item in items:
-        verdicts.append(judge(item, answer_policy))
-        if progress is not None:
-            progress(1)
-    return verdicts
+    return judge_each(items, lambda item: judge(item, answer_policy), progress)

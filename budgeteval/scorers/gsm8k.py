@@ -32,7 +32,7 @@ from typing import Optional, Sequence
 
 from budgeteval import answers
 from budgeteval.errors import UserError
-from budgeteval.scorers.base import ProgressCallback, ScoreItem, Verdict
+from budgeteval.scorers.base import ProgressCallback, ScoreItem, Verdict, judge_each
 
 CALCULATOR_ANNOTATION = re.compile(r"<<[^<>]*>>")
 # Thousands-grouped numbers first so that "1,000" is one number, then plain ones.
@@ -138,9 +138,4 @@ def score_batch(
     number matching is microseconds per item. `answer_policy`: see the module docstring."""
     del workers
     answers.check_policy(answer_policy)
-    verdicts = []
-    for item in items:
-        verdicts.append(judge(item, answer_policy))
-        if progress is not None:
-            progress(1)
-    return verdicts
+    return judge_each(items, lambda item: judge(item, answer_policy), progress)

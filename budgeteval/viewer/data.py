@@ -305,7 +305,8 @@ class _TaskReader:
     def _verdict(self, row: dict) -> dict:
         extracted = row["extracted"]
         extracted = None if extracted is None or pd.isna(extracted) else str(extracted)
-        verdict = {"num_tokens": int(row["num_tokens"]), "finished": bool(row["finished"]),
+        finished = None if pd.isna(row["finished"]) else bool(row["finished"])  # None: unknown (an import)
+        verdict = {"num_tokens": int(row["num_tokens"]), "finished": finished,
                    "extracted": extracted, "correct": bool(row["correct"]), "timed_out": bool(row["timed_out"])}
         if self.has_answer_source:
             source = row["answer_source"]

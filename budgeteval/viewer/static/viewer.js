@@ -383,7 +383,7 @@
       const v = verdicts[String(b)];
       const cutThinking = mode !== "conditioned" && sample.thinking && String(b) in sample.cuts &&
         (!sample.think_end.length || sample.think_end[0][1] > sample.cuts[String(b)]);
-      const cells = [formatBudget(b), String(v.num_tokens), v.finished ? "yes" : "no",
+      const cells = [formatBudget(b), String(v.num_tokens), v.finished == null ? "unknown" : (v.finished ? "yes" : "no"),
         ...(thinking ? [cutThinking ? "yes" : "no"] : []),
         v.extracted === null ? "—" : v.extracted, v.correct ? "✓ correct" : (v.timed_out ? "✗ timed out" : "✗ wrong")];
       if (run.answer_source) cells.push(v.answer_source === null || v.answer_source === undefined ? "—" : v.answer_source);
