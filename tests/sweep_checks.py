@@ -86,7 +86,9 @@ def check_forced_sweep(engine, model: Path, out: Path, data_file: Path, backend:
     from budgeteval.store import CONTINUATIONS
 
     recorder = RecordingBackend(engine)
-    config = sweep_config(model, out, budgets, data_file, backend=backend,
+    # The configuration names the server the engine talks to (an openai run must say which).
+    options = EngineOptions(dtype="float32", enforce_eager=True, base_url=getattr(engine, "base_url", None))
+    config = sweep_config(model, out, budgets, data_file, backend=backend, engine=options,
                           modes=ModeSettings(modes=("cutoff", "forced"), answer_tokens=6))
     run(config, progress=False, backend=recorder)
     tokenizer = load_tokenizer(str(model))
