@@ -109,7 +109,7 @@ def _group_value(value):
 
 def overview_tables(run) -> list[dict]:
     """The report table of `run` per task, from `metrics.csv`: one row per budget x mode, cells as `report` writes them."""
-    from budgeteval.report import _percent, _percent_with_stderr, _tokens  # the report's own cell formats
+    from budgeteval.report import _UNKNOWN, _percent, _percent_with_stderr, _tokens  # the report's own cell formats
 
     metrics = normalise_metrics(run.metrics)
     tables = []
@@ -128,7 +128,7 @@ def overview_tables(run) -> list[dict]:
                 if metric in ("length_mean", "length_median"):
                     text = _tokens(value)
                 elif metric == "truncation_rate":
-                    text = _percent(value)
+                    text = _percent(value, _UNKNOWN)  # NaN: unknown finishes (an import), "n/a" as in report
                 else:
                     text = _percent_with_stderr(value, stderr)
                 cells.append({"metric": metric, "k": k, "value": _number(value), "text": text})
