@@ -9,10 +9,12 @@
   named), and the first run ends exactly as a lone run does.
 - `budgeteval repair` keeps one copy of identical duplicate samples and refuses differing ones.
 
-The commands run in forked children of this (already warm) interpreter, so each of the ~50
-killed and resumed commands costs its work, not a Python start-up; SIGKILL is real.
+The commands run in children forked from one warm, clean interpreter (a multiprocessing
+forkserver), so each of the ~50 killed and resumed commands costs its work, not a Python start-up;
+SIGKILL is real.
 """
 
+import multiprocessing
 import os
 import shutil
 import signal
@@ -29,34 +31,54 @@ from conftest import shared_path
 N_PROBLEMS, N_SAMPLES = 2, 2
 
 
-def fork_cli(args, env=None, log: Path = None) -> int:
-    """Run the CLI in a forked child; its exit status, or -signal when a signal ended it."""
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        code = 70
+_FORK_SERVER = None
+
+
+def _fork_server():
+    """A forkserver context: a fresh interpreter, started once, that has imported what the commands
+    use and forks each command from that clean state (forking pytest itself would hand the child
+    whatever earlier tests left in this process: torch's thread pools, vLLM's settings)."""
+    global _FORK_SERVER
+    if _FORK_SERVER is None:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["budgeteval.cli", "budgeteval.runner", "budgeteval.scoring",
+                                        "budgeteval.backends.hf_backend", "datasets", "transformers"])
+        _FORK_SERVER = context
+    return _FORK_SERVER
+
+
+def _cli_child(args: list[str], env: dict, log: str | None) -> None:
+    """The child: run the CLI with `args`, output to `log`, and exit with its status (never returns)."""
+    code = 70
+    try:
+        import budgeteval.atomic
+        from budgeteval.cli import main
+
+        budgeteval.atomic._operations = 0  # count this command's writes only
+        os.environ.update(env)
+        sys.stdout = sys.stderr = open(log or os.devnull, "a", encoding="utf-8")
         try:
-            import budgeteval.atomic
-            from budgeteval.cli import main
+            main(args=args, prog_name="budgeteval")
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    except BaseException:  # noqa: BLE001 - report anything, then leave the child
+        import traceback
 
-            budgeteval.atomic._operations = 0  # count this command's writes only
-            os.environ.update(env or {})
-            sys.stdout = sys.stderr = open(log or os.devnull, "a", encoding="utf-8")
-            try:
-                main(args=[str(arg) for arg in args], prog_name="budgeteval")
-                code = 0
-            except SystemExit as exit_:
-                code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-        except BaseException:  # noqa: BLE001 - report anything, then leave the child
-            import traceback
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        os._exit(code)
 
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+def fork_cli(args, env=None, log: Path = None) -> int:
+    """Run the CLI in a child forked from a warm, clean interpreter; its exit status, or -signal
+    when a signal ended it."""
+    process = _fork_server().Process(target=_cli_child, args=([str(arg) for arg in args], dict(env or {}),
+                                                               str(log) if log else None))
+    process.start()
+    process.join()
+    return process.exitcode
 
 
 @pytest.fixture(scope="module", autouse=True)
