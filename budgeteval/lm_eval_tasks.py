@@ -19,6 +19,7 @@ and the task's YAML, never its dataset. Everything from lm-eval is imported lazi
 import hashlib
 import inspect
 import json
+import os
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -210,9 +211,6 @@ def load_lm_eval_task(name: str, options: Optional[dict[str, str]] = None, data_
     lm_name = name[len(LM_EVAL_PREFIX):]
     if not lm_name:
         raise UserError(f"--tasks {name!r} names no lm-eval task: write lm-eval:NAME, e.g. lm-eval:gsm8k_cot.")
-    if data_file:
-        raise UserError(f"--data cannot replace the data of lm-eval task {name}: write an lm-eval YAML that includes "
-                        f"it with dataset_path: json and data_files, and pass its folder with --lm-eval-include.")
     options = dict(options or {})
     unknown = sorted(set(options) - set(TASK_OPTIONS))
     if unknown:
@@ -222,6 +220,11 @@ def load_lm_eval_task(name: str, options: Optional[dict[str, str]] = None, data_
     _, entry = _find(lm_name, include)
     _check_generate_until(lm_name, entry)
     config = raw_config(entry.yaml_path)
+    if data_file:
+        include = str(local_data_include(lm_name, Path(entry.yaml_path), config, data_file, options.get("num_fewshot")))
+        options["include"] = include
+        _, entry = _find(lm_name, include)
+        config = raw_config(entry.yaml_path)
     num_fewshot = config.get("num_fewshot") or 0
     if options.get("num_fewshot") is not None:
         try:
@@ -249,6 +252,59 @@ def load_lm_eval_task(name: str, options: Optional[dict[str, str]] = None, data_
         system_prompt=None, scorer=scorer, yaml_path=str(entry.yaml_path),
         option_values=tuple(sorted((key, value) for key, value in options.items() if key != "include")),
         lm_eval=spec)
+
+
+DATA_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+"""`--data lm-eval:NAME=PATH` file suffixes and the `datasets` builder (`dataset_path`) that reads each."""
+
+
+def local_data_dir() -> Path:
+    """Where `--data lm-eval:NAME=PATH` wrapper YAMLs are kept: `$BUDGETEVAL_CACHE/lm-eval-data`, else
+    `~/.cache/budgeteval/lm-eval-data` (they must outlive the command: scoring reads the task's YAML)."""
+    root = os.environ.get("BUDGETEVAL_CACHE") or Path.home() / ".cache" / "budgeteval"
+    return Path(root) / "lm-eval-data"
+
+
+def local_data_include(task: str, yaml_path: Path, config: dict, data_file: str, num_fewshot: Optional[str]) -> Path:
+    """A folder holding one lm-eval YAML that `include:`s the task's own YAML and reads its evaluation
+    split from a local file (`dataset_path: json|parquet|csv`, `dataset_kwargs.data_files`); what
+    `--data lm-eval:NAME=PATH` runs. Everything else (prompt, few-shot, filters, metric) is the
+    task's own. The folder is named by a hash of (task YAML, data file), so the same command finds
+    the same YAML again (a changed data path is a changed config: a run refuses to resume)."""
+    data = Path(data_file).expanduser().resolve()
+    if not data.is_file():
+        raise UserError(f"--data lm-eval:{task}={data_file}: no such file; pass a local JSONL, JSON, parquet or CSV "
+                        f"copy of the task's evaluation split.")
+    builder = DATA_FORMATS.get(data.suffix.lower())
+    if builder is None:
+        raise UserError(f"--data lm-eval:{task}={data_file}: lm-eval reads {', '.join(DATA_FORMATS)} files; convert "
+                        f"it to one of these.")
+    split = config.get("test_split") or config.get("validation_split")
+    if not split:
+        raise UserError(f"lm-eval task {task} names no test_split or validation_split, so --data has no split to "
+                        f"replace: write an lm-eval YAML for it and pass its folder with --lm-eval-include.")
+    shots = int(num_fewshot) if num_fewshot is not None and str(num_fewshot).isdigit() else (config.get("num_fewshot") or 0)
+    fewshot = config.get("fewshot_config") or {}
+    fewshot_split = config.get("fewshot_split") or config.get("training_split") or config.get("validation_split")
+    if shots and not fewshot.get("samples") and fewshot_split and fewshot_split != split:
+        raise UserError(f"lm-eval task {task} draws its {shots} few-shot examples from its {fewshot_split!r} split, "
+                        f"which --data lm-eval:{task}=PATH does not replace: add --task-option "
+                        f"lm-eval:{task}.num_fewshot=0, or write an lm-eval YAML with both splits and pass its folder "
+                        f"with --lm-eval-include.")
+    digest = hashlib.sha256(json.dumps([task, str(Path(yaml_path).resolve()), str(data)]).encode()).hexdigest()[:16]
+    folder = local_data_dir() / digest
+    text = (f"# written by budgeteval for --data lm-eval:{task}={data}\n"
+            f"include: {json.dumps(str(Path(yaml_path).resolve()))}\ntask: {json.dumps(task)}\n"
+            f"dataset_path: {builder}\ndataset_name: null\n"
+            f"dataset_kwargs:\n  data_files:\n    {json.dumps(str(split))}: {json.dumps(str(data))}\n"
+            f"test_split: {json.dumps(str(split))}\n")
+    target = folder / f"{task}.yaml"
+    if not target.is_file() or target.read_text(encoding="utf-8") != text:
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = folder / f".{task}.yaml.{os.getpid()}.tmp"
+        staging.write_text(text, encoding="utf-8")
+        os.replace(staging, target)  # atomic: a concurrent command reads the old or the new file, never half
+    return folder
 
 
 @lru_cache(maxsize=8)

@@ -183,6 +183,43 @@ def test_budget_sweep_on_tiny_model(tiny_model, include, tmp_path):
         run(changed, progress=False, bootstrap=0)
 
 
+def test_builtin_task_on_local_data(tiny_model, tmp_path, monkeypatch):
+    """`--tasks lm-eval:gsm8k_cot --data lm-eval:gsm8k_cot=PATH`: lm-eval's own built-in task (its prompt,
+    few-shot examples and filters) on a local copy of its test split, through a wrapper YAML."""
+    from budgeteval.backends.base import SamplingConfig
+    from budgeteval.config import RunConfig
+    from budgeteval.lm_eval_tasks import load_lm_eval_task
+    from budgeteval.run_data import load_run
+    from budgeteval.runner import run
+
+    monkeypatch.setenv("BUDGETEVAL_CACHE", str(tmp_path / "cache"))
+    data = shared_path("data", "gsm8k_test.jsonl")
+    name = "lm-eval:gsm8k_cot"
+    config = RunConfig(model=str(tiny_model), tasks=(name,), out=str(tmp_path / "run"), backend="hf", limit=2, n=1,
+                       budgets=(4, 8), data_files=((name, str(data)),), sampling=SamplingConfig(temperature=1.0, top_p=1.0),
+                       workers=1)
+    run(config, progress=False, bootstrap=0)
+    result = load_run(tmp_path / "run")
+    spec = result.manifest.tasks[name].lm_eval
+    wrapper = Path(spec["yaml"])
+    assert wrapper.parent.parent == tmp_path / "cache" / "lm-eval-data" and wrapper.name == "gsm8k_cot.yaml"
+    assert str(data.resolve()) in wrapper.read_text() and "gsm8k-cot.yaml" in wrapper.read_text()
+    assert spec["num_fewshot"] == 8, "the built-in task's own few-shot setting"
+    first_question = json.loads(data.read_text().splitlines()[0])["question"]
+    prompts = result.generations.drop_duplicates("problem_id").set_index("problem_id").prompt
+    assert sorted(prompts.index) == ["0", "1"] and first_question in prompts["0"]
+    assert "There are 15 trees in the grove" in prompts["0"], "gsm8k_cot's own few-shot examples"
+    assert len(result.scores) == 2 * 1 * 2
+
+    # The same command finds the same YAML: resuming is a no-op, not a changed config.
+    run(config, progress=False, bootstrap=0)
+    for bad, says in ((tmp_path / "missing.jsonl", "no such file"), (tmp_path / "notes.txt", "reads .jsonl")):
+        if bad.suffix == ".txt":
+            bad.write_text("x")
+        with pytest.raises(UserError, match=says):
+            load_lm_eval_task(name, {}, str(bad))
+
+
 def lm_eval_version() -> str:
     from importlib import metadata
 
