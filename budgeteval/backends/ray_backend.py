@@ -103,9 +103,11 @@ class RayBackend(LoadsModel):
         rows = [{"position": position, "key": request.key, "prompt_token_ids": list(request.prompt_token_ids),
                  "n": request.n, "seed": request.seed, "max_tokens": request.max_tokens, **asdict(sampling)}
                 for position, request in enumerate(requests)]
-        # One batch per replica: vLLM schedules the requests of a batch itself.
+        # One batch per replica: vLLM schedules the requests of a batch itself. The blocks are made by
+        # from_items in the driver, not by a repartition task: such a task needs a CPU, and replicas that
+        # hold every CPU of a small cluster (2 replicas on 2 CPUs) would wait for it forever.
         batch_size = -(-len(rows) // self.replicas)
-        dataset = ray.data.from_items(rows).repartition(self.replicas).map_batches(
+        dataset = ray.data.from_items(rows, override_num_blocks=self.replicas).map_batches(
             _EngineReplica, fn_constructor_kwargs=dict(model=self.model, tokenizer=self.tokenizer,
                                                        options=self.options, revision=self.revision),
             batch_size=batch_size, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=self.replicas),
