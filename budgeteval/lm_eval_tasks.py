@@ -25,6 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
+from budgeteval.atomic import write_text_atomic
 from budgeteval.errors import UserError
 
 LM_EVAL_PREFIX = "lm-eval:"
@@ -220,11 +221,6 @@ def load_lm_eval_task(name: str, options: Optional[dict[str, str]] = None, data_
     _, entry = _find(lm_name, include)
     _check_generate_until(lm_name, entry)
     config = raw_config(entry.yaml_path)
-    if data_file:
-        include = str(local_data_include(lm_name, Path(entry.yaml_path), config, data_file, options.get("num_fewshot")))
-        options["include"] = include
-        _, entry = _find(lm_name, include)
-        config = raw_config(entry.yaml_path)
     num_fewshot = config.get("num_fewshot") or 0
     if options.get("num_fewshot") is not None:
         try:
@@ -233,6 +229,11 @@ def load_lm_eval_task(name: str, options: Optional[dict[str, str]] = None, data_
             num_fewshot = -1
         if num_fewshot < 0:
             raise UserError(f"--task-option {name}.num_fewshot={options['num_fewshot']!r} must be a whole number >= 0.")
+    if data_file:
+        include = str(local_data_include(lm_name, Path(entry.yaml_path), config, data_file, num_fewshot))
+        options["include"] = include
+        _, entry = _find(lm_name, include)
+        config = raw_config(entry.yaml_path)
     metric, filter_name = _choose_metric(lm_name, config, options.get("metric"))
     scorer = options.get("scorer") or "lmeval"
     if scorer not in SCORERS:
@@ -265,7 +266,7 @@ def local_data_dir() -> Path:
     return Path(root) / "lm-eval-data"
 
 
-def local_data_include(task: str, yaml_path: Path, config: dict, data_file: str, num_fewshot: Optional[str]) -> Path:
+def local_data_include(task: str, yaml_path: Path, config: dict, data_file: str, num_fewshot: int) -> Path:
     """A folder holding one lm-eval YAML that `include:`s the task's own YAML and reads its evaluation
     split from a local file (`dataset_path: json|parquet|csv`, `dataset_kwargs.data_files`); what
     `--data lm-eval:NAME=PATH` runs. Everything else (prompt, few-shot, filters, metric) is the
@@ -283,11 +284,10 @@ def local_data_include(task: str, yaml_path: Path, config: dict, data_file: str,
     if not split:
         raise UserError(f"lm-eval task {task} names no test_split or validation_split, so --data has no split to "
                         f"replace: write an lm-eval YAML for it and pass its folder with --lm-eval-include.")
-    shots = int(num_fewshot) if num_fewshot is not None and str(num_fewshot).isdigit() else (config.get("num_fewshot") or 0)
     fewshot = config.get("fewshot_config") or {}
     fewshot_split = config.get("fewshot_split") or config.get("training_split") or config.get("validation_split")
-    if shots and not fewshot.get("samples") and fewshot_split and fewshot_split != split:
-        raise UserError(f"lm-eval task {task} draws its {shots} few-shot examples from its {fewshot_split!r} split, "
+    if num_fewshot and not fewshot.get("samples") and fewshot_split and fewshot_split != split:
+        raise UserError(f"lm-eval task {task} draws its {num_fewshot} few-shot examples from its {fewshot_split!r} split, "
                         f"which --data lm-eval:{task}=PATH does not replace: add --task-option "
                         f"lm-eval:{task}.num_fewshot=0, or write an lm-eval YAML with both splits and pass its folder "
                         f"with --lm-eval-include.")
@@ -300,10 +300,7 @@ def local_data_include(task: str, yaml_path: Path, config: dict, data_file: str,
             f"test_split: {json.dumps(str(split))}\n")
     target = folder / f"{task}.yaml"
     if not target.is_file() or target.read_text(encoding="utf-8") != text:
-        folder.mkdir(parents=True, exist_ok=True)
-        staging = folder / f".{task}.yaml.{os.getpid()}.tmp"
-        staging.write_text(text, encoding="utf-8")
-        os.replace(staging, target)  # atomic: a concurrent command reads the old or the new file, never half
+        write_text_atomic(target, text)  # a concurrent command reads the old or the new file, never half
     return folder
 
 
