@@ -8,7 +8,8 @@ A command runs inside `command_scope()`, which
   orphaned under it (a vLLM worker whose `VLLM::EngineCore` parent died first, a data-parallel
   replica's engine) is re-parented to the command instead of to init, so it can still be found;
 - on the way out, normal or not, ends every descendant still alive (SIGTERM, then SIGKILL after
-  a grace period) and reaps them, including multiprocessing's resource tracker.
+  a grace period) and reaps them, including multiprocessing's resource tracker (never waited
+  for on its own: it lives as long as any child holding its pipe).
 
 Descendants are found from /proc (parent pids), so this needs no package; on systems without
 /proc the signal handling still applies and the sweep finds nothing.
@@ -109,21 +110,32 @@ def _signal_all(pids: list[int], signum: int) -> None:
             pass
 
 
-def _stop_resource_tracker() -> None:
-    # multiprocessing's resource tracker ignores SIGTERM; closing its pipe is how it is told to go.
+def _release_resource_tracker() -> None:
+    """Close this process's end of multiprocessing's resource-tracker pipe, without waiting.
+
+    The tracker ignores SIGTERM and exits once every holder of the pipe's write end has closed it:
+    this process and every spawned child. Its own `_stop` waits for it, which hangs forever while a
+    child lives on (one whose start a signal cut short waits for its start-up data for good); the
+    sweep in `end_descendants` ends such children, and the tracker then exits and is reaped.
+    """
     try:
         from multiprocessing import resource_tracker
 
         tracker = resource_tracker._resource_tracker
-        if getattr(tracker, "_pid", None) is not None:
-            tracker._stop()
+        with tracker._lock:
+            fd = getattr(tracker, "_fd", None)
+            if fd is None:
+                return
+            tracker._fd = None
+            tracker._pid = None  # reaped by the sweep, not by `_stop`
+        os.close(fd)
     except Exception:  # noqa: BLE001  (best effort: the sweep below kills it otherwise)
         pass
 
 
 def end_descendants(grace_s: float = GRACE_S) -> list[int]:
     """End every descendant of this process: SIGTERM, wait up to `grace_s`, SIGKILL; returns who was left."""
-    _stop_resource_tracker()
+    _release_resource_tracker()
     left = descendants()
     if not left:
         _reap()

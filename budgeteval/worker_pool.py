@@ -134,6 +134,7 @@ def run_in_workers(
     workers: int,
     hard_timeout_s: float,
     on_done: Optional[Callable[[int], None]] = None,
+    on_outcome: Optional[Callable[[int, JobOutcome], None]] = None,
     affinity: Optional[Sequence[Hashable]] = None,
     startup_timeout_s: float = 300.0,
     initializer: Optional[Callable[[], None]] = None,
@@ -143,7 +144,7 @@ def run_in_workers(
     `job_function` must be importable by name (a module-level function). A job still running
     `hard_timeout_s` after it started is "killed" (its worker is replaced, the jobs queued behind
     it go to other workers); a worker that dies mid-job gives "crashed". `on_done(job_index)` is
-    called as each job ends. Jobs with equal `affinity` keys go to the same worker while the load
+    called as each job ends, and `on_outcome(job_index, outcome)` with how it ended. Jobs with equal `affinity` keys go to the same worker while the load
     allows. `initializer()` (importable by name too) runs once in each worker before its first job.
     """
     outcomes: list[Optional[JobOutcome]] = [None] * len(jobs)
@@ -151,7 +152,7 @@ def run_in_workers(
         return []
     context = multiprocessing.get_context("spawn")
     pending = _PendingJobs(affinity if affinity is not None else range(len(jobs)))
-    pool = [_Worker(context, job_function, initializer) for _ in range(max(1, min(workers, len(jobs))))]
+    pool: list[_Worker] = []
     remaining = len(jobs)
 
     def finish(worker: _Worker, outcome: JobOutcome) -> None:
@@ -160,6 +161,8 @@ def run_in_workers(
         worker.running_since = time.monotonic()
         outcomes[index] = outcome
         remaining -= 1
+        if on_outcome is not None:
+            on_outcome(index, outcome)
         if on_done is not None:
             on_done(index)
 
@@ -173,6 +176,9 @@ def run_in_workers(
             pool.remove(worker)
 
     try:
+        # Started inside the `try`: a signal between two starts still stops the first.
+        for _ in range(max(1, min(workers, len(jobs)))):
+            pool.append(_Worker(context, job_function, initializer))
         while remaining:
             for worker in list(pool):
                 while worker.ready and pending and len(worker.job_indices) < JOBS_QUEUED_PER_WORKER:

@@ -179,3 +179,28 @@ def test_run_leaves_no_engine_after_sigterm_or_exit(tiny_model, aime25_file, tmp
     assert len(list(first_shard.parent.glob("part-*.parquet"))) < 6, "the signal should land mid-generation"
     run_to_completion(args, tmp_path / "run.log")
     assert (out / "scores.parquet").exists()
+
+
+_TRACKER_HELD_OPEN = """
+import json, subprocess, sys
+from multiprocessing import resource_tracker
+from budgeteval.processes import descendants, end_descendants
+
+resource_tracker.ensure_running()
+# A child holding the tracker's pipe, as a spawned worker whose start a signal cut short does.
+holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
+                          pass_fds=(resource_tracker._resource_tracker._fd,))
+end_descendants(grace_s=2)
+print(json.dumps({"left": descendants(), "holder": holder.poll()}))
+"""
+
+
+def test_the_sweep_never_waits_for_a_resource_tracker_that_a_child_keeps_alive():
+    # multiprocessing's own tracker stop waits for the tracker, which waits for every child holding
+    # its pipe: the sweep must end the children instead of waiting on them (a clean-clone CI run
+    # hung here after SIGTERM during worker start-up).
+    finished = subprocess.run([sys.executable, "-c", _TRACKER_HELD_OPEN], capture_output=True, text=True,
+                              timeout=60)
+    assert finished.returncode == 0, finished.stderr
+    report = json.loads(finished.stdout.strip().splitlines()[-1])
+    assert report["left"] == [] and report["holder"] is not None, report
