@@ -16,7 +16,15 @@ problem (a text's repeats across budgets are adjacent, so math-verify's own smal
 absorb most of them: the hardest baseline). The verdicts must be identical. Not a benchmark of
 math-verify itself, nor of the GSM8K scorer.
 
-    .venv/bin/python bench/scoring.py [--problems 500] [--workers N]
+Real outputs (second table): Qwen2.5-Math-7B-Instruct's 800 MATH responses in
+`../shared/generations/` imported into a run directory (`budgeteval.importer`, budgets
+128..4096: 4,000 items), then `budgeteval score RUN` run as a command (start-up, replay, decoding,
+scoring, writing: its whole wall time) cold (no verdict cache) and warm (the run's own
+`RUN/verdicts/` from the cold run), against a naive loop in one process that replays and decodes
+each item and judges it with the same rule (`answer_key` + `judge`, one call per item, no
+de-duplication, no cache; imports not timed). The verdicts of all three must be identical.
+
+    .venv/bin/python bench/scoring.py [--problems 500] [--workers N] [--real-only]
 """
 
 import argparse
@@ -126,12 +134,124 @@ def run_naive(items: list[ScoreItem], order: list[int]) -> tuple[list[bool], flo
         return pool.apply(naive_verdicts, (items, order))
 
 
+REAL_OUTPUTS = "qwen25math_math_cot_100.jsonl"
+REAL_BUDGETS = (128, 256, 512, 1024, 4096)
+
+
+NAIVE_RULES = {
+    "math-verify": "math-verify's parse (boxed first, then its LaTeX/number fallbacks) on the whole answer "
+                   "region + verify, per item",
+    "same rule": "budgeteval's rule (answer_key, strict policy, judge) per item, no de-duplication, no cache",
+}
+
+
+def naive_run_verdicts(run_dir: str, rule: str) -> tuple[list[tuple], float]:
+    """Replay, decode and judge every (sample, budget) of a run one by one in this process:
+    ([(problem_id, sample_idx, budget, correct)], wall s). `rule`: a key of NAIVE_RULES.
+    Imports, math-verify's first parse and the tokenizer load are not timed."""
+    import pyarrow.parquet as pq
+    from math_verify import parse, verify
+
+    from budgeteval.answers import accepts
+    from budgeteval.replay import answer_region, cut
+    from budgeteval.scorers.math import judge, prepare_worker
+    from budgeteval.tokenizer import load_decoder
+
+    prepare_worker()  # math-verify imported and warmed, as the workers are before their first job
+    decoder = load_decoder(str(Path(run_dir) / "tokenizer"))
+    references = {row["problem_id"]: row["reference"]
+                  for row in pq.read_table(Path(run_dir) / "problems" / "math500.parquet").to_pylist()}
+    extraction = answer_extraction_config()
+    started = time.perf_counter()
+    samples = pq.read_table(Path(run_dir) / "generations" / "math500",
+                            columns=["problem_id", "sample_idx", "token_ids", "finish_reason"]).to_pylist()
+    verdicts = []
+    for sample in samples:
+        reference = references[sample["problem_id"]]
+        for budget in REAL_BUDGETS:
+            kept, finished = cut(len(sample["token_ids"]), sample["finish_reason"], budget)
+            text = answer_region(decoder.decode(sample["token_ids"][:kept], skip_special_tokens=True), "", False)
+            if rule == "math-verify":
+                gold, pred = parse(reference_text(reference)), parse(text, extraction)
+                correct = bool(gold and pred) and verify(gold, pred)
+            else:
+                key = answer_key(text, reference)
+                correct = accepts("strict", key.source, finished) and judge(reference, key).correct
+            verdicts.append((sample["problem_id"], sample["sample_idx"], budget, bool(correct)))
+    return verdicts, time.perf_counter() - started
+
+
+def real_outputs(workers: int) -> None:
+    """The second table: `budgeteval score` on the real Qwen2.5-Math outputs, cold and warm, vs naive."""
+    import subprocess
+    import tempfile
+
+    import pandas as pd
+
+    from budgeteval.importer import import_generations
+
+    source = SHARED_DIR / "generations" / REAL_OUTPUTS
+    if not source.exists():
+        sys.exit(f"needs {source} (../shared beside the repository)")
+    with tempfile.TemporaryDirectory(prefix="budgeteval-bench-") as temp:
+        run_dir = Path(temp) / "run"
+        fields = {"problem_id": "problem_idx", "sample_idx": "sample_idx", "response": "response",
+                  "reference": "gold", "question": "question"}
+        import_generations(source, "math500", str(SHARED_DIR / "tokenizers" / "qwen2.5"), run_dir, fields,
+                           budgets=REAL_BUDGETS, model="Qwen2.5-Math-7B-Instruct", max_tokens=4096)
+        command = [sys.executable, "-m", "budgeteval.cli", "score", str(run_dir), "--workers", str(workers),
+                   "--bootstrap", "0", "--quiet", "--answer-policy", "strict"]
+        load_before = os.getloadavg()[0]
+        timings, tables = {}, {}
+        for name in ("cold", "warm"):
+            if name == "cold":
+                import shutil
+
+                shutil.rmtree(run_dir / "verdicts", ignore_errors=True)
+            started = time.perf_counter()
+            subprocess.run(command, check=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+            timings[name] = time.perf_counter() - started
+            tables[name] = pd.read_parquet(run_dir / "scores.parquet")
+        naive, naive_s = {}, {}
+        for rule in NAIVE_RULES:  # each in a fresh process: no rule inherits another's warm caches
+            with multiprocessing.get_context("spawn").Pool(1) as pool:
+                naive[rule], naive_s[rule] = pool.apply(naive_run_verdicts, (str(run_dir), rule))
+    order = ["problem_id", "sample_idx", "budget"]
+    ours = tables["cold"].sort_values(order)
+    differ = {}
+    for rule, verdicts in naive.items():
+        frame = pd.DataFrame(verdicts, columns=order + ["correct"]).sort_values(order)
+        differ[rule] = int((ours.correct.to_numpy() != frame.correct.to_numpy()).sum())
+    assert differ["same rule"] == 0, "the same-rule loop's verdicts differ"
+    assert tables["cold"].equals(tables["warm"]), "the warm re-score's scores differ"
+    answered = int((ours.answer_source != "none").sum())
+    print(f"\nReal outputs: {REAL_OUTPUTS} ({len(ours) // len(REAL_BUDGETS)} responses x {len(REAL_BUDGETS)} budgets "
+          f"= {len(ours)} items, {answered} with an answer under the strict policy; accuracy at 4096 "
+          f"{ours[ours.budget == 4096].correct.mean():.3f}); cold and warm scores identical; load average "
+          f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after; {os.cpu_count()} CPUs, {platform.machine()}, "
+          f"Python {platform.python_version()}\n")
+    print("| method | items | verdicts differing from budgeteval's | wall s | speedup vs naive "
+          f"({' / '.join(naive_s)}) |")
+    print("|---|---|---|---|---|")
+    rows = [(f"naive loop, 1 process: {NAIVE_RULES[rule]} (imports and tokenizer load not timed)", differ[rule],
+             naive_s[rule]) for rule in naive_s]
+    rows += [(f"`budgeteval score`, {workers} workers, cold (the whole command)", 0, timings["cold"]),
+             (f"`budgeteval score`, {workers} workers, warm verdict cache (the whole command)", 0, timings["warm"])]
+    for method, differing, seconds in rows:
+        speedups = " / ".join(f"{base / seconds:.1f}x" for base in naive_s.values())
+        print(f"| {method} | {len(ours)} | {differing} | {seconds:.1f} | {speedups} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", type=int, default=500)
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--real-only", action="store_true", help="Only the real-outputs table.")
     args = parser.parse_args()
+    if args.real_only:
+        real_outputs(args.workers)
+        return
 
     data_path = SHARED_DIR / "data" / "math500.jsonl"
     if not data_path.exists():
@@ -173,6 +293,7 @@ def main() -> None:
         speedups = " / ".join(f"{naive / seconds:.1f}x" for naive in naive_s.values())
         print(f"| {method} | {len(items)} | {verifications} | {seconds:.1f} | {cpu_seconds:.1f} | "
               f"{len(items) / seconds:.0f} | {speedups} | {machine} |")
+    real_outputs(args.workers)
 
 
 if __name__ == "__main__":

@@ -92,6 +92,14 @@ def _answer_policy_option(default):
         text += " Default: the policy the run was last scored with, else strict."
     return click.option("--answer-policy", "answer_policy", type=click.Choice(POLICIES), default=default,
                         show_default=default is not None, help=text)
+def _verdict_cache_option(command):
+    """`--verdict-cache DIR`: a verdict cache shared across runs, besides the run's own."""
+    return click.option("--verdict-cache", "verdict_cache", type=click.Path(path_type=Path), default=None,
+                        help="A folder of verdicts shared across runs (created if missing), read and added to "
+                             "besides the run's own RUN/verdicts/: answers any run already verified are not "
+                             "verified again. Scores are identical with or without it.")(command)
+
+
 def _shard(value: str):
     from budgeteval.shards import parse_shard
 
@@ -260,6 +268,7 @@ def _echo_suites() -> None:
                    "instead of skipping it with a warning.")
 @click.option("--quiet", is_flag=True, help="No progress bars or report.")
 @_answer_policy_option("strict")
+@_verdict_cache_option
 @_bootstrap_options
 def run_command(**options):
     """Generate once at the largest budget, replay at every budget, score and report.
@@ -309,7 +318,8 @@ def run_command(**options):
     check_ks(ks, config.n)
     run_dir = run(config, overwrite=options["overwrite"], progress=not options["quiet"],
                   bootstrap=options["bootstrap"], bootstrap_seed=options["bootstrap_seed"],
-                  answer_policy=options["answer_policy"], strict=options["strict"])
+                  answer_policy=options["answer_policy"], strict=options["strict"],
+                  verdict_cache=options["verdict_cache"])
     if not options["quiet"]:
         _print_report(run_dir, ks, "markdown")
         _print_endpoints(run_dir)
@@ -347,14 +357,15 @@ def merge_command(shard_dirs, out, workers, overwrite, quiet):
 @click.option("--workers", default=4, show_default=True, type=click.IntRange(min=1), help="Scoring processes.")
 @click.option("--quiet", is_flag=True, help="No progress bars or report.")
 @_answer_policy_option(None)
+@_verdict_cache_option
 @_bootstrap_options
-def score_command(run_dir, budgets, modes, workers, quiet, answer_policy, bootstrap, bootstrap_seed):
+def score_command(run_dir, budgets, modes, workers, quiet, answer_policy, verdict_cache, bootstrap, bootstrap_seed):
     """Re-score a saved run (no model needed), e.g. at new budgets: score RUN --budgets 1k,3k,
     or under the other answer policy: score RUN --answer-policy lenient."""
     from budgeteval.scoring import evaluate_run
 
     evaluate_run(run_dir, budgets=budgets, workers=workers, progress=not quiet, modes=modes, bootstrap=bootstrap,
-                 bootstrap_seed=bootstrap_seed, answer_policy=answer_policy)
+                 bootstrap_seed=bootstrap_seed, answer_policy=answer_policy, verdict_cache=verdict_cache)
     if not quiet:
         _print_report(run_dir, None, "markdown")
 
@@ -424,10 +435,11 @@ def report_command(run_dir, ks, fmt, by):
 @click.option("--overwrite", is_flag=True)
 @click.option("--quiet", is_flag=True)
 @_answer_policy_option("strict")
+@_verdict_cache_option
 @_bootstrap_options
 def import_command(path, task_name, tokenizer, fields, out, budgets, max_tokens, cut_tolerance, model, data,
                    task_options, think_end, file_format, lm_eval_include, workers, overwrite, quiet, answer_policy,
-                   bootstrap, bootstrap_seed):
+                   verdict_cache, bootstrap, bootstrap_seed):
     """Make a run directory from existing generations (JSONL/parquet, one row per sample, or another
     harness's output with --format), then score it."""
     from budgeteval.importer import import_generations, parse_field_map
@@ -454,7 +466,7 @@ def import_command(path, task_name, tokenizer, fields, out, budgets, max_tokens,
                 data_files=dict(_data_files(data)), think_end=think_end, overwrite=overwrite, task_options=options,
                 cut_tolerance=cut_tolerance)
         evaluate_run(run_dir, budgets=budgets, workers=workers, progress=not quiet, bootstrap=bootstrap,
-                     bootstrap_seed=bootstrap_seed, answer_policy=answer_policy)
+                     bootstrap_seed=bootstrap_seed, answer_policy=answer_policy, verdict_cache=verdict_cache)
     if not quiet:
         _print_report(run_dir, None, "markdown")
 

@@ -30,16 +30,21 @@ UNKNOWN_FINISH = "unknown"
 was generated with: it may have stopped on its own or been cut (`budgeteval import`)."""
 
 
-def truncate(token_ids: Sequence[int], finish_reason: str, budget: int) -> ReplayedResponse:
-    """Cut a response to `budget` tokens (cutoff mode)."""
+def cut(num_ids: int, finish_reason: str, budget: int) -> tuple[int, Optional[bool]]:
+    """(tokens kept, finished) of a response of `num_ids` token ids cut at `budget` (cutoff mode),
+    without touching the ids: the kept ids are the first of the returned count."""
     if budget <= 0:
         raise ValueError(f"budget must be positive, got {budget}")
-    kept = tuple(token_ids[:budget])
-    if len(token_ids) > budget:
-        finished: Optional[bool] = False
-    else:
-        finished = None if finish_reason == UNKNOWN_FINISH else finish_reason == "stop"
-    return ReplayedResponse(budget=budget, token_ids=kept, num_tokens=len(kept), finished=finished)
+    if num_ids > budget:
+        return budget, False
+    return num_ids, None if finish_reason == UNKNOWN_FINISH else finish_reason == "stop"
+
+
+def truncate(token_ids: Sequence[int], finish_reason: str, budget: int) -> ReplayedResponse:
+    """Cut a response to `budget` tokens (cutoff mode)."""
+    num_tokens, finished = cut(len(token_ids), finish_reason, budget)
+    return ReplayedResponse(budget=budget, token_ids=tuple(token_ids[:num_tokens]), num_tokens=num_tokens,
+                            finished=finished)
 
 
 def answer_region(text: str, think_end: Optional[str], thinking: bool) -> Optional[str]:

@@ -8,6 +8,7 @@ One module owns the contract every stage reads and writes:
     RUN/tokenizer/                      the tokenizer the run used (`budgeteval.tokenizer`)
     RUN/scores.parquet                  SCORES_SCHEMA (this module): one row per sample x budget x mode
     RUN/metrics.csv, RUN/metrics.json   `budgeteval.metrics`
+    RUN/verdicts/part-*.parquet         the run's verdict cache (`budgeteval.verdict_cache`)
 
 The manifest is a frozen `Manifest` with typed sections; `read_manifest`/`write_manifest` are the
 only code that touches `manifest.json` (written atomically, keys sorted, so equal content gives
@@ -53,12 +54,15 @@ METRICS_CSV_NAME = "metrics.csv"
 METRICS_JSON_NAME = "metrics.json"
 TOKENIZER_DIR = "tokenizer"
 PROBLEMS_DIR = "problems"
+VERDICTS_DIR = "verdicts"
+"""The run's verdict cache (`budgeteval.verdict_cache`): verdicts already reached, by answer key."""
 LOCK_NAME = ".budgeteval.lock"
 """The write lock's file (`lock_run`); it stays after its holder exits, unlocked."""
 STORE_DIRS = ("generations", "continuations", "conditioned")
 """Folders of the three generation stores (`budgeteval.store`)."""
 
-RUN_OUTPUTS = STORE_DIRS + (PROBLEMS_DIR, TOKENIZER_DIR, SCORES_NAME, METRICS_CSV_NAME, METRICS_JSON_NAME)
+RUN_OUTPUTS = STORE_DIRS + (PROBLEMS_DIR, TOKENIZER_DIR, VERDICTS_DIR, SCORES_NAME, METRICS_CSV_NAME,
+                            METRICS_JSON_NAME)
 """What a run directory holds besides its manifest (removed by --overwrite)."""
 
 
@@ -75,6 +79,11 @@ def scores_path(run_dir: Path) -> Path:
 def tokenizer_dir(run_dir: Path) -> Path:
     """`RUN/tokenizer/`: the run's tokenizer, so scoring never needs the hub."""
     return Path(run_dir) / TOKENIZER_DIR
+
+
+def verdicts_dir(run_dir: Path) -> Path:
+    """`RUN/verdicts/`: the run's verdict cache."""
+    return Path(run_dir) / VERDICTS_DIR
 
 
 def problems_path(run_dir: Path, task: str) -> Path:

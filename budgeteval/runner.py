@@ -386,14 +386,15 @@ def make_backend(config: RunConfig, tokenizer_path: str):
 
 def run(config: RunConfig, overwrite: bool = False, progress: bool = True, backend=None,
         bootstrap: int = DEFAULT_BOOTSTRAP, bootstrap_seed: int = 0, answer_policy: str = "strict",
-        strict: bool = False) -> Path:
+        strict: bool = False, verdict_cache: Optional[Path] = None) -> Path:
     """Run (or resume) a sweep end to end and return the run directory.
 
     `backend` lets a caller reuse a live engine across runs (tests, notebooks); by default the
     configured backend is created only if something is left to generate. `bootstrap`,
     `bootstrap_seed` (the metrics' confidence intervals) and `answer_policy`
     (`budgeteval.answers.POLICIES`) go to `evaluate_run`; the policy only changes scoring, so it
-    is not part of the configuration a resumed run must match. `strict` goes to `prepare_tasks`.
+    is not part of the configuration a resumed run must match; so does `verdict_cache` (a shared
+    verdict-cache folder). `strict` goes to `prepare_tasks`.
     The run directory's write lock is held throughout (`run_dir.lock_run`).
     """
     config.validate()
@@ -401,11 +402,12 @@ def run(config: RunConfig, overwrite: bool = False, progress: bool = True, backe
     tasks = resolve_tasks(config)
     with lock_run(run_dir, "run"):
         return _run_locked(config, tasks, run_dir, overwrite, progress, backend, bootstrap, bootstrap_seed,
-                           answer_policy, strict)
+                           answer_policy, strict, verdict_cache)
 
 
 def _run_locked(config: RunConfig, tasks: list[Task], run_dir: Path, overwrite: bool, progress: bool, backend,
-                bootstrap: int, bootstrap_seed: int, answer_policy: str, strict: bool) -> Path:
+                bootstrap: int, bootstrap_seed: int, answer_policy: str, strict: bool,
+                verdict_cache: Optional[Path] = None) -> Path:
     """`run` once the run directory's write lock is held."""
     from budgeteval.scoring import evaluate_run
 
@@ -453,7 +455,8 @@ def _run_locked(config: RunConfig, tasks: list[Task], run_dir: Path, overwrite: 
         write_manifest(run_dir, manifest.replace(engine=engine_facts, generated_at=now_utc()))
     if any(item.problems for item in prepared):  # a shard may hold no problem at all
         evaluate_run(run_dir, budgets=config.budgets, modes=modes.modes, workers=config.workers, progress=progress,
-                     bootstrap=bootstrap, bootstrap_seed=bootstrap_seed, answer_policy=answer_policy)
+                     bootstrap=bootstrap, bootstrap_seed=bootstrap_seed, answer_policy=answer_policy,
+                     verdict_cache=verdict_cache)
     return run_dir
 
 

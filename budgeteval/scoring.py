@@ -10,6 +10,7 @@ the model: `budgeteval score RUN --budgets 1k,3k` re-scores a saved run in place
 evaluation generations, `budgeteval.train`), without a run directory.
 """
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
@@ -25,24 +26,25 @@ from budgeteval.errors import UserError
 from budgeteval.forcing import forced_response_ids
 from budgeteval.metrics import DEFAULT_BOOTSTRAP, compute_metrics, default_ks, samples_per_problem, write_metrics
 from budgeteval.prompts import response_is_thinking
-from budgeteval.replay import UNKNOWN_FINISH, answer_region, truncate
+from budgeteval.replay import UNKNOWN_FINISH, answer_region, cut
 from budgeteval.run_dir import (SCORE_COLUMNS, ScoringSection, lock_run, read_manifest, read_scores, tokenizer_dir,
-                                write_manifest, write_scores)
+                                verdicts_dir, write_manifest, write_scores)
 from budgeteval.scorers import get_scorer
 from budgeteval.scorers.base import ScoreItem
 from budgeteval.store import CONDITIONED, CONTINUATIONS, read_problems, read_task
 from budgeteval.tokenizer import load_decoder
+from budgeteval.verdict_cache import VerdictCache, compact, shared_cache_dir
 
 __all__ = ["evaluate_run", "score_task", "score_samples", "read_scores", "write_scores", "SCORE_COLUMNS"]
 
-_DECODE_BATCH = 256
+DECODE_WINDOW_TOKENS = 1 << 20
+"""Token ids decoded at once: responses are decoded, read and handed to the scorer window by
+window, so the texts held at any time (and the ids as Python ints for the tokenizer) are bounded by
+this, not by the run."""
 
 
 def _decode_all(tokenizer, id_lists: list[list[int]]) -> list[str]:
-    texts = []
-    for start in range(0, len(id_lists), _DECODE_BATCH):
-        texts.extend(tokenizer.batch_decode(id_lists[start:start + _DECODE_BATCH], skip_special_tokens=True))
-    return texts
+    return tokenizer.batch_decode(id_lists, skip_special_tokens=True) if id_lists else []
 
 
 @dataclass(frozen=True)
@@ -71,39 +73,60 @@ class ReplayedRow:
 
 
 class _Texts:
-    """Token-id lists to decode, de-duplicated by key."""
+    """The token ids of each response to decode, by key (responses that share ids decode once).
+
+    Ids stay numpy views of the store's Arrow column (a cut response is the first N ids of its
+    sample, no copy); a forced response, which is built from several parts, is built when its
+    window is decoded. Nothing is decoded here.
+    """
 
     def __init__(self):
         self.index: dict[tuple, int] = {}
-        self.id_lists: list[list[int]] = []
+        self.sources: list = []
+        """Per key: a numpy array of ids, or a function returning the ids."""
+        self.lengths: list[int] = []
 
-    def add(self, key: tuple, ids) -> tuple:
+    def add(self, key: tuple, ids, length: Optional[int] = None) -> tuple:
+        """Register `ids` (an array, or a function returning them, with its `length`) under `key`."""
         if key not in self.index:
-            self.index[key] = len(self.id_lists)
-            self.id_lists.append([int(token) for token in ids])
+            self.index[key] = len(self.sources)
+            self.sources.append(ids)
+            self.lengths.append(len(ids) if length is None else length)
         return key
+
+    def length(self, key: tuple) -> int:
+        return self.lengths[self.index[key]]
+
+    def ids(self, key: tuple) -> list[int]:
+        """The ids of `key` as Python ints (what the tokenizer takes)."""
+        source = self.sources[self.index[key]]
+        source = source() if callable(source) else source
+        return source.tolist() if isinstance(source, np.ndarray) else [int(token) for token in source]
 
 
 def _base_rows(table: pa.Table) -> list[dict]:
-    """Rows of a store table as dicts, with token ids as numpy slices (fast for long responses)."""
-    token_column = table.column("token_ids").combine_chunks()
-    offsets = token_column.offsets.to_numpy()
-    values = token_column.values.to_numpy(zero_copy_only=False)
+    """Rows of a store table as dicts, with token ids as numpy views of the column (no copy)."""
     columns = {name: table.column(name).to_pylist() for name in table.column_names if name != "token_ids"}
-    return [{**{name: column[row] for name, column in columns.items()},
-             "token_ids": values[offsets[row]:offsets[row + 1]]} for row in range(table.num_rows)]
+    token_ids = []
+    for chunk in table.column("token_ids").chunks:
+        offsets = chunk.offsets.to_numpy()
+        values = chunk.values.to_numpy(zero_copy_only=False)
+        token_ids.extend(values[offsets[row]:offsets[row + 1]] for row in range(len(chunk)))
+    return [{**{name: column[row] for name, column in columns.items()}, "token_ids": token_ids[row]}
+            for row in range(table.num_rows)]
 
 
 def _cutoff_rows(samples: list[dict], budgets, think_end, texts: _Texts) -> list[ReplayedRow]:
     rows = []
     for position, sample in enumerate(samples):
         thinking = response_is_thinking(sample["prompt"], think_end)
+        ids = sample["token_ids"]
         for budget in budgets:
-            replayed = truncate(sample["token_ids"], sample["finish_reason"], budget)
+            num_tokens, finished = cut(len(ids), sample["finish_reason"], budget)
             # A response shorter than several budgets decodes once.
-            key = texts.add(("base", position, replayed.num_tokens), replayed.token_ids)
-            rows.append(ReplayedRow(sample["problem_id"], sample["sample_idx"], budget, "cutoff", replayed.num_tokens,
-                                    replayed.finished, thinking, key))
+            key = texts.add(("base", position, num_tokens), ids[:num_tokens])
+            rows.append(ReplayedRow(sample["problem_id"], sample["sample_idx"], budget, "cutoff", num_tokens,
+                                    finished, thinking, key))
     return rows
 
 
@@ -113,7 +136,7 @@ def _forced_rows(samples: list[dict], continuations: dict, budgets, think_end, t
     for position, sample in enumerate(samples):
         thinking = response_is_thinking(sample["prompt"], think_end)
         for budget in budgets:
-            replayed = truncate(sample["token_ids"], sample["finish_reason"], budget)
+            num_tokens, finished = cut(len(sample["token_ids"]), sample["finish_reason"], budget)
             continuation = continuations.get((sample["problem_id"], sample["sample_idx"], budget))
             if continuation is None:
                 raise UserError(
@@ -121,16 +144,18 @@ def _forced_rows(samples: list[dict], continuations: dict, budgets, think_end, t
                     f"re-run `budgeteval run` with --modes forced and this budget, or score other modes with --modes "
                     f"(scoring never calls the model)."
                 )
-            if replayed.finished:
-                key = texts.add(("base", position, replayed.num_tokens), replayed.token_ids)
+            if finished:
+                key = texts.add(("base", position, num_tokens), sample["token_ids"][:num_tokens])
                 rows.append(ReplayedRow(sample["problem_id"], sample["sample_idx"], budget, "forced",
-                                        replayed.num_tokens, True, thinking, key))
+                                        num_tokens, True, thinking, key))
                 continue
-            ids = forced_response_ids(sample["token_ids"], budget, continuation["force_token_ids"],
-                                      continuation["token_ids"])
-            key = texts.add(("forced", position, budget), ids)
+            force_ids, answer_ids = continuation["force_token_ids"], continuation["token_ids"]
+            key = texts.add(("forced", position, budget),
+                            lambda ids=sample["token_ids"], b=budget, f=force_ids, a=answer_ids:
+                            forced_response_ids(ids, b, f, a),
+                            length=num_tokens + len(force_ids) + len(answer_ids))
             rows.append(ReplayedRow(sample["problem_id"], sample["sample_idx"], budget, "forced",
-                                    budget + len(continuation["token_ids"]), False, thinking, key, forced=True))
+                                    budget + len(answer_ids), False, thinking, key, forced=True))
     return rows
 
 
@@ -161,8 +186,10 @@ def _finished(finish_reason: str) -> Optional[bool]:
 
 def score_task(run_dir: Path, task: str, scorer_name: str, budgets: Sequence[int], tokenizer,
                think_end: Optional[str], workers: int, progress: bool,
-               modes: Sequence[str] = ("cutoff",), answer_policy: str = DEFAULT_POLICY) -> pd.DataFrame:
-    """Replay and score one task at every budget and mode; returns its rows of the scores table."""
+               modes: Sequence[str] = ("cutoff",), answer_policy: str = DEFAULT_POLICY,
+               verdict_cache=None) -> pd.DataFrame:
+    """Replay and score one task at every budget and mode; returns its rows of the scores table.
+    `verdict_cache`: a `budgeteval.verdict_cache.VerdictCache` the scorer reads and adds to."""
     problems = read_problems(run_dir, task)
     columns = ["problem_id", "sample_idx", "prompt", "token_ids", "finish_reason", "max_tokens"]
     texts, rows = _Texts(), []
@@ -195,7 +222,7 @@ def score_task(run_dir: Path, task: str, scorer_name: str, budgets: Sequence[int
         rows += _conditioned_rows(_base_rows(table), budgets, think_end, texts, task, run_dir)
     references = {problem_id: problem["reference"] for problem_id, problem in problems.items()}
     return _judge_rows(task, rows, texts, references, scorer_name, tokenizer, think_end, workers, progress,
-                       answer_policy)
+                       answer_policy, verdict_cache)
 
 
 def score_samples(task: str, samples: Sequence[dict], references: Mapping[str, str], scorer_name: str,
@@ -218,25 +245,59 @@ def score_samples(task: str, samples: Sequence[dict], references: Mapping[str, s
                        answer_policy)
 
 
+class _ItemStream:
+    """The scorer's items, made window by window as the scorer iterates (once); it has a length."""
+
+    def __init__(self, count: int, make):
+        self.count = count
+        self.make = make
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self):
+        return self.make()
+
+
+def _stream_items(rows: list[ReplayedRow], texts: _Texts, references: Mapping[str, str], tokenizer,
+                  think_end: Optional[str]):
+    """One ScoreItem per row, in order: each window of rows (texts of up to `DECODE_WINDOW_TOKENS`
+    ids) is decoded in one batch, read, and dropped before the next."""
+    start = 0
+    while start < len(rows):
+        window: dict[tuple, int] = {}
+        tokens, end = 0, start
+        while end < len(rows):
+            key = rows[end].text_key
+            if key not in window:
+                length = texts.length(key)
+                if window and tokens + length > DECODE_WINDOW_TOKENS:
+                    break
+                window[key] = len(window)
+                tokens += length
+            end += 1
+        decoded = _decode_all(tokenizer, [texts.ids(key) for key in window])
+        for row in rows[start:end]:
+            yield ScoreItem(problem_id=row.problem_id, reference=references[row.problem_id],
+                            answer_text=answer_region(decoded[window[row.text_key]], think_end, row.thinking),
+                            finished=True if row.forced else row.finished)
+        start = end
+
+
 def _judge_rows(task: str, rows: list[ReplayedRow], texts: _Texts, references: Mapping[str, str], scorer_name: str,
                 tokenizer, think_end: Optional[str], workers: int, progress: bool,
-                answer_policy: str = DEFAULT_POLICY) -> pd.DataFrame:
-    """Decode each replayed response once, read its answer region, score them all in one scorer call."""
+                answer_policy: str = DEFAULT_POLICY, verdict_cache=None) -> pd.DataFrame:
+    """Decode each replayed response once, read its answer region, score them all in one scorer call
+    (items streamed to the scorer window by window: memory is bounded by a window, not the run)."""
     from tqdm import tqdm
 
     if not rows:
         return pd.DataFrame(columns=list(SCORE_COLUMNS))
-    decoded = _decode_all(tokenizer, texts.id_lists)
-
-    items = [
-        ScoreItem(problem_id=row.problem_id, reference=references[row.problem_id],
-                  answer_text=answer_region(decoded[texts.index[row.text_key]], think_end, row.thinking),
-                  finished=True if row.forced else row.finished)
-        for row in rows
-    ]
+    items = _ItemStream(len(rows), lambda: _stream_items(rows, texts, references, tokenizer, think_end))
     bar = tqdm(total=len(items), unit="answer", desc=f"scoring {task}", disable=not progress)
     try:
-        verdicts = get_scorer(scorer_name)(items, workers=workers, progress=bar.update, answer_policy=answer_policy)
+        verdicts = get_scorer(scorer_name)(items, workers=workers, progress=bar.update, answer_policy=answer_policy,
+                                           verdict_cache=verdict_cache)
     finally:
         bar.close()
     return pd.DataFrame({
@@ -279,7 +340,7 @@ def pc_min(column: pa.ChunkedArray) -> int:
 def evaluate_run(run_dir: Path, budgets: Optional[Sequence[int]] = None, workers: int = 4,
                  progress: bool = True, modes: Optional[Sequence[str]] = None,
                  bootstrap: int = DEFAULT_BOOTSTRAP, bootstrap_seed: int = 0,
-                 answer_policy: Optional[str] = None) -> pd.DataFrame:
+                 answer_policy: Optional[str] = None, verdict_cache: Optional[Path] = None) -> pd.DataFrame:
     """Score every task of a run at `budgets` and `modes` (default: the run's own); write scores and metrics.
 
     `bootstrap` resamples (seed `bootstrap_seed`) give the metrics' confidence intervals; 0 skips them.
@@ -291,11 +352,13 @@ def evaluate_run(run_dir: Path, budgets: Optional[Sequence[int]] = None, workers
     run_dir = Path(run_dir)
     read_manifest(run_dir)  # refuse a path that is not a run before the lock would create it
     with lock_run(run_dir, "score"):
-        return _evaluate_locked(run_dir, budgets, workers, progress, modes, bootstrap, bootstrap_seed, answer_policy)
+        return _evaluate_locked(run_dir, budgets, workers, progress, modes, bootstrap, bootstrap_seed, answer_policy,
+                                verdict_cache)
 
 
 def _evaluate_locked(run_dir: Path, budgets, workers: int, progress: bool, modes, bootstrap: int,
-                     bootstrap_seed: int, answer_policy: Optional[str]) -> pd.DataFrame:
+                     bootstrap_seed: int, answer_policy: Optional[str],
+                     verdict_cache: Optional[Path] = None) -> pd.DataFrame:
     """`evaluate_run` once the write lock is held."""
     manifest = read_manifest(run_dir)
     budgets = sorted(set(budgets or manifest.scoring_budgets()))
@@ -316,11 +379,15 @@ def _evaluate_locked(run_dir: Path, budgets, workers: int, progress: bool, modes
                         f"folder and re-run the command that made the run (it writes the tokenizer again).") from None
     think_end = manifest.think_end
     answer_policy = check_policy(answer_policy or recorded_answer_policy(manifest) or DEFAULT_POLICY)
+    cache = VerdictCache([verdicts_dir(run_dir)] + ([shared_cache_dir(verdict_cache)] if verdict_cache else []))
     frames = [
         score_task(run_dir, task, entry.scorer, budgets, tokenizer, think_end, workers, progress, modes,
-                   answer_policy)
+                   answer_policy, cache)
         for task, entry in manifest.tasks.items()
     ]
+    compact(verdicts_dir(run_dir))
+    if progress and (cache.hits or cache.added):
+        print(f"verdicts: {cache.added} verified and cached, {cache.hits} read from the cache", file=sys.stderr)
     scores = pd.concat(frames, ignore_index=True)
     ks = default_ks(samples_per_problem(scores))
     metrics = compute_metrics(scores, ks, bootstrap=bootstrap, seed=bootstrap_seed)

@@ -51,7 +51,8 @@ class FastDecoder:
         return self.tokenizer.decode(list(token_ids), skip_special_tokens=skip_special_tokens)
 
     def batch_decode(self, id_lists: Sequence[Sequence[int]], skip_special_tokens: bool = False) -> list[str]:
-        return self.tokenizer.decode_batch([list(ids) for ids in id_lists], skip_special_tokens=skip_special_tokens)
+        return self.tokenizer.decode_batch([ids if isinstance(ids, list) else list(ids) for ids in id_lists],
+                                           skip_special_tokens=skip_special_tokens)
 
 
 def load_decoder(folder: str):

@@ -64,3 +64,60 @@ def test_manifest_records_the_import(imported):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["generation"]["task"] == "math500"
     assert manifest["scoring"]["budgets"] == [128, 256, 512, 1024, 4096]
+
+
+def _counting_workers(monkeypatch) -> list[int]:
+    """Patch the math scorer's worker pool to record how many verifications each call ran."""
+    import budgeteval.scorers.math as math_scorer
+
+    counts, real = [], math_scorer.run_in_workers
+
+    def counted(function, jobs, **kwargs):
+        counts.append(len(jobs))
+        return real(function, jobs, **kwargs)
+
+    monkeypatch.setattr(math_scorer, "run_in_workers", counted)
+    return counts
+
+
+def _copy_without_cache(run_dir, to):
+    import shutil
+
+    shutil.copytree(run_dir, to, ignore=shutil.ignore_patterns("verdicts"))
+    return to
+
+
+def test_a_warm_rescore_verifies_nothing_and_writes_the_same_bytes(imported, monkeypatch, tmp_path):
+    import shutil
+
+    out, _ = imported
+    assert list((out / "verdicts").glob("part-*.parquet")), "the cold scoring kept its verdicts"
+    warm = tmp_path / "warm"
+    shutil.copytree(out, warm)
+    counts = _counting_workers(monkeypatch)
+    evaluate_run(warm, workers=2, progress=False)
+    assert sum(counts) == 0
+    assert (warm / "scores.parquet").read_bytes() == (out / "scores.parquet").read_bytes()
+    assert (warm / "metrics.csv").read_bytes() == (out / "metrics.csv").read_bytes()
+
+    # Another run of the same outputs, with the first run's verdicts as a shared --verdict-cache.
+    second = _copy_without_cache(out, tmp_path / "second")
+    evaluate_run(second, workers=2, progress=False, verdict_cache=out / "verdicts")
+    assert sum(counts) == 0
+    assert (second / "scores.parquet").read_bytes() == (out / "scores.parquet").read_bytes()
+
+
+def test_new_budgets_verify_only_new_answers_with_the_verdicts_of_a_cold_scoring(imported, monkeypatch, tmp_path):
+    import shutil
+
+    out, _ = imported
+    budgets = [128, 200, 300, 4096]
+    cached = tmp_path / "cached"
+    shutil.copytree(out, cached)
+    cold = _copy_without_cache(out, tmp_path / "cold")
+    counts = _counting_workers(monkeypatch)
+    evaluate_run(cached, budgets=budgets, workers=2, progress=False)
+    evaluate_run(cold, budgets=budgets, workers=2, progress=False)
+    with_cache, without = counts
+    assert 0 < with_cache < without / 2, counts
+    assert (cached / "scores.parquet").read_bytes() == (cold / "scores.parquet").read_bytes()

@@ -1,8 +1,10 @@
 """Scorer registry: a scorer name in a task YAML -> the function that scores a batch.
 
-Every scorer is a function `score_batch(items, *, workers=..., progress=None, answer_policy=...)
--> list[Verdict]` (see `budgeteval.scorers.base`; `answer_policy` is `budgeteval.answers.POLICIES`,
-which a scorer without answer sources accepts and ignores). Heavy imports (math-verify, the sandbox) happen only inside the
+Every scorer is a function `score_batch(items, *, workers=..., progress=None, answer_policy=...,
+verdict_cache=None) -> list[Verdict]` (see `budgeteval.scorers.base`; `answer_policy` is
+`budgeteval.answers.POLICIES`, which a scorer without answer sources accepts and ignores;
+`verdict_cache` is a `budgeteval.verdict_cache.VerdictCache`, which a cheap scorer ignores).
+`items` is iterated once, in order, and has a length: a caller may stream it. Heavy imports (math-verify, the sandbox) happen only inside the
 module a task actually uses.
 """
 

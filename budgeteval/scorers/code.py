@@ -42,6 +42,7 @@ be decoded stops loading with an error naming the problem.
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import io
 import json
@@ -58,11 +59,17 @@ from typing import Any, Literal, Optional, Sequence
 
 from budgeteval.errors import UnjudgeableProblem, UserError
 from budgeteval.scorers.base import DistinctJobs, ProgressCallback, ScoreItem, Verdict
+from budgeteval.verdict_cache import cache_key
 
 logger = logging.getLogger(__name__)
 
 ProgramVerdict = Literal["passed", "wrong_answer", "runtime_error", "time_limit", "memory_limit", "sandbox_error"]
 """How one program did on a problem's tests."""
+UNCACHED_VERDICTS = frozenset({"time_limit", "sandbox_error"})
+"""Program verdicts never kept in the verdict cache: a time limit depends on the machine's load,
+a sandbox failure says nothing about the program."""
+SCORER_VERSION = 1
+"""Bump when a change could change verdicts (it starts a new verdict-cache namespace)."""
 
 REFERENCE_FORMAT = "budgeteval-code-tests/1"
 """`format` of the JSON references `build_reference` writes and `parse_reference` reads."""
@@ -401,8 +408,12 @@ def score_batch(
     limits=None,
     sandbox=None,
     answer_policy: Optional[str] = None,
+    verdict_cache=None,
 ) -> list[Verdict]:
     """One verdict per item, in order; each distinct (problem reference, program) runs once.
+
+    `verdict_cache` (a `budgeteval.verdict_cache.VerdictCache`): programs it knows for the problem do
+    not run again; what runs is added, except `UNCACHED_VERDICTS` (load-dependent or not a verdict).
 
     `limits` (a `budgeteval.sandbox.SandboxLimits`) defaults to the module docstring's values;
     `sandbox` defaults to the machine's best backend (see `budgeteval.sandbox`). `answer_policy`
@@ -422,33 +433,65 @@ def score_batch(
     folded = DistinctJobs.fold(items, job_of)
     folded.report_unanswered(progress)
     jobs = folded.jobs
-    if jobs:
+    view = verdict_cache.view(cache_namespace(limits)) if verdict_cache is not None else None
+    digests: dict[str, str] = {}
+    stored_keys = []
+    if view is not None:
+        for _, reference, code in jobs:
+            if reference not in digests:  # a test spec can be megabytes: hashed once per problem
+                digests[reference] = hashlib.sha256(reference.encode("utf-8")).hexdigest()
+            stored_keys.append(cache_key(digests[reference], code))
+    verdicts: list[Optional[Verdict]] = [None] * len(jobs)
+    to_run = []
+    for index in range(len(jobs)):
+        cached = view.get(stored_keys[index]) if view is not None else None
+        if cached is None:
+            to_run.append(index)
+            continue
+        verdicts[index] = cached
+        if progress is not None:
+            progress(folded.items_of_job[index])
+    if to_run:
         sandbox = sandbox or default_sandbox()
     parsed: dict[str, CodeTests] = {}
-    for problem_id, reference, _ in jobs:
+    for index in to_run:
+        problem_id, reference, _ = jobs[index]
         if reference not in parsed:
             parsed[reference] = parse_reference(reference, problem_id)
 
-    results: list[Optional[ProgramResult]] = [None] * len(jobs)
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(judge_program, code, parsed[reference], sandbox, limits): index
-                   for index, (_, reference, code) in enumerate(jobs)}
-        try:
-            for future in as_completed(futures):
-                index = futures[future]
-                results[index] = future.result()
-                if progress is not None:
-                    progress(folded.items_of_job[index])
-        except BaseException:
-            # Ctrl-C or SIGTERM (budgeteval.processes): drop the programs not started yet instead of
-            # running them all before the interrupt can propagate.
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+    results: dict[int, ProgramResult] = {}
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            futures = {pool.submit(judge_program, jobs[index][2], parsed[jobs[index][1]], sandbox, limits): index
+                       for index in to_run}
+            try:
+                for future in as_completed(futures):
+                    index = futures[future]
+                    result = results[index] = future.result()
+                    verdicts[index] = Verdict(f"{result.verdict}:{_program_key(jobs[index][2])}",
+                                              result.verdict == "passed")
+                    if view is not None and result.verdict not in UNCACHED_VERDICTS:
+                        view.put(stored_keys[index], verdicts[index])
+                    if progress is not None:
+                        progress(folded.items_of_job[index])
+            except BaseException:
+                # Ctrl-C or SIGTERM (budgeteval.processes): drop the programs not started yet instead of
+                # running them all before the interrupt can propagate.
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+    finally:
+        if view is not None:
+            view.flush()
 
-    failures = [(jobs[i][0], r.detail) for i, r in enumerate(results) if r.verdict == "sandbox_error"]
+    failures = [(jobs[i][0], r.detail) for i, r in sorted(results.items()) if r.verdict == "sandbox_error"]
     if failures:
         logger.warning("the sandbox failed on %d program(s), counted wrong; first: problem %s, %s",
                        len(failures), *failures[0])
-    verdicts = [Verdict(f"{result.verdict}:{_program_key(code)}", result.verdict == "passed")
-                for (_, _, code), result in zip(jobs, results)]
     return folded.spread(verdicts)
+
+
+def cache_namespace(limits) -> str:
+    """The verdict-cache namespace of this scorer (`budgeteval.verdict_cache`): its version and the
+    sandbox limits (a verdict under other limits may differ)."""
+    settings = json.dumps(dataclasses.asdict(limits), sort_keys=True, separators=(",", ":"))
+    return f"code/v{SCORER_VERSION}/limits={settings}"

@@ -133,9 +133,11 @@ def score_batch(
     workers: int = min(4, os.cpu_count() or 1),
     progress: ProgressCallback = None,
     answer_policy: str = answers.DEFAULT_POLICY,
+    verdict_cache=None,
 ) -> list[Verdict]:
     """One verdict per item, in order. `workers` is accepted for the common signature and unused:
-    number matching is microseconds per item. `answer_policy`: see the module docstring."""
-    del workers
+    number matching is microseconds per item. `answer_policy`: see the module docstring.
+    `verdict_cache` is accepted and unused: judging costs less than a cache lookup."""
+    del workers, verdict_cache
     answers.check_policy(answer_policy)
     return judge_each(items, lambda item: judge(item, answer_policy), progress)

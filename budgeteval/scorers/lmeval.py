@@ -62,17 +62,19 @@ def score_batch(
     workers: int = min(4, os.cpu_count() or 1),
     progress: ProgressCallback = None,
     answer_policy: Optional[str] = None,
+    verdict_cache=None,
 ) -> list[Verdict]:
     """One verdict per item, in order; each distinct (reference, answer) is judged once.
 
     `workers` is accepted for the common signature and unused: lm-eval's filters and metrics run in
     this process, the way lm-eval's evaluator runs them. `answer_policy` is accepted and not applied:
-    what counts as an answer is the lm-eval task's own filter (`answer_source` stays None)."""
+    what counts as an answer is the lm-eval task's own filter (`answer_source` stays None).
+    `verdict_cache` is accepted and unused: lm-eval's filters and metrics run in microseconds."""
     from lm_eval.models.utils import postprocess_generated_text
 
     from budgeteval.lm_eval_tasks import spec_from_reference
 
-    del workers
+    del workers, verdict_cache
     parsed: dict[str, dict] = {}
     pending: dict[tuple, list[int]] = {}
     verdicts: list[Optional[Verdict]] = [None] * len(items)

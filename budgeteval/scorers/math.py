@@ -17,6 +17,8 @@ math-verify's default configuration. `verify` runs with its defaults (6-digit fl
 How. The parent only reads the answer key (`answer_key`: string scanning, no math-verify), and
 verifies each distinct (reference, key) once in worker processes: a verdict depends on nothing
 else, so budgets and samples that repeat an answer cost one verification (`scorers.base.DistinctJobs`).
+With a verdict cache (`budgeteval.verdict_cache`, namespace `cache_namespace`), a key verified
+before (another budget, an earlier scoring, another run) is not verified again.
 Workers are spawned processes (`budgeteval.worker_pool`) because math-verify's timeouts use
 `signal.alarm`: it never runs in the caller's process or threads. A verification math-verify reports as timed out counts as wrong with
 `timed_out=True`; a worker that stays busy past a hard deadline (a hang the alarm cannot break)
@@ -39,6 +41,7 @@ from typing import Any, Optional, Sequence
 from budgeteval import answers
 from budgeteval.errors import UserError
 from budgeteval.scorers.base import DistinctJobs, ProgressCallback, ScoreItem, Verdict
+from budgeteval.verdict_cache import cache_key
 from budgeteval.worker_pool import run_in_workers
 
 logger = logging.getLogger(__name__)
@@ -289,6 +292,29 @@ def _hard_timeout_s(timeout_s: int) -> float:
 # --- the scorer --------------------------------------------------------------------------------
 
 
+def cache_namespace(answer_policy: str, timeout_s: int) -> str:
+    """The verdict-cache namespace of this scorer (`budgeteval.verdict_cache`): everything a verdict
+    depends on besides the reference and the answer key."""
+    from importlib import metadata
+
+    try:
+        library = metadata.version("math-verify")
+    except metadata.PackageNotFoundError:
+        library = "unknown"
+    return f"math/v{SCORER_VERSION}/policy={answer_policy}/math-verify={library}/timeout={int(timeout_s)}"
+
+
+def _verdict_of(key: AnswerKey, outcome) -> Verdict:
+    """The verdict of one verified answer key, from its worker outcome."""
+    if outcome.status == "ok":
+        judgement = outcome.value
+        # A fallback math-verify reads nothing from is no answer at all.
+        source = "none" if key.source == "fallback" and judgement.extracted is None else key.source
+        return Verdict(judgement.extracted, judgement.correct, judgement.timed_out, source)
+    return Verdict(key.text if key.source != "fallback" else None, False,
+                   timed_out=outcome.status == "killed", answer_source=key.source)
+
+
 def score_batch(
     items: Sequence[ScoreItem],
     *,
@@ -297,6 +323,7 @@ def score_batch(
     timeout_s: int = DEFAULT_TIMEOUT_S,
     hard_timeout_s: Optional[float] = None,
     answer_policy: str = answers.DEFAULT_POLICY,
+    verdict_cache=None,
 ) -> list[Verdict]:
     """One verdict per item, in order; each distinct (reference, answer key) is verified once.
 
@@ -304,6 +331,8 @@ def score_batch(
     `hard_timeout_s` (default `6 * timeout_s + 10`) is when a busy worker is killed.
     `answer_policy` (`answers.POLICIES`): under `strict` an item with `finished=False` whose
     answer would come from `fallback` gets no answer (source `none`, wrong, nothing verified).
+    `verdict_cache` (a `budgeteval.verdict_cache.VerdictCache`): keys it knows are not verified
+    again, and what is verified is added (never a timeout, a killed or failed job).
     """
     answers.check_policy(answer_policy)
     if timeout_s < 1 or int(timeout_s) != timeout_s:
@@ -319,29 +348,48 @@ def score_batch(
 
     folded = DistinctJobs.fold(items, job_of)
     folded.report_unanswered(progress)
-    outcomes = run_in_workers(
-        _judge_job,
-        [job[:3] for job in folded.jobs],
-        workers=workers,
-        hard_timeout_s=_hard_timeout_s(timeout_s) if hard_timeout_s is None else hard_timeout_s,
-        on_done=folded.on_done(progress),
-        affinity=[reference for reference, _, _, _ in folded.jobs],  # each worker parses a reference once
-        initializer=prepare_worker,
-    )
+    view = verdict_cache.view(cache_namespace(answer_policy, timeout_s)) if verdict_cache is not None else None
+    stored_keys = [cache_key(reference, key.source, key.text, key.tail) for reference, key, _, _ in folded.jobs] \
+        if view is not None else []
+    verdict_of_job: list[Optional[Verdict]] = [None] * len(folded.jobs)
+    to_verify = []
+    for index in range(len(folded.jobs)):
+        cached = view.get(stored_keys[index]) if view is not None else None
+        if cached is None:
+            to_verify.append(index)
+            continue
+        verdict_of_job[index] = cached
+        if progress is not None:
+            progress(folded.items_of_job[index])
 
-    verdict_of_job = []
-    for (_, key, _, problem_id), outcome in zip(folded.jobs, outcomes):
-        if outcome.status == "ok":
-            judgement = outcome.value
-            # A fallback math-verify reads nothing from is no answer at all.
-            source = "none" if key.source == "fallback" and judgement.extracted is None else key.source
-            verdict = Verdict(judgement.extracted, judgement.correct, judgement.timed_out, source)
-        else:
-            if outcome.status == "error":
-                logger.warning("math-verify failed on an answer (%s); counted wrong", outcome.value)
-            verdict = Verdict(key.text if key.source != "fallback" else None, False,
-                              timed_out=outcome.status == "killed", answer_source=key.source)
-        if verdict.timed_out:
-            logger.warning("math-verify timed out on problem %s, answer %r: counted wrong", problem_id, key.text[:60])
-        verdict_of_job.append(verdict)
+    def on_outcome(position: int, outcome) -> None:
+        index = to_verify[position]
+        verdict = _verdict_of(folded.jobs[index][1], outcome)
+        verdict_of_job[index] = verdict
+        if progress is not None:
+            progress(folded.items_of_job[index])
+        if view is not None and outcome.status == "ok" and not verdict.timed_out:
+            view.put(stored_keys[index], verdict)
+
+    try:
+        outcomes = run_in_workers(
+            _judge_job,
+            [folded.jobs[index][:3] for index in to_verify],
+            workers=workers,
+            hard_timeout_s=_hard_timeout_s(timeout_s) if hard_timeout_s is None else hard_timeout_s,
+            on_outcome=on_outcome,
+            # each worker parses a reference once
+            affinity=[folded.jobs[index][0] for index in to_verify],
+            initializer=prepare_worker,
+        )
+    finally:
+        if view is not None:
+            view.flush()  # what was verified survives a crash or a signal
+
+    for index, outcome in zip(to_verify, outcomes):
+        if outcome.status == "error":
+            logger.warning("math-verify failed on an answer (%s); counted wrong", outcome.value)
+        if verdict_of_job[index].timed_out:
+            logger.warning("math-verify timed out on problem %s, answer %r: counted wrong", folded.jobs[index][3],
+                           folded.jobs[index][1].text[:60])
     return folded.spread(verdict_of_job, unanswered=Verdict(None, False, answer_source="none"))
