@@ -127,6 +127,31 @@ class _PendingJobs:
             self.by_key.move_to_end(key, last=False)
 
 
+class Prestarted:
+    """Workers started before their jobs are known, so their start-up (importing, warming caches)
+    overlaps the caller's own work; one `run_in_workers` call with the same function adopts them.
+    The caller must call `stop()` when done (in a `finally`): it ends any worker not adopted."""
+
+    def __init__(self, job_function: Callable, initializer: Optional[Callable[[], None]] = None) -> None:
+        self.job_function = job_function
+        self.initializer = initializer
+        self.workers: list[_Worker] = []
+
+    def start(self, count: int) -> None:
+        """Have `count` workers starting (no-op for those already started)."""
+        context = multiprocessing.get_context("spawn")
+        while len(self.workers) < count:
+            self.workers.append(_Worker(context, self.job_function, self.initializer))
+
+    def take(self) -> list[_Worker]:
+        taken, self.workers = self.workers, []
+        return taken
+
+    def stop(self) -> None:
+        for worker in self.take():
+            worker.stop()
+
+
 def run_in_workers(
     job_function: Callable[[Any], Any],
     jobs: Sequence[Any],
@@ -138,6 +163,7 @@ def run_in_workers(
     affinity: Optional[Sequence[Hashable]] = None,
     startup_timeout_s: float = 300.0,
     initializer: Optional[Callable[[], None]] = None,
+    prestarted: Optional[Prestarted] = None,
 ) -> list[JobOutcome]:
     """Run `job_function(job)` for every job in spawned worker processes; outcomes in job order.
 
@@ -146,6 +172,7 @@ def run_in_workers(
     it go to other workers); a worker that dies mid-job gives "crashed". `on_done(job_index)` is
     called as each job ends, and `on_outcome(job_index, outcome)` with how it ended. Jobs with equal `affinity` keys go to the same worker while the load
     allows. `initializer()` (importable by name too) runs once in each worker before its first job.
+    `prestarted` workers (same function and initializer) are used before new ones are started.
     """
     outcomes: list[Optional[JobOutcome]] = [None] * len(jobs)
     if not jobs:
@@ -177,7 +204,14 @@ def run_in_workers(
 
     try:
         # Started inside the `try`: a signal between two starts still stops the first.
-        for _ in range(max(1, min(workers, len(jobs)))):
+        size = max(1, min(workers, len(jobs)))
+        if prestarted is not None:
+            if (prestarted.job_function, prestarted.initializer) != (job_function, initializer):
+                raise ValueError("prestarted workers run another function")
+            pool.extend(prestarted.take())
+            while len(pool) > size:
+                pool.pop().stop()
+        while len(pool) < size:
             pool.append(_Worker(context, job_function, initializer))
         while remaining:
             for worker in list(pool):

@@ -121,3 +121,13 @@ def test_new_budgets_verify_only_new_answers_with_the_verdicts_of_a_cold_scoring
     with_cache, without = counts
     assert 0 < with_cache < without / 2, counts
     assert (cached / "scores.parquet").read_bytes() == (cold / "scores.parquet").read_bytes()
+
+
+def test_decoding_in_small_windows_gives_the_same_bytes(imported, monkeypatch, tmp_path):
+    import budgeteval.scoring as scoring
+
+    out, _ = imported
+    small = _copy_without_cache(out, tmp_path / "small")
+    monkeypatch.setattr(scoring, "DECODE_WINDOW_TOKENS", 300)  # most windows hold one response or two
+    evaluate_run(small, workers=2, progress=False)
+    assert (small / "scores.parquet").read_bytes() == (out / "scores.parquet").read_bytes()

@@ -1,6 +1,7 @@
 """The code scorer: extraction, LiveCodeBench's comparison rules, private-test decoding, and
 known-correct / known-wrong programs for real LiveCodeBench problems (both stdin and functional)."""
 
+import dataclasses
 import base64
 import json
 import pickle
@@ -196,3 +197,23 @@ def test_each_distinct_program_runs_once(lcb_problems, sandbox):
     assert len(counting.programs) == 2 and sum(done) == len(items)
     assert [verdict.correct for verdict in verdicts] == [True] * 8 + [False, False]
     assert len({verdict.extracted for verdict in verdicts[:8]}) == 1
+
+
+def test_cached_programs_do_not_run_again_and_give_the_same_verdicts(lcb_problems, sandbox, tmp_path):
+    from budgeteval.verdict_cache import VerdictCache
+
+    cases = {case["note"]: case for case in read_cases("livecodebench_solutions.jsonl")}
+    right, wrong = cases["integer ceiling division"], cases["float division loses precision on 10^18"]
+    reference = lcb_problems["abc302_a"].reference
+    items = [ScoreItem("abc302_a", reference, right["response"]), ScoreItem("abc302_a", reference, wrong["response"])]
+    cold = _CountingSandbox(sandbox)
+    first = score_batch(items, workers=2, limits=LIMITS, sandbox=cold, verdict_cache=VerdictCache([tmp_path]))
+    warm = _CountingSandbox(sandbox)
+    again = score_batch(items, workers=2, limits=LIMITS, sandbox=warm, verdict_cache=VerdictCache([tmp_path]))
+    assert len(cold.programs) == 2 and not warm.programs
+    assert again == first == score_batch(items, workers=2, limits=LIMITS, sandbox=sandbox)
+    # Other sandbox limits are another namespace: the programs run again.
+    other = _CountingSandbox(sandbox)
+    score_batch(items, workers=2, limits=dataclasses.replace(LIMITS, wall_time_s=LIMITS.wall_time_s + 1),
+                sandbox=other, verdict_cache=VerdictCache([tmp_path]))
+    assert len(other.programs) == 2

@@ -115,6 +115,33 @@ def test_hung_worker_is_killed_and_replaced() -> None:
     assert time.monotonic() - started < 30
 
 
+def test_prestarted_workers_are_adopted_and_unadopted_ones_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    from budgeteval import worker_pool
+
+    prestarted = worker_pool.Prestarted(time.sleep)
+    prestarted.start(2)
+    early = list(prestarted.workers)
+    started_later = []
+
+    class CountingWorker(worker_pool._Worker):
+        def __init__(self, *args):
+            started_later.append(self)
+            super().__init__(*args)
+
+    monkeypatch.setattr(worker_pool, "_Worker", CountingWorker)
+    outcomes = run_in_workers(time.sleep, [0, 0, 0], workers=2, hard_timeout_s=30, prestarted=prestarted)
+    assert [outcome.status for outcome in outcomes] == ["ok"] * 3
+    assert not started_later and prestarted.workers == []
+    assert not any(worker.process.is_alive() for worker in early)
+    with pytest.raises(ValueError):  # workers of another function are never adopted
+        prestarted.start(1)
+        run_in_workers(time.time, [0], workers=1, hard_timeout_s=30, prestarted=prestarted)
+    prestarted.start(2)
+    unadopted = list(prestarted.workers)
+    prestarted.stop()
+    assert not any(worker.process.is_alive() for worker in unadopted)
+
+
 def test_large_answer_waits_for_a_free_worker_instead_of_blocking_the_parent() -> None:
     # A ~1 MB answer without a box is sent whole; queued behind a hung verification it would fill
     # the pipe and block the parent in `send` until math-verify's own 20 s alarm (extracted would

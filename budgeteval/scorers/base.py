@@ -60,8 +60,9 @@ class DistinctJobs:
     """Per job: how many items it stands for (to advance a progress bar by items)."""
 
     @classmethod
-    def fold(cls, items: Sequence, job_of: Callable) -> "DistinctJobs":
-        """`job_of(item)` returns None (no answer) or (key, payload); equal keys share the first payload."""
+    def fold(cls, items: Sequence, job_of: Callable, on_new: Optional[Callable] = None) -> "DistinctJobs":
+        """`job_of(item)` returns None (no answer) or (key, payload); equal keys share the first payload.
+        `on_new(key, payload)` is called for each new key as it is found (while items still stream)."""
         index_of_key: dict = {}
         folded = cls(jobs=[], item_jobs=[], items_of_job=[])
         for item in items:
@@ -74,6 +75,8 @@ class DistinctJobs:
                 index_of_key[key] = len(folded.jobs)
                 folded.jobs.append(payload)
                 folded.items_of_job.append(0)
+                if on_new is not None:
+                    on_new(key, payload)
             folded.item_jobs.append(index_of_key[key])
             folded.items_of_job[index_of_key[key]] += 1
         return folded

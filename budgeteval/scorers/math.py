@@ -18,7 +18,9 @@ How. The parent only reads the answer key (`answer_key`: string scanning, no mat
 verifies each distinct (reference, key) once in worker processes: a verdict depends on nothing
 else, so budgets and samples that repeat an answer cost one verification (`scorers.base.DistinctJobs`).
 With a verdict cache (`budgeteval.verdict_cache`, namespace `cache_namespace`), a key verified
-before (another budget, an earlier scoring, another run) is not verified again.
+before (another budget, an earlier scoring, another run) is not verified again. Workers are started
+when the first answer that needs verifying is found (`worker_pool.Prestarted`), so their start-up
+overlaps the decoding of the items still streaming in; a fully cached scoring starts none.
 Workers are spawned processes (`budgeteval.worker_pool`) because math-verify's timeouts use
 `signal.alarm`: it never runs in the caller's process or threads. A verification math-verify reports as timed out counts as wrong with
 `timed_out=True`; a worker that stays busy past a hard deadline (a hang the alarm cannot break)
@@ -42,7 +44,7 @@ from budgeteval import answers
 from budgeteval.errors import UserError
 from budgeteval.scorers.base import DistinctJobs, ProgressCallback, ScoreItem, Verdict
 from budgeteval.verdict_cache import cache_key
-from budgeteval.worker_pool import run_in_workers
+from budgeteval.worker_pool import Prestarted, run_in_workers
 
 logger = logging.getLogger(__name__)
 
@@ -346,43 +348,38 @@ def score_batch(
             return None
         return (item.reference, key), (item.reference, key, int(timeout_s), item.problem_id)
 
-    folded = DistinctJobs.fold(items, job_of)
-    folded.report_unanswered(progress)
     view = verdict_cache.view(cache_namespace(answer_policy, timeout_s)) if verdict_cache is not None else None
-    stored_keys = [cache_key(reference, key.source, key.text, key.tail) for reference, key, _, _ in folded.jobs] \
-        if view is not None else []
-    verdict_of_job: list[Optional[Verdict]] = [None] * len(folded.jobs)
-    to_verify = []
-    for index in range(len(folded.jobs)):
-        cached = view.get(stored_keys[index]) if view is not None else None
-        if cached is None:
-            to_verify.append(index)
-            continue
-        verdict_of_job[index] = cached
-        if progress is not None:
-            progress(folded.items_of_job[index])
+    stored_keys: list[str] = []
+    cached_of_job: list[Optional[Verdict]] = []
+    prestarted = Prestarted(_judge_job, prepare_worker)
+    misses = [0]
 
-    def on_outcome(position: int, outcome) -> None:
-        index = to_verify[position]
-        verdict = _verdict_of(folded.jobs[index][1], outcome)
-        verdict_of_job[index] = verdict
-        if progress is not None:
-            progress(folded.items_of_job[index])
-        if view is not None and outcome.status == "ok" and not verdict.timed_out:
-            view.put(stored_keys[index], verdict)
+    def on_new(_key, job) -> None:
+        # Looked up as each new answer is found: the first miss starts the workers, whose start-up
+        # (importing math-verify) then overlaps the decoding and reading of the items still to come.
+        reference, key, _, _ = job
+        cached = None
+        if view is not None:
+            stored_keys.append(cache_key(reference, key.source, key.text, key.tail))
+            cached = view.get(stored_keys[-1])
+        cached_of_job.append(cached)
+        if cached is None:
+            misses[0] += 1
+            prestarted.start(min(workers, misses[0]))
 
     try:
-        outcomes = run_in_workers(
-            _judge_job,
-            [folded.jobs[index][:3] for index in to_verify],
-            workers=workers,
-            hard_timeout_s=_hard_timeout_s(timeout_s) if hard_timeout_s is None else hard_timeout_s,
-            on_outcome=on_outcome,
-            # each worker parses a reference once
-            affinity=[folded.jobs[index][0] for index in to_verify],
-            initializer=prepare_worker,
-        )
+        folded = DistinctJobs.fold(items, job_of, on_new=on_new)
+        folded.report_unanswered(progress)
+        verdict_of_job: list[Optional[Verdict]] = list(cached_of_job)
+        to_verify = [index for index, cached in enumerate(cached_of_job) if cached is None]
+        if progress is not None:
+            for index, cached in enumerate(cached_of_job):
+                if cached is not None:
+                    progress(folded.items_of_job[index])
+        outcomes = _verify(folded, to_verify, verdict_of_job, view, stored_keys, workers, timeout_s, hard_timeout_s,
+                           progress, prestarted)
     finally:
+        prestarted.stop()
         if view is not None:
             view.flush()  # what was verified survives a crash or a signal
 
@@ -393,3 +390,28 @@ def score_batch(
             logger.warning("math-verify timed out on problem %s, answer %r: counted wrong", folded.jobs[index][3],
                            folded.jobs[index][1].text[:60])
     return folded.spread(verdict_of_job, unanswered=Verdict(None, False, answer_source="none"))
+
+
+def _verify(folded: DistinctJobs, to_verify: list[int], verdict_of_job: list, view, stored_keys: list[str],
+            workers: int, timeout_s: int, hard_timeout_s: Optional[float], progress: ProgressCallback,
+            prestarted: Prestarted) -> list:
+    """Verify the jobs `to_verify` in workers, filling `verdict_of_job` and the cache as they end."""
+    def on_outcome(position: int, outcome) -> None:
+        index = to_verify[position]
+        verdict = _verdict_of(folded.jobs[index][1], outcome)
+        verdict_of_job[index] = verdict
+        if progress is not None:
+            progress(folded.items_of_job[index])
+        if view is not None and outcome.status == "ok" and not verdict.timed_out:
+            view.put(stored_keys[index], verdict)
+
+    return run_in_workers(
+        _judge_job,
+        [folded.jobs[index][:3] for index in to_verify],
+        workers=workers,
+        hard_timeout_s=_hard_timeout_s(timeout_s) if hard_timeout_s is None else hard_timeout_s,
+        on_outcome=on_outcome,
+        affinity=[folded.jobs[index][0] for index in to_verify],  # each worker parses a reference once
+        initializer=prepare_worker,
+        prestarted=prestarted,
+    )
