@@ -248,8 +248,11 @@ mount -t tmpfs -o "size=$size,mode=1777,nosuid,nodev" budgeteval-sandbox /tmp
 for dir in /var/tmp /run/lock; do
   if [ -d "$dir" ]; then mount -t tmpfs -o "size=$size,mode=1777,nosuid,nodev" budgeteval-sandbox "$dir"; fi
 done
+# A directory to hide under /tmp (a 0700 `mktemp -d` folder holding a CI clone) is gone from the
+# fresh /tmp: it is made again, hidden, and the Python directories below it are moved in after.
 printf '%s\n' "$hide" | while IFS= read -r dir; do
-  [ -n "$dir" ] && mount -t tmpfs -o "size=1m,mode=0755,nosuid,nodev" budgeteval-hidden "$dir"
+  [ -n "$dir" ] || continue
+  mkdir -p "$dir"; mount -t tmpfs -o "size=1m,mode=0755,nosuid,nodev" budgeteval-hidden "$dir"
 done
 index=0
 printf '%s\n' "$expose" | while IFS= read -r dir; do

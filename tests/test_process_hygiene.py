@@ -8,6 +8,7 @@ process group or session.
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -147,7 +148,10 @@ def test_import_and_score_leave_nothing_after_sigterm_or_exit(outputs, tmp_path)
     assert terminated.descendant_running("multiprocessing.spawn")
     run_to_completion(_import_args(outputs, run_dir) + ["--overwrite"], tmp_path / "import.log")
     score = ["score", str(run_dir), "--budgets", "100,200,300,400", "--workers", "2", "--bootstrap", "0", "--quiet"]
+    # Without the import's verdicts, so the score has answers to verify (a warm cache starts no worker).
+    shutil.rmtree(run_dir / "verdicts")
     terminate_mid_work(score, tmp_path / "score-term.log", scoring_workers)
+    shutil.rmtree(run_dir / "verdicts", ignore_errors=True)
     run_to_completion(score, tmp_path / "score.log")
 
 
