@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -109,14 +108,6 @@ class VerdictCache:
     def view(self, namespace: str) -> "CacheView":
         """The cache's verdicts of one namespace, loaded now."""
         return CacheView(self, namespace)
-
-
-@dataclass
-class _Entry:
-    extracted: Optional[str]
-    correct: bool
-    timed_out: bool
-    answer_source: Optional[str]
 
 
 class CacheView:
