@@ -1,4 +1,4 @@
-"""Benchmark: finding the answer box of a looping response, the old per-opening scan vs `budgeteval.answers`.
+"""Benchmark: finding the answer box of a looping response, the old per-opening scan vs `budgeteval.scoring.answers`.
 
 The text is what a response stuck in a loop leaves at a large budget: `\\boxed{` opened over and
 over and never closed (issue 12 measured the old scan at 0.13 s for 23.5k characters, 0.58 s at
@@ -15,14 +15,14 @@ import re
 import time
 from typing import Optional
 
-from budgeteval.answers import boxed_answer
+from budgeteval.scoring.answers import boxed_answer
 
 BOX_OPENING = re.compile(r"\\(?:boxed|fbox)\s*\{")
 BRACE = re.compile(r"[{}]")
 
 
 def old_last_box_end(text: str) -> Optional[int]:
-    """The scan `budgeteval.scorers.math` used before `budgeteval.answers` (kept here to compare)."""
+    """The scan `budgeteval.scoring.scorers.math` used before `budgeteval.scoring.answers` (kept here to compare)."""
     for opening in reversed(list(BOX_OPENING.finditer(text))):
         depth = 1
         for brace in BRACE.finditer(text, opening.end()):
@@ -45,7 +45,7 @@ def timed(function, text: str) -> tuple[float, object]:
 
 def main() -> None:
     machine = f"{os.cpu_count()} CPUs, {platform.system()} {platform.machine()}, Python {platform.python_version()}"
-    print("| characters | old scan (s) | budgeteval.answers (s) | ratio | machine |")
+    print("| characters | old scan (s) | budgeteval.scoring.answers (s) | ratio | machine |")
     print("| ---: | ---: | ---: | ---: | --- |")
     for characters in (23_500, 47_000, 94_000):
         text = looping_text(characters)

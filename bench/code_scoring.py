@@ -25,11 +25,11 @@ import sys
 import time
 from pathlib import Path
 
-from budgeteval.sandbox import _HARNESS, _SAFE_ENV, _rlimits, BACKENDS, Sandbox, SandboxLimits
+from budgeteval.scoring.sandbox import _HARNESS, _SAFE_ENV, _rlimits, BACKENDS, Sandbox, SandboxLimits
 from budgeteval.errors import UserError
-from budgeteval.scorers.base import ScoreItem
-from budgeteval.scorers.code import LCB_PRELUDE, extract_code, score_batch
-from budgeteval.tasks import load_problems, load_task
+from budgeteval.scoring.scorers.base import ScoreItem
+from budgeteval.scoring.scorers.code import LCB_PRELUDE, extract_code, score_batch
+from budgeteval.tasks.loading import load_problems, load_task
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "livecodebench_v5_public_tests.jsonl"

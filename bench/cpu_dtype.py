@@ -3,7 +3,7 @@
 For each dtype an engine is started with budgeteval's CPU settings and asked for `--seqs`
 sequences of `--steps` tokens (ignore_eos, so every step decodes all of them) and of 1 token;
 the difference divided by steps - 1 is the time of one decode step. Prints the machine, whether
-it has native bf16 (`budgeteval.backends.vllm_backend.cpu_has_native_bf16`) and the ratio:
+it has native bf16 (`budgeteval.generation.backends.vllm_backend.cpu_has_native_bf16`) and the ratio:
 
     python bench/cpu_dtype.py --seqs 32 --steps 64
 """
@@ -23,8 +23,8 @@ os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
 
 def main() -> None:
-    from budgeteval.backends.vllm_backend import VLLMBackend, cpu_has_native_bf16
-    from budgeteval.config import EngineOptions
+    from budgeteval.generation.backends.vllm_backend import VLLMBackend, cpu_has_native_bf16
+    from budgeteval.generation.config import EngineOptions
     from engine_overhead import machine
     from tiny_model import build_tiny_qwen3
 

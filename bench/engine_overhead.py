@@ -44,9 +44,9 @@ def machine() -> str:
 
 
 def main() -> None:
-    from budgeteval.backends.vllm_backend import VLLMBackend
-    from budgeteval.config import EngineOptions
-    from budgeteval.runner import derive_seed, generate_missing, load_tokenizer, prepare_tasks, resolve_tasks
+    from budgeteval.generation.backends.vllm_backend import VLLMBackend
+    from budgeteval.generation.config import EngineOptions
+    from budgeteval.sweep.runner import derive_seed, generate_missing, load_tokenizer, prepare_tasks, resolve_tasks
     from sweep_checks import SAMPLING, stored_samples, sweep_config
     from tiny_model import build_tiny_qwen3
 

@@ -3,7 +3,7 @@
 A synthetic run of the size the mean@k protocols produce: `--problems` AIME-sized problems x N
 samples (`--samples 4,16,64`) x `--tokens` token ids per response (32k: every response is cut at
 every budget), scored at five budgets (2k..32k) with `--workers` math-verify workers. The run is
-made with the real writers: `budgeteval.importer` writes the manifest, tokenizer and problems of
+made with the real writers: `budgeteval.ingest.generations` writes the manifest, tokenizer and problems of
 a one-sample skeleton, then `store.write_shard` stores the N samples of each problem (seeded random
 token ids of the Qwen3 vocabulary with a `\\boxed{k}` every ~4k tokens, so the scorer has answers to
 verify at every budget). Each measurement runs the real CLI (`python -m budgeteval.cli score`) in
@@ -46,8 +46,8 @@ def machine() -> str:
 
 def make_run(root: Path, problems: int, samples: int, tokens: int, seed: int = 0) -> Path:
     """A scored-nowhere run directory of `problems` x `samples` responses of `tokens` ids each."""
-    from budgeteval.importer import import_generations
-    from budgeteval.store import GenerationRecord, task_dir, write_shard
+    from budgeteval.ingest.generations import import_generations
+    from budgeteval.rundir.store import GenerationRecord, task_dir, write_shard
     from tokenizers import Tokenizer
 
     tokenizer_path = SHARED_DIR / "tokenizers" / "qwen3"

@@ -79,10 +79,10 @@ def machine() -> str:
 def main() -> None:
     import ray
 
-    from budgeteval.backends.openai_backend import OpenAIBackend
-    from budgeteval.backends.ray_backend import RayBackend
-    from budgeteval.config import EngineOptions
-    from budgeteval.runner import run
+    from budgeteval.generation.backends.openai_backend import OpenAIBackend
+    from budgeteval.generation.backends.ray_backend import RayBackend
+    from budgeteval.generation.config import EngineOptions
+    from budgeteval.sweep.runner import run
     from sweep_checks import RecordingBackend, stored_samples, sweep_config
     from tiny_model import build_tiny_qwen3
 

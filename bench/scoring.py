@@ -19,7 +19,7 @@ absorb most of them: the hardest baseline). The verdicts are compared (see above
 math-verify itself, nor of the GSM8K scorer.
 
 Real outputs (second table): Qwen2.5-Math-7B-Instruct's 800 MATH responses in
-`../shared/generations/` imported into a run directory (`budgeteval.importer`, budgets
+`../shared/generations/` imported into a run directory (`budgeteval.ingest.generations`, budgets
 128..4096: 4,000 items), then `budgeteval score RUN` run as a command (start-up, replay, decoding,
 scoring, writing: its whole wall time) cold (no verdict cache) and warm (the run's own
 `RUN/verdicts/` from the cold run), against a naive loop in one process that replays and decodes
@@ -42,9 +42,9 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from budgeteval.answers import last_box_span
-from budgeteval.scorers.base import ScoreItem
-from budgeteval.scorers.math import (
+from budgeteval.scoring.answers import last_box_span
+from budgeteval.scoring.scorers.base import ScoreItem
+from budgeteval.scoring.scorers.math import (
     answer_extraction_config,
     answer_key,
     reference_text,
@@ -154,10 +154,10 @@ def naive_run_verdicts(run_dir: str, rule: str) -> tuple[list[tuple], float]:
     import pyarrow.parquet as pq
     from math_verify import parse, verify
 
-    from budgeteval.answers import accepts
-    from budgeteval.replay import answer_region, cut
-    from budgeteval.scorers.math import judge, prepare_worker
-    from budgeteval.tokenizer import load_decoder
+    from budgeteval.scoring.answers import accepts
+    from budgeteval.scoring.replay import answer_region, cut
+    from budgeteval.scoring.scorers.math import judge, prepare_worker
+    from budgeteval.generation.tokenizer import load_decoder
 
     prepare_worker()  # math-verify imported and warmed, as the workers are before their first job
     decoder = load_decoder(str(Path(run_dir) / "tokenizer"))
@@ -190,7 +190,7 @@ def real_outputs(workers: int) -> None:
 
     import pandas as pd
 
-    from budgeteval.importer import import_generations
+    from budgeteval.ingest.generations import import_generations
 
     source = SHARED_DIR / "generations" / REAL_OUTPUTS
     if not source.exists():

@@ -28,9 +28,9 @@ os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
 
 def main() -> None:
-    from budgeteval.budgets import parse_budgets
-    from budgeteval.config import EngineOptions
-    from budgeteval.runner import run
+    from budgeteval.generation.budgets import parse_budgets
+    from budgeteval.generation.config import EngineOptions
+    from budgeteval.sweep.runner import run
     from sweep_checks import RecordingBackend, sweep_config
     from tiny_model import build_tiny_qwen3
 
@@ -50,13 +50,13 @@ def main() -> None:
                                                                  work / "tiny-qwen3")
     options = EngineOptions(dtype="float32", enforce_eager=True)
     if args.backend == "vllm":
-        from budgeteval.backends.vllm_backend import VLLMBackend
+        from budgeteval.generation.backends.vllm_backend import VLLMBackend
         engine = VLLMBackend(str(model), str(model), options)
     else:
-        from budgeteval.backends.hf_backend import HFBackend
+        from budgeteval.generation.backends.hf_backend import HFBackend
         engine = HFBackend(str(model), str(model), options)
 
-    from budgeteval.config import ModeSettings
+    from budgeteval.generation.config import ModeSettings
 
     def sweep(name, budget_list, modes=("cutoff",)):
         counter = RecordingBackend(engine)

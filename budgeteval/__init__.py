@@ -14,13 +14,13 @@ Importing the package imports nothing heavy: each name below loads its module on
 from importlib import import_module
 
 _EXPORTS = {
-    "load_run": "budgeteval.run_data:load_run",
-    "Run": "budgeteval.run_data:Run",
-    "compare_runs": "budgeteval.compare:compare_runs",
-    "Comparison": "budgeteval.compare:Comparison",
-    "budget_figures": "budgeteval.plots:budget_figures",
-    "save_figures": "budgeteval.plots:save_figures",
-    "PlotOptions": "budgeteval.plots:PlotOptions",
+    "load_run": "budgeteval.api:load_run",
+    "Run": "budgeteval.api:Run",
+    "compare_runs": "budgeteval.report.compare:compare_runs",
+    "Comparison": "budgeteval.report.compare:Comparison",
+    "budget_figures": "budgeteval.plots.budget:budget_figures",
+    "save_figures": "budgeteval.plots.budget:save_figures",
+    "PlotOptions": "budgeteval.plots.budget:PlotOptions",
     "UserError": "budgeteval.errors:UserError",
 }
 """Public names -> "module:attribute", imported when first accessed."""

@@ -101,7 +101,7 @@ def is_leftover(path: Path) -> bool:
 def remove_leftovers(folder: Path) -> int:
     """Remove the temp entries killed writers left anywhere under `folder`; returns how many.
 
-    Only safe while holding the folder's write lock (`budgeteval.run_dir.lock_run`): a live
+    Only safe while holding the folder's write lock (`budgeteval.rundir.lock.lock_run`): a live
     writer's temp file looks the same.
     """
     removed = 0

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import click
 
-from budgeteval.budgets import DEFAULT_BUDGETS, check_max_tokens, format_budget, parse_budgets
-from budgeteval.config import DEFAULT_ANSWER_TOKENS
+from budgeteval.generation.budgets import DEFAULT_BUDGETS, check_max_tokens, format_budget, parse_budgets
+from budgeteval.generation.config import DEFAULT_ANSWER_TOKENS
 from budgeteval.errors import UserError
 
 DEFAULT_BUDGETS_TEXT = ",".join(format_budget(budget) for budget in DEFAULT_BUDGETS)
@@ -43,7 +43,7 @@ def _budgets(_ctx, _param, value):
 
 
 def _single_budget(value: str, option: str) -> int:
-    from budgeteval.budgets import parse_budget
+    from budgeteval.generation.budgets import parse_budget
 
     try:
         return parse_budget(value)
@@ -64,7 +64,7 @@ def _ks(value: str) -> list[int]:
 def _modes(_ctx, _param, value):
     if value is None:
         return None
-    from budgeteval.config import MODES
+    from budgeteval.generation.config import MODES
 
     modes = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
     unknown = [mode for mode in modes if mode not in MODES]
@@ -83,7 +83,7 @@ def _bootstrap_options(command):
 
 def _answer_policy_option(default):
     """`--answer-policy strict|lenient`: whether a response cut by its budget may be credited from fallback."""
-    from budgeteval.answers import POLICIES
+    from budgeteval.scoring.answers import POLICIES
 
     text = ("How a response cut by its budget is read: strict counts it only with a boxed or stated final "
             "answer (the default); lenient also reads an answer from its text, as math-verify's and lm-eval's "
@@ -101,7 +101,7 @@ def _verdict_cache_option(command):
 
 
 def _shard(value: str):
-    from budgeteval.shards import parse_shard
+    from budgeteval.generation.shards import parse_shard
 
     return parse_shard(value)
 
@@ -117,7 +117,7 @@ def _data_files(values) -> tuple[tuple[str, str], ...]:
 
 
 def _task_options(values) -> tuple[tuple[str, str, str], ...]:
-    from budgeteval.tasks import parse_task_option
+    from budgeteval.tasks.loading import parse_task_option
 
     return tuple(parse_task_option(value) for value in values)
 
@@ -125,7 +125,7 @@ def _task_options(values) -> tuple[tuple[str, str, str], ...]:
 def _lm_eval_include(task_options, task_names, include) -> tuple[tuple[str, str, str], ...]:
     if include is None:
         return task_options
-    from budgeteval.lm_eval_tasks import with_include
+    from budgeteval.tasks.lm_eval import with_include
 
     return with_include(task_options, task_names, include)
 
@@ -147,10 +147,10 @@ def main():
               help="With --lm-eval: also a folder of your own lm-eval task YAMLs.")
 def tasks_command(lm_eval, lm_eval_include):
     """List the built-in tasks: name, size, source, scorer."""
-    from budgeteval.tasks import builtin_task_paths, load_task_file
+    from budgeteval.tasks.loading import builtin_task_paths, load_task_file
 
     if lm_eval or lm_eval_include:
-        from budgeteval.lm_eval_tasks import generate_until_tasks
+        from budgeteval.tasks.lm_eval import generate_until_tasks
 
         rows = generate_until_tasks(lm_eval_include)
         width = max(len(name) for name, _ in rows)
@@ -181,7 +181,7 @@ def tasks_command(lm_eval, lm_eval_include):
 
 
 def _echo_suites() -> None:
-    from budgeteval.suites import builtin_suites
+    from budgeteval.tasks.suites import builtin_suites
 
     suites = builtin_suites()
     if suites:
@@ -276,12 +276,12 @@ def run_command(**options):
     Re-running the same command resumes an interrupted run; a different configuration is refused
     unless --overwrite.
     """
-    from budgeteval.backends.base import SamplingConfig
-    from budgeteval.config import EngineOptions, ModeSettings, RunConfig
-    from budgeteval.prompts import PromptSettings
-    from budgeteval.runner import run
+    from budgeteval.generation.backends.base import SamplingConfig
+    from budgeteval.generation.config import EngineOptions, ModeSettings, RunConfig
+    from budgeteval.tasks.prompts import PromptSettings
+    from budgeteval.sweep.runner import run
 
-    from budgeteval.suites import expand_tasks
+    from budgeteval.tasks.suites import expand_tasks
 
     task_names = expand_tasks(name.strip() for name in options["tasks"].split(",") if name.strip())
     if not task_names:
@@ -312,7 +312,7 @@ def run_command(**options):
         problems_per_shard=options["problems_per_shard"], workers=options["workers"], shard=options["shard"],
     )
     config.validate()
-    from budgeteval.metrics import check_ks, report_ks
+    from budgeteval.scoring.metrics import check_ks, report_ks
 
     ks = _ks(options["ks"]) if options["ks"] else report_ks(config.n)
     check_ks(ks, config.n)
@@ -339,7 +339,7 @@ def merge_command(shard_dirs, out, workers, overwrite, quiet):
     Checks that the shards come from one command (same generation settings) and cover every
     problem exactly once; the merged scores equal those of the same run without --shard.
     """
-    from budgeteval.merge import merge_runs
+    from budgeteval.ingest.merge import merge_runs
 
     run_dir = merge_runs(shard_dirs, out, overwrite=overwrite, workers=workers, progress=not quiet)
     if not quiet:
@@ -362,7 +362,7 @@ def merge_command(shard_dirs, out, workers, overwrite, quiet):
 def score_command(run_dir, budgets, modes, workers, quiet, answer_policy, verdict_cache, bootstrap, bootstrap_seed):
     """Re-score a saved run (no model needed), e.g. at new budgets: score RUN --budgets 1k,3k,
     or under the other answer policy: score RUN --answer-policy lenient."""
-    from budgeteval.scoring import evaluate_run
+    from budgeteval.scoring.evaluate import evaluate_run
 
     evaluate_run(run_dir, budgets=budgets, workers=workers, progress=not quiet, modes=modes, bootstrap=bootstrap,
                  bootstrap_seed=bootstrap_seed, answer_policy=answer_policy, verdict_cache=verdict_cache)
@@ -378,8 +378,9 @@ def repair_command(run_dir):
     For a directory two runs wrote at once (before runs took a lock) or with shards copied in; it
     refuses when two copies of a sample differ. Re-run the run's own command afterwards.
     """
-    from budgeteval.run_dir import lock_run, read_manifest
-    from budgeteval.store import CONDITIONED, CONTINUATIONS, GENERATIONS, repair_task
+    from budgeteval.rundir.lock import lock_run
+    from budgeteval.rundir.manifest import read_manifest
+    from budgeteval.rundir.store import CONDITIONED, CONTINUATIONS, GENERATIONS, repair_task
 
     manifest = read_manifest(run_dir)
     with lock_run(run_dir, "repair"):
@@ -399,7 +400,7 @@ def repair_command(run_dir):
 def report_command(run_dir, ks, fmt, by):
     """Print a table per task x budget: mean@k, pass@k, maj@k, length, truncation."""
     if by:
-        from budgeteval.breakdown import format_group_report
+        from budgeteval.report.groups import format_group_report
 
         click.echo(format_group_report(Path(run_dir), by, _ks(ks) if ks else None, fmt))
         return
@@ -442,11 +443,11 @@ def import_command(path, task_name, tokenizer, fields, out, budgets, max_tokens,
                    verdict_cache, bootstrap, bootstrap_seed):
     """Make a run directory from existing generations (JSONL/parquet, one row per sample, or another
     harness's output with --format), then score it."""
-    from budgeteval.importer import import_generations, parse_field_map
-    from budgeteval.scoring import evaluate_run
+    from budgeteval.ingest.generations import import_generations, parse_field_map
+    from budgeteval.scoring.evaluate import evaluate_run
 
     check_max_tokens(max_tokens, budgets)
-    from budgeteval.run_dir import lock_run
+    from budgeteval.rundir.lock import lock_run
 
     options = _lm_eval_include(_task_options(task_options), (task_name,), lm_eval_include)
     if file_format != "table" and fields:
@@ -454,7 +455,7 @@ def import_command(path, task_name, tokenizer, fields, out, budgets, max_tokens,
     field_map = parse_field_map(fields)
     with lock_run(out, "import"):  # one lock over the import and its scoring
         if file_format != "table":
-            from budgeteval.harness_import import import_harness_file
+            from budgeteval.ingest.harness import import_harness_file
 
             run_dir = import_harness_file(
                 path, file_format, task_name, tokenizer, out, budgets, model=model, max_tokens=max_tokens,
@@ -483,8 +484,9 @@ def compare_command(runs, baseline, k, fmt):
 
     Label a run with RUN=label (default: the basename of its model).
     """
-    from budgeteval.compare import compare_runs
-    from budgeteval.run_data import load_runs, resolve_label
+    from budgeteval.report.compare import compare_runs
+    from budgeteval.api import load_runs
+    from budgeteval.report.runs import resolve_label
 
     loaded = load_runs(runs)
     _note_unshared_tasks(loaded)
@@ -516,9 +518,10 @@ def analyze_command(runs, baseline, fmt, tables, buckets, trace, early_exit, win
 
     Label a run with RUN=label (default: the basename of its model).
     """
-    from budgeteval.analysis import parse_bucket_edges
-    from budgeteval.analysis_report import analyze_runs
-    from budgeteval.run_data import load_runs, resolve_label
+    from budgeteval.analysis.efficiency import parse_bucket_edges
+    from budgeteval.analysis.tables import analyze_runs
+    from budgeteval.api import load_runs
+    from budgeteval.report.runs import resolve_label
 
     loaded = load_runs(runs)
     if baseline is not None:
@@ -568,15 +571,16 @@ def plot_command(runs, out, formats, k, by, kinds, pass_budgets, buckets, baseli
     per difficulty bucket, tokens after the first correct answer, early exit).
     """
     if by == "step":
-        from budgeteval.step_plots import save_step_figures
+        from budgeteval.plots.steps import save_step_figures
 
         for path in save_step_figures(runs, out, formats, k=k):
             click.echo(str(path))
         return
-    from budgeteval.analysis import parse_bucket_edges
-    from budgeteval.analysis_plots import ANALYSIS_FIGURES
-    from budgeteval.plots import BUDGET_FIGURES, PlotOptions, save_figures
-    from budgeteval.run_data import load_runs, resolve_label
+    from budgeteval.analysis.efficiency import parse_bucket_edges
+    from budgeteval.plots.analysis import ANALYSIS_FIGURES
+    from budgeteval.plots.budget import BUDGET_FIGURES, PlotOptions, save_figures
+    from budgeteval.api import load_runs
+    from budgeteval.report.runs import resolve_label
 
     figures = {}
     for kind in (part.strip() for part in kinds.split(",") if part.strip()):
@@ -653,7 +657,8 @@ def view_command(runs, out, baseline, k, serve, port):
     """
     import tempfile
 
-    from budgeteval.run_data import load_runs, resolve_label
+    from budgeteval.api import load_runs
+    from budgeteval.report.runs import resolve_label
     from budgeteval.viewer import build_site, serve_site
 
     if out is None and not serve:
@@ -671,8 +676,8 @@ def view_command(runs, out, baseline, k, serve, port):
 
 def _print_endpoints(run_dir) -> None:
     """Each server's share and failures, when a run spread its requests over several (--base-url repeated)."""
-    from budgeteval.backends.endpoints import format_endpoint_report
-    from budgeteval.run_dir import read_manifest
+    from budgeteval.generation.backends.endpoints import format_endpoint_report
+    from budgeteval.rundir.manifest import read_manifest
 
     endpoints = (read_manifest(Path(run_dir)).engine or {}).get("endpoints") or []
     if len(endpoints) > 1 or any(endpoint["failures"] for endpoint in endpoints):
@@ -681,14 +686,14 @@ def _print_endpoints(run_dir) -> None:
 
 def _note_unshared_tasks(runs) -> None:
     """Say on stderr which tasks not every run has (refusing runs that share none)."""
-    from budgeteval.compare import check_shared_tasks
+    from budgeteval.report.compare import check_shared_tasks
 
     for note in check_shared_tasks(runs):
         click.echo(f"note: {note}", err=True)
 
 
 def _print_report(run_dir, ks, fmt) -> None:
-    from budgeteval.report import report_run
+    from budgeteval.report.tables import report_run
 
     click.echo(report_run(Path(run_dir), ks, fmt))
 

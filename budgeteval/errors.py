@@ -13,7 +13,7 @@ class UnjudgeableProblem(UserError):
     """A problem its scorer can never judge (a LiveCodeBench problem with no test cases at all).
 
     Loading skips such a problem with a warning counted in the manifest, or refuses the task with
-    `--strict`; raised by reference builders, caught by `budgeteval.tasks.load_problem_set`.
+    `--strict`; raised by reference builders, caught by `budgeteval.tasks.loading.load_problem_set`.
     """
 
     def __init__(self, problem_id: str, reason: str):

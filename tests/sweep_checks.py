@@ -6,12 +6,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from budgeteval.backends.base import SamplingConfig
-from budgeteval.config import EngineOptions, RunConfig
-from budgeteval.replay import truncate
-from budgeteval.runner import run
-from budgeteval.scoring import read_scores
-from budgeteval.store import read_task
+from budgeteval.generation.backends.base import SamplingConfig
+from budgeteval.generation.config import EngineOptions, RunConfig
+from budgeteval.scoring.replay import truncate
+from budgeteval.sweep.runner import run
+from budgeteval.scoring.evaluate import read_scores
+from budgeteval.rundir.store import read_task
 
 SAMPLING = SamplingConfig(temperature=1.0, top_p=0.95, top_k=20)
 
@@ -79,11 +79,11 @@ class RecordingBackend:
 def check_forced_sweep(engine, model: Path, out: Path, data_file: Path, backend: str, budgets=(8, 16, 32)) -> None:
     """A forced-mode sweep through `engine`: continuations start from exactly the first B ids plus the
     forcing ids, only unfinished samples are continued, and nothing else is generated."""
-    from budgeteval.config import ModeSettings
-    from budgeteval.forcing import FORCE_STRINGS
-    from budgeteval.prompts import encode_prompt
-    from budgeteval.tokenizer import load_tokenizer
-    from budgeteval.store import CONTINUATIONS
+    from budgeteval.generation.config import ModeSettings
+    from budgeteval.generation.forcing import FORCE_STRINGS
+    from budgeteval.tasks.prompts import encode_prompt
+    from budgeteval.generation.tokenizer import load_tokenizer
+    from budgeteval.rundir.store import CONTINUATIONS
 
     recorder = RecordingBackend(engine)
     # The configuration names the server the engine talks to (an openai run must say which).
@@ -130,7 +130,7 @@ def check_forced_sweep(engine, model: Path, out: Path, data_file: Path, backend:
         expected = row["budget"] + len(row["token_ids"]) if row["continued"] else cutoff.loc[key, "num_tokens"]
         assert forced.loc[key, "num_tokens"] == expected
         assert bool(forced.loc[key, "finished"]) == (not row["continued"])
-    from budgeteval.metrics import read_metrics
+    from budgeteval.scoring.metrics import read_metrics
 
     metrics = read_metrics(out)
     for budget in budgets:
@@ -146,8 +146,8 @@ def check_forced_sweep(engine, model: Path, out: Path, data_file: Path, backend:
 
 def check_conditioned_sweep(engine, model: Path, out: Path, data_file: Path, backend: str, budgets=(8, 16)) -> None:
     """A conditioned sweep: the budget is rendered into each prompt, one generation per budget value."""
-    from budgeteval.config import ModeSettings
-    from budgeteval.store import CONDITIONED
+    from budgeteval.generation.config import ModeSettings
+    from budgeteval.rundir.store import CONDITIONED
 
     recorder = RecordingBackend(engine)
     config = sweep_config(model, out, budgets, data_file, backend=backend, n=2, limit=2,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from budgeteval.config import RunConfig
-from budgeteval.run_dir import Manifest, ScoringSection, TaskEntry, write_manifest
-from budgeteval.metrics import compute_metrics, write_metrics
-from budgeteval.scoring import write_scores
+from budgeteval.generation.config import RunConfig
+from budgeteval.rundir.manifest import Manifest, ScoringSection, TaskEntry, write_manifest
+from budgeteval.scoring.metrics import compute_metrics, write_metrics
+from budgeteval.scoring.evaluate import write_scores
 
 
 def write_run(run_dir: Path, model: str, cells: dict, ks=(1, 2), bootstrap: int = 200, mode: str = "cutoff",

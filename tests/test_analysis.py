@@ -1,4 +1,4 @@
-"""Tests for budgeteval.analysis, budgeteval.analysis_report and `budgeteval analyze`.
+"""Tests for budgeteval.analysis.efficiency, budgeteval.analysis.tables and `budgeteval analyze`.
 
 Hand-computed case tables (tests/cases/analysis_*.jsonl) for the per-problem profile and the
 first-correct positions (token-exact, on stored ids built segment by segment with a real
@@ -18,11 +18,11 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from budgeteval import analysis
-from budgeteval.analysis_report import analyze_runs
+from budgeteval.analysis import efficiency as analysis
+from budgeteval.analysis.tables import analyze_runs
 from budgeteval.cli import main
 from budgeteval.errors import UserError
-from budgeteval.run_data import load_run
+from budgeteval.report.runs import load_run
 from conftest import shared_path
 from synthetic_runs import RUN_A, RUN_B, write_run
 
@@ -137,10 +137,10 @@ TRACE_CASES = read_cases("analysis_first_correct.jsonl")
 @pytest.fixture(scope="module")
 def trace_run(tmp_path_factory):
     """A run whose stored ids are the cases' segments encoded one by one (plus EOS), scored for real."""
-    from budgeteval.importer import import_frame
-    from budgeteval.tokenizer import load_tokenizer
-    from budgeteval.scoring import evaluate_run
-    from budgeteval.store import read_task, task_dir, write_shard, GenerationRecord
+    from budgeteval.ingest.generations import import_frame
+    from budgeteval.generation.tokenizer import load_tokenizer
+    from budgeteval.scoring.evaluate import evaluate_run
+    from budgeteval.rundir.store import read_task, task_dir, write_shard, GenerationRecord
 
     tokenizer_path = shared_path("tokenizers", "qwen3")
     tokenizer = load_tokenizer(str(tokenizer_path))
@@ -186,7 +186,7 @@ def test_first_correct_positions_case_table(trace_run):
 
 
 def test_token_positions_are_exact_across_multibyte_characters():
-    from budgeteval.tokenizer import load_tokenizer
+    from budgeteval.generation.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(str(shared_path("tokenizers", "qwen2.5")))
     pieces = [tokenizer("Größe ≈ 数学 ", add_special_tokens=False)["input_ids"],
@@ -294,8 +294,8 @@ def test_analyze_cli_errors(bucket_runs, args, message):
 
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory):
-    from budgeteval.importer import import_generations
-    from budgeteval.scoring import evaluate_run
+    from budgeteval.ingest.generations import import_generations
+    from budgeteval.scoring.evaluate import evaluate_run
 
     source = shared_path("generations", "qwen25math_math_cot_100.jsonl")
     rows = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines()]
@@ -349,7 +349,7 @@ def test_real_outputs_end_to_end_against_scores_parquet(real_run):
     trace = result.trace.iloc[0]
     at_largest = [r for r in scores if r["budget"] == budgets[-1]]
     assert trace.accuracy == pytest.approx(sum(r["correct"] for r in at_largest) / len(at_largest))
-    from budgeteval.tokenizer import load_tokenizer
+    from budgeteval.generation.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(str(real_run.path / "tokenizer"))
     positions = result.positions.dropna(subset=["first_correct_tokens"])
@@ -370,7 +370,7 @@ def test_real_outputs_end_to_end_against_scores_parquet(real_run):
 def test_after_first_correct_figure_splits_correct_and_incorrect(trace_run):
     from matplotlib.patches import Polygon
 
-    from budgeteval.analysis_plots import after_first_correct_figure
+    from budgeteval.plots.analysis import after_first_correct_figure
 
     run, expected = trace_run
     figure = after_first_correct_figure([run])
@@ -400,7 +400,7 @@ def test_trace_summary_by_hand_with_answer_sources():
 
 def test_early_exit_probe_cost_comes_from_the_stored_continuations(tmp_path):
     """With continuations/ stored, a probe costs its forcing ids + answer ids (here 3 + 10), not num_tokens - B."""
-    from budgeteval.store import CONTINUATIONS, ContinuationRecord, write_shard
+    from budgeteval.rundir.store import CONTINUATIONS, ContinuationRecord, write_shard
 
     run_dir = write_run(tmp_path / "run", "org/sweep", {}, extra_scores=forced_sweep(), bootstrap=0)
     sweep = forced_sweep()

@@ -1,8 +1,8 @@
-"""Tests for budgeteval.analysis_plots and `budgeteval plot --kind`: the figures' matplotlib objects, by hand."""
+"""Tests for budgeteval.plots.analysis and `budgeteval plot --kind`: the figures' matplotlib objects, by hand."""
 
 import pytest
 
-from budgeteval.analysis_plots import (
+from budgeteval.plots.analysis import (
     ANALYSIS_FIGURES,
     difficulty_figure,
     early_exit_figure,
@@ -11,9 +11,9 @@ from budgeteval.analysis_plots import (
 )
 from budgeteval.cli import main
 from budgeteval.errors import UserError
-from budgeteval.plot_style import OKABE_ITO
-from budgeteval.plots import PlotOptions
-from budgeteval.run_data import load_run
+from budgeteval.plots.style import OKABE_ITO
+from budgeteval.plots.budget import PlotOptions
+from budgeteval.report.runs import load_run
 from click.testing import CliRunner
 from synthetic_runs import RUN_A, RUN_B, write_run
 from test_analysis import bucket_runs, forced_sweep, sweep_run  # noqa: F401 (fixtures)

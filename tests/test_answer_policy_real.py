@@ -12,11 +12,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from budgeteval.importer import import_generations
-from budgeteval.run_data import load_run
-from budgeteval.scorers.base import ScoreItem
-from budgeteval.scorers.gsm8k import score_batch as gsm8k_score_batch
-from budgeteval.scoring import evaluate_run, read_scores
+from budgeteval.ingest.generations import import_generations
+from budgeteval.report.runs import load_run
+from budgeteval.scoring.scorers.base import ScoreItem
+from budgeteval.scoring.scorers.gsm8k import score_batch as gsm8k_score_batch
+from budgeteval.scoring.evaluate import evaluate_run, read_scores
 from cli_checks import budgeteval
 from conftest import shared_path
 

@@ -1,4 +1,4 @@
-"""Tests for budgeteval.answers and the answer policies: case tables for every answer source, both
+"""Tests for budgeteval.scoring.answers and the answer policies: case tables for every answer source, both
 policies and every normalisation rule (real response endings from ../shared/generations plus
 hand-written edge cases), the box scanner and the size cap. Box scanning time: bench/box_scan.py."""
 
@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from budgeteval import answers
+from budgeteval.scoring import answers
 from budgeteval.errors import UserError
-from budgeteval.scorers import gsm8k as gsm8k_scorer
-from budgeteval.scorers import math as math_scorer
-from budgeteval.scorers.base import ScoreItem
+from budgeteval.scoring.scorers import gsm8k as gsm8k_scorer
+from budgeteval.scoring.scorers import math as math_scorer
+from budgeteval.scoring.scorers.base import ScoreItem
 
 CASES_DIR = Path(__file__).parent / "cases"
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from budgeteval.runner import run
+from budgeteval.sweep.runner import run
 from sweep_checks import (assert_replay_equivalent, check_conditioned_sweep, check_forced_sweep, finish_reasons,
                           sweep_config)
 
@@ -11,8 +11,8 @@ pytest.importorskip("torch", reason="the hf backend needs torch (pip install -e 
 
 @pytest.fixture(scope="module")
 def engine(tiny_model):
-    from budgeteval.backends.hf_backend import HFBackend
-    from budgeteval.config import EngineOptions
+    from budgeteval.generation.backends.hf_backend import HFBackend
+    from budgeteval.generation.config import EngineOptions
 
     backend = HFBackend(str(tiny_model), str(tiny_model), EngineOptions(dtype="float32"))
     yield backend

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 from conftest import shared_path
-from budgeteval.backends.base import GenerationRequest, SamplingConfig
-from budgeteval.backends.openai_backend import IDS_FROM_LOGPROBS, IDS_FROM_SERVER, OpenAIBackend
-from budgeteval.config import EngineOptions
+from budgeteval.generation.backends.base import GenerationRequest, SamplingConfig
+from budgeteval.generation.backends.openai_backend import IDS_FROM_LOGPROBS, IDS_FROM_SERVER, OpenAIBackend
+from budgeteval.generation.config import EngineOptions
 from budgeteval.errors import UserError
-from budgeteval.run_dir import read_manifest
-from budgeteval.runner import run
+from budgeteval.rundir.manifest import read_manifest
+from budgeteval.sweep.runner import run
 from sweep_checks import (assert_replay_equivalent, check_forced_sweep, finish_reasons, stored_samples,
                           sweep_config)
 
@@ -281,8 +281,8 @@ def second_vllm_server(tiny_model, tmp_path_factory):
 
 def test_many_servers_with_a_dead_one_equal_one_server(vllm_server, second_vllm_server, tiny_model, aime25_file,
                                                         tmp_path):
-    from budgeteval.config import ModeSettings
-    from budgeteval.store import CONTINUATIONS, read_task
+    from budgeteval.generation.config import ModeSettings
+    from budgeteval.rundir.store import CONTINUATIONS, read_task
 
     dead = f"http://127.0.0.1:{_free_port()}/v1"
     modes = ModeSettings(modes=("cutoff", "forced"), answer_tokens=6)
@@ -308,7 +308,7 @@ def test_many_servers_with_a_dead_one_equal_one_server(vllm_server, second_vllm_
 
 
 def test_failover_to_another_server_and_report(capsys):
-    from budgeteval.backends.endpoints import format_endpoint_report
+    from budgeteval.generation.backends.endpoints import format_endpoint_report
 
     def echo_seed(body):
         return completion(token_ids=[body["prompt"][0], body["seed"]], finish_reason="length")
@@ -345,7 +345,7 @@ def test_all_servers_down_names_them_all():
 
 
 def test_pool_prefers_least_outstanding_and_benches_failures():
-    from budgeteval.backends.endpoints import EndpointPool
+    from budgeteval.generation.backends.endpoints import EndpointPool
 
     now = [0.0]
     pool = EndpointPool(["a", "b", "c"], cooldown_s=1.0, max_cooldown_s=4.0, clock=lambda: now[0])

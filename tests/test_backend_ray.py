@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from budgeteval.config import EngineOptions
-from budgeteval.run_dir import read_manifest
-from budgeteval.runner import run
+from budgeteval.generation.config import EngineOptions
+from budgeteval.rundir.manifest import read_manifest
+from budgeteval.sweep.runner import run
 from sweep_checks import sweep_config, stored_samples
 
 BUDGETS = (16, 32)

@@ -9,8 +9,8 @@ import time
 import pandas as pd
 import pytest
 
-from budgeteval.runner import run
-from budgeteval.scoring import read_scores
+from budgeteval.sweep.runner import run
+from budgeteval.scoring.evaluate import read_scores
 from sweep_checks import (assert_replay_equivalent, check_conditioned_sweep, check_forced_sweep, finish_reasons,
                           stored_samples, sweep_config)
 
@@ -19,8 +19,8 @@ vllm = pytest.importorskip("vllm", reason="needs vLLM (pip install -e '.[cpu]' o
 
 @pytest.fixture(scope="module")
 def engine(tiny_model):
-    from budgeteval.backends.vllm_backend import VLLMBackend
-    from budgeteval.config import EngineOptions
+    from budgeteval.generation.backends.vllm_backend import VLLMBackend
+    from budgeteval.generation.config import EngineOptions
 
     backend = VLLMBackend(str(tiny_model), str(tiny_model), EngineOptions(dtype="float32", enforce_eager=True))
     yield backend
@@ -46,7 +46,7 @@ def test_conditioned_mode_generates_once_per_budget(engine, tiny_model, aime25_f
 
 
 def test_adding_forced_mode_reuses_the_generation(engine, tiny_model, aime25_file, tmp_path):
-    from budgeteval.config import ModeSettings
+    from budgeteval.generation.config import ModeSettings
     from budgeteval.errors import UserError
     from sweep_checks import RecordingBackend
 
@@ -112,9 +112,9 @@ def test_sigkill_mid_generation_then_resume_matches_uninterrupted(engine, tiny_m
 
 
 def test_data_parallel_replicas_give_the_same_samples(engine, tiny_model):
-    from budgeteval.backends.base import GenerationRequest
-    from budgeteval.backends.vllm_backend import VLLMBackend
-    from budgeteval.config import EngineOptions
+    from budgeteval.generation.backends.base import GenerationRequest
+    from budgeteval.generation.backends.vllm_backend import VLLMBackend
+    from budgeteval.generation.config import EngineOptions
     from sweep_checks import SAMPLING
 
     requests = [GenerationRequest(key=str(i), prompt_token_ids=tuple(range(200 + i, 230 + i)), n=2, seed=11 * i,
@@ -136,7 +136,7 @@ def test_one_call_beyond_the_engine_token_budget_keeps_seeded_samples_exact(engi
     """More prompt tokens in one call than vLLM batches per step (its default 4096 on CPU): with
     chunked prefill the split prompt's seeded generator was rewound with `set_offset`, which CPU
     generators lack, and the engine died. Each sample must equal the request generated alone."""
-    from budgeteval.backends.base import GenerationRequest
+    from budgeteval.generation.backends.base import GenerationRequest
     from sweep_checks import SAMPLING
 
     requests = [GenerationRequest(key=str(i), prompt_token_ids=tuple(range(1000 + 7 * i, 1300 + 7 * i)), n=8,

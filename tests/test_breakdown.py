@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from budgeteval.cli import main
-from budgeteval.store import read_problems, write_problems
+from budgeteval.rundir.store import read_problems, write_problems
 from conftest import shared_path
 from synthetic_runs import samples, write_run
 

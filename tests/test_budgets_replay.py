@@ -2,9 +2,9 @@
 
 import pytest
 
-from budgeteval.budgets import format_budget, parse_budget, parse_budgets
+from budgeteval.generation.budgets import format_budget, parse_budget, parse_budgets
 from budgeteval.errors import UserError
-from budgeteval.replay import answer_region, truncate
+from budgeteval.scoring.replay import answer_region, truncate
 
 
 @pytest.mark.parametrize("text, tokens", [("2k", 2048), ("32K", 32768), ("4096", 4096), (" 1k ", 1024), ("1", 1)])

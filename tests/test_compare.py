@@ -1,4 +1,4 @@
-"""Tests for `budgeteval compare` and budgeteval.compare: every number checked against a hand computation.
+"""Tests for `budgeteval compare` and budgeteval.report.compare: every number checked against a hand computation.
 
 The runs (tests/synthetic_runs.py) have 2 problems x 2 samples, k = 2:
 
@@ -23,9 +23,9 @@ import pytest
 from click.testing import CliRunner
 
 from budgeteval.cli import main
-from budgeteval.compare import accuracy_efficiency_score, compare_runs, curve_area, reach_budget
+from budgeteval.report.compare import accuracy_efficiency_score, compare_runs, curve_area, reach_budget
 from budgeteval.errors import UserError
-from budgeteval.run_data import load_run
+from budgeteval.report.runs import load_run
 from synthetic_runs import RUN_A, RUN_B, hand_checked_runs, write_run
 
 

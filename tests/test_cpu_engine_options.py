@@ -2,9 +2,9 @@
 
 import pytest
 
-from budgeteval.backends import vllm_backend
-from budgeteval.backends.vllm_backend import cpu_engine_options, cpu_has_native_bf16
-from budgeteval.config import EngineOptions
+from budgeteval.generation.backends import vllm_backend
+from budgeteval.generation.backends.vllm_backend import cpu_engine_options, cpu_has_native_bf16
+from budgeteval.generation.config import EngineOptions
 
 CASES = [
     # machine, cpuinfo flags, native bf16?

@@ -41,8 +41,8 @@ def _fork_server():
     global _FORK_SERVER
     if _FORK_SERVER is None:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["budgeteval.cli", "budgeteval.runner", "budgeteval.scoring",
-                                        "budgeteval.backends.hf_backend", "datasets", "transformers"])
+        context.set_forkserver_preload(["budgeteval.cli", "budgeteval.sweep.runner", "budgeteval.scoring.evaluate",
+                                        "budgeteval.generation.backends.hf_backend", "datasets", "transformers"])
         _FORK_SERVER = context
     return _FORK_SERVER
 
@@ -84,10 +84,10 @@ def fork_cli(args, env=None, log: Path = None) -> int:
 @pytest.fixture(scope="module", autouse=True)
 def warm_interpreter():
     """Import what the commands use once, here, so forked children start warm (no torch ops run here)."""
-    import budgeteval.backends.hf_backend  # noqa: F401
+    import budgeteval.generation.backends.hf_backend  # noqa: F401
     import budgeteval.cli  # noqa: F401
-    import budgeteval.runner  # noqa: F401
-    import budgeteval.scoring  # noqa: F401
+    import budgeteval.sweep.runner  # noqa: F401
+    import budgeteval.scoring.evaluate  # noqa: F401
     import datasets  # noqa: F401
     import transformers  # noqa: F401
 
@@ -137,7 +137,7 @@ def _results(run_dir: Path) -> tuple[bytes, bytes]:
 
 def _samples(run_dir: Path) -> list[tuple]:
     """Every stored sample (read_task refuses duplicates), in a fixed order."""
-    from budgeteval.store import read_task
+    from budgeteval.rundir.store import read_task
 
     table = read_task(run_dir, "gsm8k", columns=["problem_id", "sample_idx", "token_ids"])
     return sorted(zip(*(table.column(name).to_pylist() for name in table.column_names)))

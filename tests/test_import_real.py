@@ -5,9 +5,9 @@ import json
 import pandas as pd
 import pytest
 
-from budgeteval.importer import import_generations
-from budgeteval.metrics import compute_metrics
-from budgeteval.scoring import evaluate_run, read_scores
+from budgeteval.ingest.generations import import_generations
+from budgeteval.scoring.metrics import compute_metrics
+from budgeteval.scoring.evaluate import evaluate_run, read_scores
 from conftest import shared_path
 
 
@@ -68,7 +68,7 @@ def test_manifest_records_the_import(imported):
 
 def _counting_workers(monkeypatch) -> list[int]:
     """Patch the math scorer's worker pool to record how many verifications each call ran."""
-    import budgeteval.scorers.math as math_scorer
+    import budgeteval.scoring.scorers.math as math_scorer
 
     counts, real = [], math_scorer.run_in_workers
 
@@ -124,7 +124,7 @@ def test_new_budgets_verify_only_new_answers_with_the_verdicts_of_a_cold_scoring
 
 
 def test_decoding_in_small_windows_gives_the_same_bytes(imported, monkeypatch, tmp_path):
-    import budgeteval.scoring as scoring
+    import budgeteval.scoring.evaluate as scoring
 
     out, _ = imported
     small = _copy_without_cache(out, tmp_path / "small")

@@ -8,14 +8,14 @@ import sys
 import pandas as pd
 import pytest
 
-from budgeteval.backends.base import SampleOutput
-from budgeteval.config import RunConfig
+from budgeteval.generation.backends.base import SampleOutput
+from budgeteval.generation.config import RunConfig
 from budgeteval.errors import UserError
-from budgeteval.metrics import compute_metrics
-from budgeteval.prompts import PromptSettings, render_prompt
-from budgeteval.runner import run
-from budgeteval.scoring import read_scores
-from budgeteval.tasks import load_problems, load_task
+from budgeteval.scoring.metrics import compute_metrics
+from budgeteval.tasks.prompts import PromptSettings, render_prompt
+from budgeteval.sweep.runner import run
+from budgeteval.scoring.evaluate import read_scores
+from budgeteval.tasks.loading import load_problems, load_task
 from conftest import shared_path
 from test_scorer_code import read_cases, sandbox  # noqa: F401  (the fixture: skip where no sandbox works)
 
@@ -134,7 +134,7 @@ class SolutionBackend:
 
 
 def test_run_scores_known_solutions_at_every_budget(tmp_path, data_file, sandbox):
-    from budgeteval.tokenizer import load_tokenizer
+    from budgeteval.generation.tokenizer import load_tokenizer
 
     tokenizer_dir = str(shared_path("tokenizers", "qwen3"))
     config = RunConfig(model="solutions", tokenizer=tokenizer_dir, tasks=("livecodebench",), out=str(tmp_path / "run"),
@@ -212,8 +212,8 @@ def test_cli_task_option_mistakes_are_one_line(tmp_path, option, message):
 
 
 def test_a_problem_without_tests_is_skipped_and_counted_or_refused_with_strict(data_file, tmp_path):
-    from budgeteval.run_dir import task_entry
-    from budgeteval.tasks import load_problem_set
+    from budgeteval.rundir.manifest import task_entry
+    from budgeteval.tasks.loading import load_problem_set
 
     with_tests = [json.loads(line) for line in open(data_file, encoding="utf-8")][:3]
     without = json.loads(open(shared_path("data", "livecodebench_v6_new_no_tests.jsonl"), encoding="utf-8").readline())

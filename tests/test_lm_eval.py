@@ -52,7 +52,7 @@ def test_non_generate_until_task_gets_one_sentence(include):
 
 
 def test_listing_has_generate_until_tasks_only(include):
-    from budgeteval.lm_eval_tasks import generate_until_tasks
+    from budgeteval.tasks.lm_eval import generate_until_tasks
 
     names = [name for name, _ in generate_until_tasks(str(include), defaults=False)]
     assert names == [TASK]
@@ -74,10 +74,10 @@ def test_verdicts_equal_lm_eval_pipeline_on_real_responses(include, compiled_tem
     """5276 real GSM8K solutions: budgeteval's lmeval scorer vs lm-eval's own pipeline, both filters."""
     from lm_eval.models.utils import postprocess_generated_text
 
-    from budgeteval.lm_eval_tasks import problem_reference
-    from budgeteval.scorers.base import ScoreItem
-    from budgeteval.scorers.lmeval import score_batch
-    from budgeteval.tasks import load_problems, load_task
+    from budgeteval.tasks.lm_eval import problem_reference
+    from budgeteval.scoring.scorers.base import ScoreItem
+    from budgeteval.scoring.scorers.lmeval import score_batch
+    from budgeteval.tasks.loading import load_problems, load_task
 
     solutions = pd.read_json(shared_path("generations", "gsm8k_openai_example_solutions.jsonl"), lines=True)
     # lm-eval's pipeline: the task's instances, the responses as lm-eval's HF model would return them
@@ -119,9 +119,9 @@ def test_verdicts_equal_lm_eval_pipeline_on_real_responses(include, compiled_tem
 
 
 def test_changed_task_config_refuses_to_score(include):
-    from budgeteval.lm_eval_tasks import problem_reference, spec_from_reference
-    from budgeteval.scorers.base import ScoreItem
-    from budgeteval.scorers.lmeval import score_batch
+    from budgeteval.tasks.lm_eval import problem_reference, spec_from_reference
+    from budgeteval.scoring.scorers.base import ScoreItem
+    from budgeteval.scoring.scorers.lmeval import score_batch
 
     task = _lm_eval_task(include)
     reference = json.loads(problem_reference(
@@ -132,7 +132,7 @@ def test_changed_task_config_refuses_to_score(include):
 
 
 def _spec_fields(include: Path) -> dict:
-    from budgeteval.tasks import load_task
+    from budgeteval.tasks.loading import load_task
 
     return asdict(load_task(NAME, task_options={NAME: {"include": str(include)}}).lm_eval)
 
@@ -148,10 +148,10 @@ def _hflm_chat_template(tokenizer):
 def test_budget_sweep_on_tiny_model(tiny_model, include, tmp_path):
     from transformers import AutoTokenizer
 
-    from budgeteval.backends.base import SamplingConfig
-    from budgeteval.config import RunConfig
-    from budgeteval.run_data import load_run
-    from budgeteval.runner import run
+    from budgeteval.generation.backends.base import SamplingConfig
+    from budgeteval.generation.config import RunConfig
+    from budgeteval.report.runs import load_run
+    from budgeteval.sweep.runner import run
 
     options = ((NAME, "include", str(include)), (NAME, "num_fewshot", "1"))
     config = RunConfig(model=str(tiny_model), tasks=(NAME,), out=str(tmp_path / "run"), backend="hf", limit=2, n=2,
@@ -186,11 +186,11 @@ def test_budget_sweep_on_tiny_model(tiny_model, include, tmp_path):
 def test_builtin_task_on_local_data(tiny_model, tmp_path, monkeypatch):
     """`--tasks lm-eval:gsm8k_cot --data lm-eval:gsm8k_cot=PATH`: lm-eval's own built-in task (its prompt,
     few-shot examples and filters) on a local copy of its test split, through a wrapper YAML."""
-    from budgeteval.backends.base import SamplingConfig
-    from budgeteval.config import RunConfig
-    from budgeteval.lm_eval_tasks import load_lm_eval_task
-    from budgeteval.run_data import load_run
-    from budgeteval.runner import run
+    from budgeteval.generation.backends.base import SamplingConfig
+    from budgeteval.generation.config import RunConfig
+    from budgeteval.tasks.lm_eval import load_lm_eval_task
+    from budgeteval.report.runs import load_run
+    from budgeteval.sweep.runner import run
 
     monkeypatch.setenv("BUDGETEVAL_CACHE", str(tmp_path / "cache"))
     data = shared_path("data", "gsm8k_test.jsonl")
@@ -232,9 +232,9 @@ def test_import_lm_eval_log_samples(tiny_model, include, tmp_path):
     from lm_eval.loggers import EvaluationTracker
     from lm_eval.tasks import TaskManager
 
-    from budgeteval.harness_import import import_harness_file
-    from budgeteval.scoring import evaluate_run, read_scores
-    from budgeteval.store import read_task
+    from budgeteval.ingest.harness import import_harness_file
+    from budgeteval.scoring.evaluate import evaluate_run, read_scores
+    from budgeteval.rundir.store import read_task
 
     tracker = EvaluationTracker(output_path=str(tmp_path / "lm_eval_out"))
     results = simple_evaluate(
@@ -269,8 +269,8 @@ def test_import_lighteval_details(tmp_path):
     """lighteval cannot install beside budgeteval (see README): a details parquet in its 0.13 schema."""
     import datasets
 
-    from budgeteval.harness_import import import_harness_file
-    from budgeteval.scoring import evaluate_run, read_scores
+    from budgeteval.ingest.harness import import_harness_file
+    from budgeteval.scoring.evaluate import evaluate_run, read_scores
 
     solutions = pd.read_json(shared_path("generations", "gsm8k_openai_example_solutions.jsonl"), lines=True)
     rows = solutions[(solutions.model == "175b_verification") & (solutions.problem_idx < 6)]

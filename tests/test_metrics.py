@@ -1,4 +1,4 @@
-"""Tests for budgeteval.metrics: pass@k against brute force, hand cases from a table, file output."""
+"""Tests for budgeteval.scoring.metrics: pass@k against brute force, hand cases from a table, file output."""
 
 import itertools
 import json
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from budgeteval.errors import UserError
-from budgeteval.metrics import (
+from budgeteval.scoring.metrics import (
     METRIC_COLUMNS,
     bootstrap_interval,
     compute_metrics,

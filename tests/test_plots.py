@@ -1,4 +1,4 @@
-"""Tests for budgeteval.plots and `budgeteval plot`: open the figure objects and check what they show.
+"""Tests for budgeteval.plots.budget and `budgeteval plot`: open the figure objects and check what they show.
 
 Panels, lines (their data), labels, tick labels, legend entries, colours and CI bands are read from
 the matplotlib objects; files are checked for existence, format and byte-for-byte determinism.
@@ -12,8 +12,8 @@ from matplotlib.collections import FillBetweenPolyCollection, PolyCollection
 
 from budgeteval.cli import main
 from budgeteval.errors import UserError
-from budgeteval.plot_style import OKABE_ITO, new_figure, run_colours
-from budgeteval.plots import (
+from budgeteval.plots.style import OKABE_ITO, new_figure, run_colours
+from budgeteval.plots.budget import (
     BUDGET_FIGURES,
     PlotOptions,
     accuracy_figure,
@@ -23,7 +23,7 @@ from budgeteval.plots import (
     save_figures,
     truncation_figure,
 )
-from budgeteval.run_data import load_run
+from budgeteval.report.runs import load_run
 from synthetic_runs import RUN_A, RUN_B, samples, write_run
 
 # A second task, "u", at the same budgets: one problem always right in A, never in B.

@@ -1,10 +1,10 @@
-"""Tests for budgeteval.report: the markdown table shows the right numbers in the right places."""
+"""Tests for budgeteval.report.tables: the markdown table shows the right numbers in the right places."""
 
 import pandas as pd
 import pytest
 
 from budgeteval.errors import UserError
-from budgeteval.metrics import (
+from budgeteval.scoring.metrics import (
     compute_metrics,
     count_timeouts,
     metrics_to_csv,
@@ -12,7 +12,7 @@ from budgeteval.metrics import (
     read_metrics,
     write_metrics,
 )
-from budgeteval.report import format_report
+from budgeteval.report.tables import format_report
 
 
 def scores_table(rows: list[tuple], task: str = "aime25", mode: str = "cutoff", timed_out=()) -> pd.DataFrame:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from budgeteval.errors import UserError
-from budgeteval.sandbox import BACKENDS, Sandbox, SandboxLimits
+from budgeteval.scoring.sandbox import BACKENDS, Sandbox, SandboxLimits
 
 LIMITS = SandboxLimits(cpu_time_s=1, wall_time_s=5, memory_bytes=512 * 2**20, processes=32,
                        file_size_bytes=4 * 2**20, open_files=64, scratch_bytes=8 * 2**20)
@@ -427,14 +427,14 @@ def test_auto_prefers_bubblewrap_and_falls_back_to_unshare(monkeypatch):
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         pytest.skip("the unshare fallback needs root")
     real_which = shutil.which
-    monkeypatch.setattr("budgeteval.sandbox.shutil.which", lambda name: None if name == "bwrap" else real_which(name))
+    monkeypatch.setattr("budgeteval.scoring.sandbox.shutil.which", lambda name: None if name == "bwrap" else real_which(name))
     fallback = Sandbox("auto")
     assert fallback.backend == "unshare"
     assert fallback.run_python("print(6 * 7)").stdout == b"42\n"
 
 
 def test_no_working_backend_is_one_clear_error(monkeypatch):
-    monkeypatch.setattr("budgeteval.sandbox.shutil.which", lambda name: None)
+    monkeypatch.setattr("budgeteval.scoring.sandbox.shutil.which", lambda name: None)
     with pytest.raises(UserError, match="install bubblewrap"):
         Sandbox("auto")
     monkeypatch.setenv("BUDGETEVAL_SANDBOX", "docker")

@@ -1,4 +1,4 @@
-"""Tests for budgeteval.scorers.choice: the letter-extraction case table and the registry."""
+"""Tests for budgeteval.scoring.scorers.choice: the letter-extraction case table and the registry."""
 
 import json
 from pathlib import Path
@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from budgeteval.errors import UserError
-from budgeteval.scorers import get_scorer
-from budgeteval.scorers.base import ScoreItem, Verdict
-from budgeteval.scorers.choice import score_batch
+from budgeteval.tasks.registry import get_scorer
+from budgeteval.scoring.scorers.base import ScoreItem, Verdict
+from budgeteval.scoring.scorers.choice import score_batch
 
 CASES = [json.loads(line) for line in (Path(__file__).parent / "cases" / "choice_cases.jsonl").read_text().splitlines()
          if line.strip()]

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from budgeteval.errors import UserError
-from budgeteval.sandbox import Sandbox, SandboxLimits
-from budgeteval.scorers import code as code_scorer
-from budgeteval.scorers.base import ScoreItem
-from budgeteval.scorers.code import (build_reference, decode_test_cases, extract_code, parse_reference,
+from budgeteval.scoring.sandbox import Sandbox, SandboxLimits
+from budgeteval.scoring.scorers import code as code_scorer
+from budgeteval.scoring.scorers.base import ScoreItem
+from budgeteval.scoring.scorers.code import (build_reference, decode_test_cases, extract_code, parse_reference,
                                      restricted_unpickle, score_batch, stdout_matches)
-from budgeteval.tasks import load_problems, load_task
+from budgeteval.tasks.loading import load_problems, load_task
 from conftest import shared_path
 
 CASES = Path(__file__).parent / "cases"
@@ -200,7 +200,7 @@ def test_each_distinct_program_runs_once(lcb_problems, sandbox):
 
 
 def test_cached_programs_do_not_run_again_and_give_the_same_verdicts(lcb_problems, sandbox, tmp_path):
-    from budgeteval.verdict_cache import VerdictCache
+    from budgeteval.scoring.verdict_cache import VerdictCache
 
     cases = {case["note"]: case for case in read_cases("livecodebench_solutions.jsonl")}
     right, wrong = cases["integer ceiling division"], cases["float division loses precision on 10^18"]

@@ -1,4 +1,4 @@
-"""Tests for budgeteval.scorers.gsm8k: hand cases from a table, and OpenAI's own labels."""
+"""Tests for budgeteval.scoring.scorers.gsm8k: hand cases from a table, and OpenAI's own labels."""
 
 import json
 from pathlib import Path
@@ -7,9 +7,9 @@ import pytest
 
 from conftest import shared_path
 from budgeteval.errors import UserError
-from budgeteval.scorers import get_scorer
-from budgeteval.scorers.base import ScoreItem, Verdict
-from budgeteval.scorers.gsm8k import extract_number, score_batch
+from budgeteval.tasks.registry import get_scorer
+from budgeteval.scoring.scorers.base import ScoreItem, Verdict
+from budgeteval.scoring.scorers.gsm8k import extract_number, score_batch
 
 CASES_DIR = Path(__file__).parent / "cases"
 HAND_CASES = [json.loads(line) for line in (CASES_DIR / "gsm8k_cases.jsonl").read_text().splitlines()]

@@ -1,4 +1,4 @@
-"""Tests for budgeteval.scorers.math: hand cases, dedup, the worker pool's protections, and real
+"""Tests for budgeteval.scoring.scorers.math: hand cases, dedup, the worker pool's protections, and real
 labels (Qwen2.5-Math's checker on its own outputs; Math-Verify's own test-suite verdicts).
 
 Every math-verify call here goes through spawned workers, as in production: each `score_batch`
@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from conftest import shared_path
-from budgeteval.scorers import get_scorer
-from budgeteval.scorers import math as math_scorer
-from budgeteval.scorers.base import ScoreItem, Verdict
-from budgeteval.scorers.math import (
+from budgeteval.tasks.registry import get_scorer
+from budgeteval.scoring.scorers import math as math_scorer
+from budgeteval.scoring.scorers.base import ScoreItem, Verdict
+from budgeteval.scoring.scorers.math import (
     AnswerKey,
     MathVerifyCheck,
     answer_key,
@@ -116,7 +116,7 @@ def test_hung_worker_is_killed_and_replaced() -> None:
 
 
 def test_prestarted_workers_are_adopted_and_unadopted_ones_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
-    from budgeteval import worker_pool
+    from budgeteval.scoring import worker_pool
 
     prestarted = worker_pool.Prestarted(time.sleep)
     prestarted.start(2)

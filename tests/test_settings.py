@@ -8,8 +8,8 @@ value inside the range is accepted. `compare`/`plot` name the tasks not every ru
 import pandas as pd
 import pytest
 
-from budgeteval.backends.base import SamplingConfig
-from budgeteval.config import EngineOptions, ModeSettings, RunConfig
+from budgeteval.generation.backends.base import SamplingConfig
+from budgeteval.generation.config import EngineOptions, ModeSettings, RunConfig
 from budgeteval.errors import UserError
 from cli_checks import budgeteval_in_process
 from synthetic_runs import samples, write_run

@@ -7,11 +7,11 @@ from dataclasses import replace
 
 import pytest
 
-from budgeteval.config import EngineOptions, ModeSettings
+from budgeteval.generation.config import EngineOptions, ModeSettings
 from budgeteval.errors import UserError
-from budgeteval.merge import merge_runs
-from budgeteval.runner import run
-from budgeteval.shards import Shard, parse_shard, shard_of
+from budgeteval.ingest.merge import merge_runs
+from budgeteval.sweep.runner import run
+from budgeteval.generation.shards import Shard, parse_shard, shard_of
 from cli_checks import assert_user_error, budgeteval
 from sweep_checks import sweep_config
 

@@ -4,7 +4,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from budgeteval.errors import UserError
-from budgeteval.store import (GenerationRecord, read_task, stored_problem_ids, stored_tasks, task_dir,
+from budgeteval.rundir.store import (GenerationRecord, read_task, stored_problem_ids, stored_tasks, task_dir,
                               write_shard)
 
 

@@ -14,13 +14,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from budgeteval.errors import UserError
-from budgeteval.prompts import PromptSettings, render_prompt
-from budgeteval.row_builders import gpqa_choice_order
-from budgeteval.scorers import get_scorer
-from budgeteval.scorers.base import ScoreItem
-from budgeteval.store import read_problems, write_problems
-from budgeteval.suites import builtin_suites, expand_tasks
-from budgeteval.tasks import builtin_task_paths, load_problems, load_task, load_task_file
+from budgeteval.tasks.prompts import PromptSettings, render_prompt
+from budgeteval.tasks.row_builders import gpqa_choice_order
+from budgeteval.tasks.registry import get_scorer
+from budgeteval.scoring.scorers.base import ScoreItem
+from budgeteval.rundir.store import read_problems, write_problems
+from budgeteval.tasks.suites import builtin_suites, expand_tasks
+from budgeteval.tasks.loading import builtin_task_paths, load_problems, load_task, load_task_file
 from conftest import shared_path
 
 MATH_TASKS = {"amc23": ("amc23.jsonl", 40), "minerva_math": ("minerva_math.jsonl", 272),

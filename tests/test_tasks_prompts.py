@@ -3,8 +3,8 @@
 import pytest
 
 from budgeteval.errors import UserError
-from budgeteval.prompts import PromptSettings, default_think_end, prompt_closes_thinking, render_prompt
-from budgeteval.tasks import builtin_task_paths, load_problems, load_task, problems_hash
+from budgeteval.tasks.prompts import PromptSettings, default_think_end, prompt_closes_thinking, render_prompt
+from budgeteval.tasks.loading import builtin_task_paths, load_problems, load_task, problems_hash
 from conftest import shared_path
 
 LOCAL_FILES = {"aime24": ("aime2024.jsonl", 30), "aime25": ("aime2025.jsonl", 30),

@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 import pytest
 
-from budgeteval.tokenizer import FastDecoder, load_decoder, load_tokenizer
+from budgeteval.generation.tokenizer import FastDecoder, load_decoder, load_tokenizer
 from conftest import shared_path
 
 TOKENIZERS = ["qwen2.5", "qwen3", "deepseek-r1-distill-qwen"]
@@ -50,7 +50,7 @@ def test_a_folder_asking_for_space_clean_up_falls_back_to_transformers(tmp_path)
 
 
 def test_scoring_start_up_imports_no_transformers():
-    code = ("import sys; from budgeteval.tokenizer import load_decoder; import budgeteval.scoring; "
+    code = ("import sys; from budgeteval.generation.tokenizer import load_decoder; import budgeteval.scoring.evaluate; "
             f"load_decoder({str(shared_path('tokenizers', 'qwen3'))!r}); print('transformers' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]

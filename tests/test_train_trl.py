@@ -28,12 +28,12 @@ def test_grpo_run_logs_budget_curves(tiny_model, tmp_path):
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    from budgeteval.backends.base import SamplingConfig
-    from budgeteval.config import EngineOptions, RunConfig
-    from budgeteval.metrics import read_metrics
-    from budgeteval.runner import run
-    from budgeteval.tasks import load_problems, load_task
-    from budgeteval.train.steps import read_step_metrics
+    from budgeteval.generation.backends.base import SamplingConfig
+    from budgeteval.generation.config import EngineOptions, RunConfig
+    from budgeteval.scoring.metrics import read_metrics
+    from budgeteval.sweep.runner import run
+    from budgeteval.tasks.loading import load_problems, load_task
+    from budgeteval.report.steps import read_step_metrics
     from budgeteval.train.trl import BudgetEvalCallback, reward_function
 
     data = {"gsm8k": gsm8k_data()}
@@ -98,7 +98,7 @@ def test_callback_without_trainer_says_how_to_attach():
 
 
 def test_metrics_to_logs_names():
-    from budgeteval.metrics import compute_metrics
+    from budgeteval.scoring.metrics import compute_metrics
     from budgeteval.train.trl import metrics_to_logs
 
     scores = pd.DataFrame({

@@ -119,7 +119,7 @@ def write_dump(folder: Path, step: int, rows: pd.DataFrame, complete: bool = Tru
 
 
 def test_watch_scores_each_validation_step(generations, disagreements, qwen_tokenizer, tmp_path):
-    from budgeteval.train.steps import read_step_metrics
+    from budgeteval.report.steps import read_step_metrics
 
     dumps, out = tmp_path / "val", tmp_path / "watch"
     dumps.mkdir()

@@ -2,10 +2,10 @@
 
 import pytest
 
-from budgeteval import verdict_cache
+from budgeteval.scoring import verdict_cache
 from budgeteval.errors import UserError
-from budgeteval.scorers.base import ScoreItem, Verdict
-from budgeteval.verdict_cache import VerdictCache, cache_key, compact
+from budgeteval.scoring.scorers.base import ScoreItem, Verdict
+from budgeteval.scoring.verdict_cache import VerdictCache, cache_key, compact
 
 
 def test_verdicts_round_trip_across_instances_and_folders(tmp_path):
@@ -39,7 +39,7 @@ def test_keys_differ_for_any_part_and_compaction_keeps_every_verdict(tmp_path, m
 
 
 def test_a_killed_verification_is_not_cached(tmp_path):
-    from budgeteval.scorers.math import score_batch
+    from budgeteval.scoring.scorers.math import score_batch
 
     cache = VerdictCache([tmp_path])
     items = [ScoreItem("p", "4", "so \\boxed{4}", True)]

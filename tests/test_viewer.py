@@ -24,8 +24,8 @@ import pytest
 from click.testing import CliRunner
 
 from budgeteval.cli import main
-from budgeteval.run_data import load_run
-from budgeteval.run_dir import TaskEntry, read_manifest, write_manifest
+from budgeteval.report.runs import load_run
+from budgeteval.rundir.manifest import TaskEntry, read_manifest, write_manifest
 from budgeteval.viewer import build_site
 from budgeteval.viewer.data import cut_offset, problem_entries
 from budgeteval.viewer.site import script_json
@@ -201,7 +201,7 @@ def test_cut_offset_at_a_split_character(qwen3):
 
 
 def test_overview_numbers_equal_metrics_csv(page, example_site):
-    from budgeteval.report import _percent, _percent_with_stderr, _tokens
+    from budgeteval.report.tables import _percent, _percent_with_stderr, _tokens
 
     run_dir, index = example_site
     open_site(page, index, "#overview", "overview")

@@ -12,11 +12,11 @@ from typing import Optional, Sequence
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from budgeteval.config import RunConfig
-from budgeteval.replay import truncate
-from budgeteval.run_dir import Manifest, ModesSection, TaskEntry, write_manifest
-from budgeteval.scoring import evaluate_run
-from budgeteval.store import CONTINUATIONS, ContinuationRecord, GenerationRecord, write_shard
+from budgeteval.generation.config import RunConfig
+from budgeteval.scoring.replay import truncate
+from budgeteval.rundir.manifest import Manifest, ModesSection, TaskEntry, write_manifest
+from budgeteval.scoring.evaluate import evaluate_run
+from budgeteval.rundir.store import CONTINUATIONS, ContinuationRecord, GenerationRecord, write_shard
 
 THINKING_PROMPT = "<|im_start|>user\nQuestion<|im_end|>\n<|im_start|>assistant\n<think>\n"
 """A Qwen3 prompt whose response starts inside the thinking block."""

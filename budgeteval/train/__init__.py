@@ -10,7 +10,7 @@ scorers and metrics as `budgeteval run`.
 - `budgeteval.train.watch`: `budgeteval watch DIR` follows verl's `validation_data_dir` dumps.
 - `budgeteval.train.rewards`: the reward functions and negative-rollout strategies, as pure
   functions over correctness and lengths.
-- `budgeteval.train.steps`: the per-step metrics table both adapters append to
-  (`budgeteval.step_plots` draws it: `budgeteval plot DIR --by step`).
+- `budgeteval.report.steps`: the per-step metrics table both adapters append to
+  (`budgeteval.plots.steps` draws it: `budgeteval plot DIR --by step`).
 - `budgeteval.train.judge`: correctness of raw completion texts with budgeteval's scorers.
 """

@@ -4,15 +4,15 @@ A trainer's reward function sees decoded completions and references, not stored 
 module reads each completion's answer region and calls the scorer registered under a name, once
 for the whole batch (so the math scorer verifies each distinct answer once, in its worker
 processes: safe from any thread, because math-verify's `signal.alarm` never runs in the caller's
-process). It does not replay budgets (`budgeteval.scoring.score_samples` does, for the evaluation
+process). It does not replay budgets (`budgeteval.scoring.evaluate.score_samples` does, for the evaluation
 callback) and does not compute rewards (`budgeteval.train.rewards`).
 """
 
 from typing import Any, Optional, Sequence
 
-from budgeteval.replay import answer_region
-from budgeteval.scorers import get_scorer
-from budgeteval.scorers.base import ScoreItem, Verdict
+from budgeteval.scoring.replay import answer_region
+from budgeteval.tasks.registry import get_scorer
+from budgeteval.scoring.scorers.base import ScoreItem, Verdict
 
 
 def judge_texts(texts: Sequence[str], references: Sequence[str], scorer: str, *, think_end: Optional[str] = None,

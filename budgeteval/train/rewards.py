@@ -268,7 +268,7 @@ def _per_rollout(value: PerRollout, count: int, parameter: str, reward: str) -> 
 def reference_stats(scores: pd.DataFrame, budget: Optional[int] = None, mode: str = "cutoff") -> pd.DataFrame:
     """Per problem, the reference model's mean length and accuracy, for the length-harmonizing reward.
 
-    `scores` is a run's scores table (`budgeteval.scoring.read_scores(run)` of the reference model);
+    `scores` is a run's scores table (`budgeteval.scoring.evaluate.read_scores(run)` of the reference model);
     `budget` picks the budget (default: the largest scored). Returns `task, problem_id,
     reference_length, reference_accuracy`, one row per problem.
     """

@@ -4,7 +4,7 @@
 at each `on_evaluate`) it generates for a fixed evaluation subset (the first `limit` problems of
 each budgeteval task, `n` samples each, per-request seeds derived as in `budgeteval run`) at the
 largest budget, replays every response at each budget, scores with the task's scorer
-(`budgeteval.scoring.score_samples`, the code `budgeteval score` runs) and logs
+(`budgeteval.scoring.evaluate.score_samples`, the code `budgeteval score` runs) and logs
 `budget/<task>/<B>/mean@k`, `.../pass@k`, `.../length_mean` and `.../truncation_rate` through
 `transformers.Trainer.log`, so they reach W&B, TensorBoard and `trainer.state.log_history` like
 the trainer's own metrics. It also appends them to `<output_dir>/budgeteval/metrics_by_step.csv`
@@ -47,10 +47,10 @@ from typing import Any, Callable, Optional, Sequence
 import pandas as pd
 from transformers import TrainerCallback
 
-from budgeteval.backends.base import GenerationRequest, SamplingConfig
+from budgeteval.generation.backends.base import GenerationRequest, SamplingConfig
 from budgeteval.errors import UserError
-from budgeteval.prompts import PromptSettings
-from budgeteval.seeds import derive_seed
+from budgeteval.tasks.prompts import PromptSettings
+from budgeteval.generation.seeds import derive_seed
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class BudgetEvalCallback(TrainerCallback):
         processes; eval_on_start: also evaluate before the first step (a step-0 baseline);
         write_table: append to `<args.output_dir>/budgeteval/metrics_by_step.csv`.
         """
-        from budgeteval.budgets import parse_budgets
+        from budgeteval.generation.budgets import parse_budgets
 
         if not tasks:
             raise UserError("BudgetEvalCallback needs at least one task.")
@@ -184,7 +184,7 @@ class BudgetEvalCallback(TrainerCallback):
         Trainer.log(trainer, dict(logs))
         control.should_log = trainer.control.should_log = should_log
         if self.write_table and getattr(args, "output_dir", None):
-            from budgeteval.train.steps import append_step_metrics
+            from budgeteval.report.steps import append_step_metrics
 
             append_step_metrics(Path(args.output_dir) / "budgeteval", state.global_step, metrics)
 
@@ -192,8 +192,8 @@ class BudgetEvalCallback(TrainerCallback):
         """Load the tasks and render their prompts once (the subset stays fixed for the whole run)."""
         if self._eval_tasks is not None:
             return self._eval_tasks
-        from budgeteval.prompts import default_think_end, encode_prompt, render_prompt
-        from budgeteval.tasks import load_problems, load_task
+        from budgeteval.tasks.prompts import default_think_end, encode_prompt, render_prompt
+        from budgeteval.tasks.loading import load_problems, load_task
 
         self._think_end = default_think_end(tokenizer) if self.think_end_option == "auto" else (
             self.think_end_option or None)
@@ -234,8 +234,8 @@ class BudgetEvalCallback(TrainerCallback):
         return _generate_with_policy(policy, tokenizer, requests, self.sampling)
 
     def _score(self, eval_tasks, requests, outputs, tokenizer) -> pd.DataFrame:
-        from budgeteval.metrics import compute_metrics
-        from budgeteval.scoring import score_samples
+        from budgeteval.scoring.metrics import compute_metrics
+        from budgeteval.scoring.evaluate import score_samples
 
         frames, position = [], 0
         for task, task_requests in zip(eval_tasks, requests):
@@ -283,7 +283,7 @@ def _refuse_sharded_policy_generation(trainer) -> None:
 
 def _generate_colocated(generation, requests, sampling):
     """Generate with TRL's colocated `vllm.LLM`, waking and re-sleeping it as TRL's own rollout does."""
-    from budgeteval.backends.vllm_backend import generate_with
+    from budgeteval.generation.backends.vllm_backend import generate_with
 
     llm = generation.llm
     sleeping = bool(getattr(generation, "enable_sleep_mode", False))
@@ -301,8 +301,8 @@ def _generate_colocated(generation, requests, sampling):
 
 def _server_backend(generation, tokenizer):
     """budgeteval's OpenAI-compatible backend on the `trl vllm-serve` server TRL talks to."""
-    from budgeteval.backends.openai_backend import OpenAIBackend
-    from budgeteval.config import EngineOptions
+    from budgeteval.generation.backends.openai_backend import OpenAIBackend
+    from budgeteval.generation.config import EngineOptions
 
     client = generation.vllm_client
     return OpenAIBackend(client.model, getattr(tokenizer, "name_or_path", ""),
@@ -313,7 +313,7 @@ def _generate_with_policy(model, tokenizer, requests, sampling):
     """One seeded `generate` per sample with the policy, leaving its mode and torch's RNG as they were."""
     import torch
 
-    from budgeteval.backends.hf_backend import HFBackend
+    from budgeteval.generation.backends.hf_backend import HFBackend
 
     devices = [model.device] if model.device.type == "cuda" else []
     was_training = model.training

@@ -102,7 +102,7 @@ def scorer_for(data_source: str, scorer: Optional[str] = None) -> str:
 
 @lru_cache(maxsize=256)
 def _scorer_for_source(data_source: str) -> str:
-    from budgeteval.tasks import builtin_task_paths, load_task
+    from budgeteval.tasks.loading import builtin_task_paths, load_task
 
     if data_source in builtin_task_paths():
         return load_task(data_source).scorer
@@ -133,7 +133,7 @@ def _correctness(data_sources, solution_strs, ground_truths, scorer, think_end, 
 
 @lru_cache(maxsize=4)
 def _load_tokenizer(name: str):
-    from budgeteval.tokenizer import load_tokenizer
+    from budgeteval.generation.tokenizer import load_tokenizer
 
     return load_tokenizer(name)
 

@@ -4,10 +4,10 @@ verl with `trainer.validation_data_dir=DIR` writes one JSONL file per validation
 one line per response: `input` (the decoded prompt), `output` (the decoded response), `gts` (the
 ground truth; verl versions before it was added cannot be followed), `score`, `step`, plus the
 reward function's extra values. For every step file not seen yet (or changed since), `watch`
-imports the responses as a run directory `OUT/steps/step-<step>/` (`budgeteval.importer`:
+imports the responses as a run directory `OUT/steps/step-<step>/` (`budgeteval.ingest.generations`:
 responses re-tokenized with `--tokenizer`, a response of `--max-tokens` tokens counted as cut by the
 limit, problems told apart by their prompt text), scores it at the budgets (`evaluate_run`) and
-appends the step's metrics to `OUT/metrics_by_step.csv` (`budgeteval.train.steps`).
+appends the step's metrics to `OUT/metrics_by_step.csv` (`budgeteval.report.steps`).
 `OUT/watch.json` records the SHA-256 of every step file processed, so a restarted watch resumes and
 a rewritten file is scored again. A file still being written (no final newline, or a line that is
 not JSON) waits for the next poll. Never reads verl's own `score`.
@@ -108,10 +108,10 @@ def read_dump(path: Path) -> Optional[pd.DataFrame]:
 def process_new_steps(config: WatchConfig, progress: bool = False,
                       report: Callable[[str], None] = lambda line: None) -> list[int]:
     """Score every step file not processed yet (or changed since); returns the steps scored."""
-    from budgeteval.importer import import_frame
-    from budgeteval.metrics import read_metrics
-    from budgeteval.scoring import evaluate_run
-    from budgeteval.train.steps import append_step_metrics
+    from budgeteval.ingest.generations import import_frame
+    from budgeteval.scoring.metrics import read_metrics
+    from budgeteval.scoring.evaluate import evaluate_run
+    from budgeteval.report.steps import append_step_metrics
 
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -144,7 +144,7 @@ def process_new_steps(config: WatchConfig, progress: bool = False,
 def watch(config: WatchConfig, once: bool = False, interval_s: float = 60.0, progress: bool = False,
           report: Callable[[str], None] = lambda line: None, max_polls: Optional[int] = None) -> list[int]:
     """Process new steps now and then every `interval_s` seconds (once: a single pass); returns the steps scored."""
-    from budgeteval.run_dir import lock_run
+    from budgeteval.rundir.lock import lock_run
 
     scored: list[int] = []
     polls = 0

@@ -20,12 +20,12 @@ from typing import Iterator, Optional, Sequence
 import pandas as pd
 import pyarrow.parquet as pq
 
-from budgeteval.budgets import format_budget
+from budgeteval.generation.budgets import format_budget
 from budgeteval.errors import UserError
-from budgeteval.metrics import ACCURACY_METRICS, normalise_metrics
-from budgeteval.prompts import response_is_thinking
-from budgeteval.run_dir import problems_path, tokenizer_dir
-from budgeteval.store import CONDITIONED, CONTINUATIONS, GENERATIONS, read_task, task_dir
+from budgeteval.scoring.metrics import ACCURACY_METRICS, normalise_metrics
+from budgeteval.tasks.prompts import response_is_thinking
+from budgeteval.rundir.layout import problems_path, tokenizer_dir
+from budgeteval.rundir.store import CONDITIONED, CONTINUATIONS, GENERATIONS, read_task, task_dir
 
 INDEX_FORMAT_VERSION = 1
 """Format of the viewer's index payload (the page checks it)."""
@@ -54,8 +54,8 @@ class RunFacts:
 
 
 def run_facts(run) -> RunFacts:
-    """The manifest facts of `run` (a `budgeteval.run_data.Run`)."""
-    manifest = run.manifest  # a `budgeteval.run_dir.Manifest`
+    """The manifest facts of `run` (a `budgeteval.report.runs.Run`)."""
+    manifest = run.manifest  # a `budgeteval.rundir.manifest.Manifest`
     # Scoring records the marker the answers were read after; a run not yet scored has only the model's.
     think_end = manifest.scoring.think_end if manifest.scoring is not None else manifest.think_end
     scorers = {task: entry.scorer for task, entry in manifest.tasks.items()}
@@ -109,7 +109,7 @@ def _group_value(value):
 
 def overview_tables(run) -> list[dict]:
     """The report table of `run` per task, from `metrics.csv`: one row per budget x mode, cells as `report` writes them."""
-    from budgeteval.report import _UNKNOWN, _percent, _percent_with_stderr, _tokens  # the report's own cell formats
+    from budgeteval.report.tables import _UNKNOWN, _percent, _percent_with_stderr, _tokens  # the report's own cell formats
 
     metrics = normalise_metrics(run.metrics)
     tables = []
@@ -140,7 +140,7 @@ def overview_tables(run) -> list[dict]:
 
 def comparison_tables(runs: Sequence, baseline: Optional[str], k: Optional[int]) -> Optional[dict]:
     """The `budgeteval compare` tables of several runs (None for one run), cells as `compare` writes them."""
-    from budgeteval.compare import _cell_texts, _summary_texts, compare_runs  # compare's own cell formats
+    from budgeteval.report.compare import _cell_texts, _summary_texts, compare_runs  # compare's own cell formats
 
     if len(runs) < 2:
         return None
@@ -351,7 +351,7 @@ def _saved_tokenizer(folder: Path, loaded: dict):
     """The run's saved tokenizer, loaded once per distinct content (runs of one model share it)."""
     import hashlib
 
-    from budgeteval.tokenizer import load_tokenizer
+    from budgeteval.generation.tokenizer import load_tokenizer
 
     if not folder.is_dir():
         raise UserError(f"{folder.parent} has no tokenizer/ folder, so its responses cannot be decoded; "

@@ -3,7 +3,7 @@
 Layout of the site folder:
 
     index.html  viewer.js  viewer.css      the page (copied from budgeteval/viewer/static/)
-    figures/<name>.svg                     `budgeteval.plots` figures of the runs
+    figures/<name>.svg                     `budgeteval.plots.budget` figures of the runs
     data/index.js                          the index: overview tables, comparison, problem summaries
     data/problems/<key>.js                 one problem's texts and verdicts, loaded when it is opened
 
@@ -60,12 +60,12 @@ def problem_file(key: int) -> str:
 
 def build_site(runs: Sequence, out_dir, baseline: Optional[str] = None, k: Optional[int] = None,
                progress=None) -> Path:
-    """Write the viewer site of `runs` (`budgeteval.run_data.Run`, the baseline first) into `out_dir`.
+    """Write the viewer site of `runs` (`budgeteval.report.runs.Run`, the baseline first) into `out_dir`.
 
     `baseline` and `k` choose the comparison table's baseline and k (defaults as `compare`);
     `progress(done)` is called after each problem. Returns the path of `index.html`.
     """
-    from budgeteval.compare import check_unique_labels
+    from budgeteval.report.compare import check_unique_labels
 
     runs = list(runs)
     if not runs:
@@ -120,8 +120,8 @@ def _prepare(out_dir: Path) -> Path:
 
 def _write_figures(runs: Sequence, folder: Path, k: Optional[int]) -> tuple[list[dict], list[str]]:
     """The `budgeteval plot` figures as SVG; a figure the runs cannot give is left out with a note."""
-    from budgeteval.plot_style import save_figure
-    from budgeteval.plots import BUDGET_FIGURES, PlotOptions, load_figure_function
+    from budgeteval.plots.style import save_figure
+    from budgeteval.plots.budget import BUDGET_FIGURES, PlotOptions, load_figure_function
 
     import matplotlib.pyplot as plt
 

@@ -1,0 +1,213 @@
+"""Render a metrics table for people: one markdown table per task, or the long table as CSV/JSON.
+
+Takes the output of `budgeteval.scoring.metrics.compute_metrics` (or `read_metrics`) and, optionally,
+`count_timeouts`. It computes nothing new and reads no files: comparisons between runs and plots
+live elsewhere.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import pandas as pd
+
+from budgeteval.generation.budgets import format_budget
+from budgeteval.errors import UserError
+from budgeteval.scoring.metrics import ACCURACY_METRICS, metrics_to_csv, metrics_to_json, normalise_metrics
+
+REPORT_FORMATS = ("markdown", "csv", "json")
+"""Formats `format_report` can write."""
+
+MODE_ORDER = ("cutoff", "forced", "conditioned")
+"""Order of budget modes in side-by-side tables."""
+
+_EMPTY = "—"
+_UNKNOWN = "n/a"
+"""A truncation rate that cannot be known (an import without finish reasons or --max-tokens)."""
+
+POLICY_WORDS = {
+    "strict": "a response cut by its budget counts only with a boxed or stated answer",
+    "lenient": "an answer read from the text of a cut response also counts",
+}
+"""How the report explains each answer policy (`budgeteval.scoring.answers.POLICIES`)."""
+
+
+def format_report(
+    metrics: pd.DataFrame,
+    fmt: str = "markdown",
+    ks: Sequence[int] | None = None,
+    timeouts: pd.DataFrame | None = None,
+    fallback: pd.DataFrame | None = None,
+    answer_policy: str | None = None,
+    order: Sequence[str] | None = None,
+) -> str:
+    """Return the report text in `fmt` (markdown, csv or json).
+
+    markdown: one table per task; a row per budget x mode; columns mean@k, pass@k and maj@k for
+    each k in `ks` (all k in `metrics` when None) as percentages with one decimal and ± the
+    standard error over problems, then mean and median tokens, truncation rate (percent), and
+    timed-out verifications when the task has any (`timeouts` from `count_timeouts`), and
+    "answers from fallback %" when the task's verdicts record answer sources (`fallback` from
+    `fallback_shares`). A truncation rate that is unknown prints as "n/a". `answer_policy` (the
+    run's, from its manifest) is named in the opening line.
+    csv/json: the long metrics table as written to `metrics.csv`/`metrics.json`, restricted to
+    `ks` for the k-metrics; `timeouts`, `fallback` and `answer_policy` are not included.
+    `order`: the markdown sections' task labels in the order to print them (default: sorted).
+    """
+    if fmt not in REPORT_FORMATS:
+        raise UserError(f"Unknown report format {fmt!r}: choose one of {', '.join(REPORT_FORMATS)}.")
+    metrics = _select_ks(normalise_metrics(metrics), ks)
+    if fmt == "csv":
+        return metrics_to_csv(metrics)
+    if fmt == "json":
+        return metrics_to_json(metrics)
+    return _format_markdown(metrics, timeouts, fallback, answer_policy, order)
+
+
+def _select_ks(metrics: pd.DataFrame, ks: Sequence[int] | None) -> pd.DataFrame:
+    """Keep the k-metrics for the requested ks (all other metrics stay); unknown k is an error."""
+    if ks is None:
+        return metrics
+    ks = sorted({int(k) for k in ks})
+    available = {int(k) for k in metrics["k"].dropna()}
+    missing = [k for k in ks if k not in available]
+    if missing:
+        have = ", ".join(map(str, sorted(available))) or "none"
+        raise UserError(
+            f"k={missing[0]} is not in these metrics (they have k = {have}); recompute the metrics with that k."
+        )
+    keep = metrics["k"].isna() | metrics["k"].isin(ks)
+    return metrics[keep.astype(bool)]
+
+
+def _format_markdown(metrics: pd.DataFrame, timeouts: pd.DataFrame | None, fallback: pd.DataFrame | None = None,
+                     answer_policy: str | None = None, order: Sequence[str] | None = None) -> str:
+    opening = ("Accuracies in percent, ± standard error over problems; tokens counted at each budget; "
+               "truncated = percent of samples not finished within the budget.")
+    if answer_policy is not None:
+        opening += f" Answer policy: {answer_policy} ({POLICY_WORDS.get(answer_policy, answer_policy)})."
+    if fallback is not None:
+        opening += (" Answers from fallback = percent of correct samples whose answer was read from the text"
+                    " rather than a box or a final-answer statement.")
+    truncation = metrics[metrics["metric"] == "truncation_rate"]
+    if truncation["value"].isna().any():
+        opening += (" Truncated n/a: unknown, the imported file gave neither finish reasons nor --max-tokens, so a"
+                    " response that fits the budget may have been cut when it was generated; the answer policy"
+                    " counts such a response as finished.")
+    sections = [opening]
+    for task in (order if order is not None else sorted(set(metrics["task"]))):
+        task_metrics = metrics[metrics["task"] == task]
+        task_timeouts = _task_timeouts(timeouts, task)
+        section = f"## {task}\n\n"
+        if task_metrics["mode"].nunique() > 1:
+            section += f"Budget modes side by side:\n\n{_modes_table(task_metrics)}\n\nAll metrics:\n\n"
+        sections.append(section + _task_table(task_metrics, task_timeouts, _task_fallback(fallback, task)))
+    return "\n\n".join(sections) + "\n"
+
+
+def _task_timeouts(timeouts: pd.DataFrame | None, task: str) -> dict[tuple[str, int], int]:
+    """Timed-out verifications per (mode, budget) for `task`; empty when it has none."""
+    if timeouts is None or timeouts.empty:
+        return {}
+    rows = timeouts[timeouts["task"] == task]
+    counts = {(str(r.mode), int(r.budget)): int(r.timeouts) for r in rows.itertuples(index=False)}
+    return counts if any(counts.values()) else {}
+
+
+def _task_fallback(fallback: pd.DataFrame | None, task: str) -> dict[tuple[str, int], float]:
+    """Share of correct verdicts from `fallback` per (mode, budget) for `task`; empty without sources."""
+    if fallback is None or fallback.empty:
+        return {}
+    rows = fallback[fallback["task"] == task]
+    return {(str(r.mode), int(r.budget)): float(r.fallback_share) for r in rows.itertuples(index=False)}
+
+
+def _task_table(metrics: pd.DataFrame, timeouts: dict[tuple[str, int], int],
+                fallback: dict[tuple[str, int], float] | None = None) -> str:
+    ks = sorted({int(k) for k in metrics["k"].dropna()})
+    header = ["budget", "mode"]
+    header += [f"{metric}@{k}" for metric in ACCURACY_METRICS for k in ks]
+    header += ["tokens mean", "tokens median", "truncated %"]
+    if fallback:
+        header.append("answers from fallback %")
+    if timeouts:
+        header.append("timeouts")
+
+    lookup = {
+        (str(r.mode), int(r.budget), str(r.metric), None if pd.isna(r.k) else int(r.k)): (r.value, r.stderr)
+        for r in metrics.itertuples(index=False)
+    }
+    cells = sorted({(int(b), str(m)) for b, m in zip(metrics["budget"], metrics["mode"])})
+    lines = [_markdown_row(header), _markdown_row(["---:", "---"] + ["---:"] * (len(header) - 2))]
+    for budget, mode in cells:
+        row = [format_budget(budget), mode]
+        for metric in ACCURACY_METRICS:
+            for k in ks:
+                row.append(_percent_with_stderr(*lookup.get((mode, budget, metric, k), (math.nan, math.nan))))
+        row.append(_tokens(lookup.get((mode, budget, "length_mean", None), (math.nan,))[0]))
+        row.append(_tokens(lookup.get((mode, budget, "length_median", None), (math.nan,))[0]))
+        row.append(_percent(lookup.get((mode, budget, "truncation_rate", None), (math.nan,))[0], _UNKNOWN))
+        if fallback:
+            row.append(_percent(fallback.get((mode, budget), math.nan)))
+        if timeouts:
+            row.append(str(timeouts.get((mode, budget), 0)))
+        lines.append(_markdown_row(row))
+    return "\n".join(lines)
+
+
+def _modes_table(metrics: pd.DataFrame) -> str:
+    """One row per budget, the modes side by side: mean@k and pass@k at the largest k, tokens, truncation."""
+    k = max(int(k) for k in metrics["k"].dropna())
+    modes = sorted(set(metrics["mode"]), key=lambda mode: (MODE_ORDER.index(mode) if mode in MODE_ORDER else 99, mode))
+    columns = [("mean", k, f"mean@{k}"), ("pass", k, f"pass@{k}"), ("length_mean", None, "tokens"),
+               ("truncation_rate", None, "truncated %")]
+    lookup = {(str(r.mode), int(r.budget), str(r.metric), None if pd.isna(r.k) else int(r.k)): r.value
+              for r in metrics.itertuples(index=False)}
+    header = ["budget"] + [f"{mode} {label}" for _, _, label in columns for mode in modes]
+    lines = [_markdown_row(header), _markdown_row(["---:"] * len(header))]
+    for budget in sorted({int(b) for b in metrics["budget"]}):
+        row = [format_budget(budget)]
+        for metric, metric_k, _ in columns:
+            for mode in modes:
+                value = lookup.get((mode, budget, metric, metric_k), math.nan)
+                row.append(_tokens(value) if metric == "length_mean"
+                           else _percent(value, _UNKNOWN if metric == "truncation_rate" else _EMPTY))
+        lines.append(_markdown_row(row))
+    return "\n".join(lines)
+
+
+def _markdown_row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _percent_with_stderr(value: float, stderr: float) -> str:
+    if pd.isna(value):
+        return _EMPTY
+    if pd.isna(stderr):
+        return _percent(value)
+    return f"{100 * value:.1f} ± {100 * stderr:.1f}"
+
+
+def _percent(value: float, missing: str = _EMPTY) -> str:
+    return missing if pd.isna(value) else f"{100 * value:.1f}"
+
+
+def _tokens(value: float) -> str:
+    return _EMPTY if pd.isna(value) else f"{value:.0f}"
+
+
+def report_run(run_dir, ks: Sequence[int] | None, fmt: str) -> str:
+    """The printed report of a run directory: its scores, at `ks` (default: 1 and n), in `fmt`."""
+    from budgeteval.scoring.metrics import compute_metrics, count_timeouts, fallback_shares, report_ks, samples_per_problem
+    from budgeteval.rundir.manifest import read_manifest
+    from budgeteval.rundir.scores import read_scores
+
+    scores = read_scores(run_dir)
+    ks = report_ks(samples_per_problem(scores)) if ks is None else list(ks)
+    metrics = compute_metrics(scores, ks)
+    scoring = read_manifest(run_dir).scoring
+    has_sources = bool(scores["answer_source"].notna().any())
+    return format_report(metrics, fmt, ks=ks, timeouts=count_timeouts(scores),
+                         fallback=fallback_shares(scores) if has_sources else None,
+                         answer_policy=scoring.answer_policy if scoring is not None else None)

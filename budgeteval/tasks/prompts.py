@@ -1,0 +1,115 @@
+"""Turn a task's problem into the exact prompt text and token ids every backend receives.
+
+Prompts are rendered here once, with the model's own tokenizer and chat template, so the vLLM,
+OpenAI-compatible and transformers backends all see identical prompt token ids.
+This module also decides where a model's thinking ends (`think_end`), which replay needs.
+"""
+
+from dataclasses import dataclass
+from typing import Optional
+
+from budgeteval.errors import UserError
+from budgeteval.tasks.loading import Problem, Task
+
+THINK_END_MARKERS = ("</think>", "<|end_of_thought|>")
+"""End-of-thinking markers of known reasoning-model families, tried in order for a default."""
+
+
+@dataclass(frozen=True)
+class PromptSettings:
+    """How a problem becomes a prompt for one model."""
+
+    chat_template: bool = True
+    """Wrap the question in the tokenizer's chat template (off for base models)."""
+    system_prompt: Optional[str] = None
+    """System message; overrides the task's own when set."""
+    enable_thinking: Optional[bool] = None
+    """Passed to the chat template as `enable_thinking`; None leaves the template's default."""
+
+
+@dataclass(frozen=True)
+class BudgetInstruction:
+    """Conditioned mode: the budget named in the prompt (L1's "Think for {budget} tokens.")."""
+
+    template: str
+    """Instruction text; `{budget}` is replaced by the budget in tokens."""
+    position: str
+    """`suffix`: after the question (joined by a space); `prefix`: before it (a space);
+    `system`: appended to the system prompt (a newline), or the system prompt itself."""
+    budget: int
+    """The budget in tokens."""
+
+    def render(self) -> str:
+        """The instruction with the budget filled in."""
+        try:
+            return self.template.replace("{budget}", str(self.budget))
+        except AttributeError:
+            raise UserError(f"--budget-prompt must be text, got {self.template!r}.") from None
+
+
+def render_prompt(task: Task, problem: Problem, tokenizer, settings: PromptSettings,
+                  budget_instruction: Optional[BudgetInstruction] = None) -> str:
+    """Return the full prompt text for `problem` (chat template applied when asked).
+
+    With `budget_instruction` (conditioned mode) the budget is rendered into the question or the
+    system prompt as the instruction's position says. An lm-eval task's prompts are lm-eval's
+    (`budgeteval.tasks.lm_eval.render_lm_eval_prompts`), so they cannot name a budget.
+    """
+    if task.lm_eval is not None:
+        raise UserError(f"Task {task.name} takes its prompt from lm-eval, so conditioned mode cannot put a budget "
+                        f"in it: run it with --modes cutoff or forced.")
+    try:
+        user_text = task.template_for(problem.prompt_fields).format_map({**problem.prompt_fields, "question": problem.question})
+    except (KeyError, IndexError, ValueError) as error:
+        raise UserError(
+            f"Task {task.name}: prompt.template in {task.yaml_path} cannot be filled ({error!r}); "
+            f"escape literal braces as {{{{ }}}}."
+        ) from None
+    system_prompt = settings.system_prompt if settings.system_prompt is not None else task.system_prompt
+    if budget_instruction is not None:
+        instruction = budget_instruction.render()
+        if budget_instruction.position == "suffix":
+            user_text = f"{user_text} {instruction}"
+        elif budget_instruction.position == "prefix":
+            user_text = f"{instruction} {user_text}"
+        else:
+            system_prompt = f"{system_prompt}\n{instruction}" if system_prompt else instruction
+    if not settings.chat_template:
+        return f"{system_prompt}\n\n{user_text}" if system_prompt else user_text
+    if not getattr(tokenizer, "chat_template", None):
+        raise UserError(
+            "The model's tokenizer has no chat template: pass --no-chat-template to prompt it as a base model."
+        )
+    messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
+        {"role": "user", "content": user_text}
+    ]
+    extra = {} if settings.enable_thinking is None else {"enable_thinking": settings.enable_thinking}
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **extra)
+
+
+def encode_prompt(tokenizer, prompt_text: str) -> list[int]:
+    """Token ids of a rendered prompt (the chat template already holds any special tokens)."""
+    return list(tokenizer(prompt_text, add_special_tokens=False)["input_ids"])
+
+
+def default_think_end(tokenizer) -> Optional[str]:
+    """The end-of-thinking marker this tokenizer knows as a single token, or None."""
+    vocab = tokenizer.get_vocab()
+    for marker in THINK_END_MARKERS:
+        if marker in vocab:
+            return marker
+    return None
+
+
+def prompt_closes_thinking(prompt_text: str, think_end: Optional[str]) -> bool:
+    """True when the prompt itself already ended the thinking block (e.g. enable_thinking=False).
+
+    Qwen3's template writes an empty `<think>\\n\\n</think>\\n\\n` at the end of the prompt when
+    thinking is off; the response is then a plain answer and must be scored as one.
+    """
+    return bool(think_end) and prompt_text.rstrip().endswith(think_end)
+
+
+def response_is_thinking(prompt_text: str, think_end: Optional[str]) -> bool:
+    """True when a response to this prompt starts inside a thinking block (its answer follows `think_end`)."""
+    return bool(think_end) and not prompt_closes_thinking(prompt_text, think_end)
