@@ -13,7 +13,6 @@ import os
 import platform
 import re
 import time
-from typing import Optional
 
 from budgeteval.scoring.answers import boxed_answer
 
@@ -21,7 +20,7 @@ BOX_OPENING = re.compile(r"\\(?:boxed|fbox)\s*\{")
 BRACE = re.compile(r"[{}]")
 
 
-def old_last_box_end(text: str) -> Optional[int]:
+def old_last_box_end(text: str) -> int | None:
     """The scan `budgeteval.scoring.scorers.math` used before `budgeteval.scoring.answers` (kept here to compare)."""
     for opening in reversed(list(BOX_OPENING.finditer(text))):
         depth = 1

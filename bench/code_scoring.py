@@ -25,8 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-from budgeteval.scoring.sandbox import _HARNESS, _SAFE_ENV, _rlimits, BACKENDS, Sandbox, SandboxLimits
 from budgeteval.errors import UserError
+from budgeteval.scoring.sandbox import _HARNESS, _SAFE_ENV, BACKENDS, Sandbox, SandboxLimits, _rlimits
 from budgeteval.scoring.scorers.base import ScoreItem
 from budgeteval.scoring.scorers.code import LCB_PRELUDE, extract_code, score_batch
 from budgeteval.tasks.loading import load_problems, load_task

@@ -23,10 +23,11 @@ os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
 
 def main() -> None:
-    from budgeteval.generation.backends.vllm_backend import VLLMBackend, cpu_has_native_bf16
-    from budgeteval.generation.config import EngineOptions
     from engine_overhead import machine
     from tiny_model import build_tiny_qwen3
+
+    from budgeteval.generation.backends.vllm_backend import VLLMBackend, cpu_has_native_bf16
+    from budgeteval.generation.config import EngineOptions
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="checkpoint (default: the tiny test model, built on the fly)")

@@ -44,11 +44,12 @@ def machine() -> str:
 
 
 def main() -> None:
+    from sweep_checks import SAMPLING, stored_samples, sweep_config
+    from tiny_model import build_tiny_qwen3
+
     from budgeteval.generation.backends.vllm_backend import VLLMBackend
     from budgeteval.generation.config import EngineOptions
     from budgeteval.sweep.runner import derive_seed, generate_missing, load_tokenizer, prepare_tasks, resolve_tasks
-    from sweep_checks import SAMPLING, stored_samples, sweep_config
-    from tiny_model import build_tiny_qwen3
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="checkpoint (default: the tiny test model, built on the fly)")

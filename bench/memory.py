@@ -46,9 +46,10 @@ def machine() -> str:
 
 def make_run(root: Path, problems: int, samples: int, tokens: int, seed: int = 0) -> Path:
     """A scored-nowhere run directory of `problems` x `samples` responses of `tokens` ids each."""
+    from tokenizers import Tokenizer
+
     from budgeteval.ingest.generations import import_generations
     from budgeteval.rundir.store import GenerationRecord, task_dir, write_shard
-    from tokenizers import Tokenizer
 
     tokenizer_path = SHARED_DIR / "tokenizers" / "qwen3"
     skeleton = root / "skeleton.jsonl"

@@ -78,13 +78,13 @@ def machine() -> str:
 
 def main() -> None:
     import ray
+    from sweep_checks import RecordingBackend, stored_samples, sweep_config
+    from tiny_model import build_tiny_qwen3
 
     from budgeteval.generation.backends.openai_backend import OpenAIBackend
     from budgeteval.generation.backends.ray_backend import RayBackend
     from budgeteval.generation.config import EngineOptions
     from budgeteval.sweep.runner import run
-    from sweep_checks import RecordingBackend, stored_samples, sweep_config
-    from tiny_model import build_tiny_qwen3
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="checkpoint (default: the tiny test model, built on the fly)")

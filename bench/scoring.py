@@ -40,7 +40,6 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 from budgeteval.scoring.answers import last_box_span
 from budgeteval.scoring.scorers.base import ScoreItem
@@ -99,7 +98,7 @@ def build_sweep(problems: list[dict], rng: random.Random) -> list[ScoreItem]:
             finish = rng.choices(range(len(BUDGETS) + 1), weights=FINISH_WEIGHTS)[0]
             box_start = response.rfind("\\boxed")
             for budget_index, _ in enumerate(BUDGETS):
-                text: Optional[str] = response
+                text: str | None = response
                 if budget_index < finish:
                     if rng.random() < 0.9:
                         text = None  # unfinished thinking: nothing to score
@@ -154,10 +153,10 @@ def naive_run_verdicts(run_dir: str, rule: str) -> tuple[list[tuple], float]:
     import pyarrow.parquet as pq
     from math_verify import parse, verify
 
+    from budgeteval.generation.tokenizer import load_decoder
     from budgeteval.scoring.answers import accepts
     from budgeteval.scoring.replay import answer_region, cut
     from budgeteval.scoring.scorers.math import judge, prepare_worker
-    from budgeteval.generation.tokenizer import load_decoder
 
     prepare_worker()  # math-verify imported and warmed, as the workers are before their first job
     decoder = load_decoder(str(Path(run_dir) / "tokenizer"))

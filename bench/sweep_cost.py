@@ -28,11 +28,12 @@ os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
 
 def main() -> None:
+    from sweep_checks import RecordingBackend, sweep_config
+    from tiny_model import build_tiny_qwen3
+
     from budgeteval.generation.budgets import parse_budgets
     from budgeteval.generation.config import EngineOptions
     from budgeteval.sweep.runner import run
-    from sweep_checks import RecordingBackend, sweep_config
-    from tiny_model import build_tiny_qwen3
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", choices=["vllm", "hf"], default="vllm")

@@ -46,10 +46,10 @@ def write_synthetic_run(run_dir: Path, tokenizer, problems: int, samples: int, b
     import pyarrow.parquet as pq
 
     from budgeteval.generation.config import RunConfig
-    from budgeteval.scoring.metrics import compute_metrics, write_metrics
     from budgeteval.rundir.manifest import Manifest, ScoringSection, TaskEntry, write_manifest
     from budgeteval.rundir.scores import write_scores
     from budgeteval.rundir.store import SCHEMA, task_dir
+    from budgeteval.scoring.metrics import compute_metrics, write_metrics
 
     task, max_tokens = "math500", max(budgets)
     rng = np.random.default_rng(seed)
@@ -136,8 +136,8 @@ def open_in_chromium(index: Path, sample_route: str) -> dict:
 
 def main() -> None:
     from budgeteval.generation.budgets import parse_budgets
-    from budgeteval.report.runs import load_run
     from budgeteval.generation.tokenizer import load_tokenizer
+    from budgeteval.report.runs import load_run
     from budgeteval.viewer import build_site
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -7,7 +7,8 @@ stage (which the report stage may not import). `budgeteval.load_run` returns thi
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from budgeteval.report import runs
 
@@ -25,7 +26,7 @@ class Run(runs.Run):
         return budget_figures([self, *others], **options)
 
 
-def load_run(path: str | os.PathLike, label: Optional[str] = None) -> Run:
+def load_run(path: str | os.PathLike, label: str | None = None) -> Run:
     """Open the run directory at `path` (a `UserError` if it is not one), labelled `label` or by default."""
     return runs.load_run(path, label, kind=Run)
 

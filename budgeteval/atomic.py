@@ -15,8 +15,8 @@ import os
 import shutil
 import signal
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 _operations = 0
 """File operations this process has done here (the fault-injection counter)."""

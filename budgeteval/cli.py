@@ -12,9 +12,9 @@ from pathlib import Path
 
 import click
 
+from budgeteval.errors import UserError
 from budgeteval.generation.budgets import DEFAULT_BUDGETS, check_max_tokens, format_budget, parse_budgets
 from budgeteval.generation.config import DEFAULT_ANSWER_TOKENS
-from budgeteval.errors import UserError
 
 DEFAULT_BUDGETS_TEXT = ",".join(format_budget(budget) for budget in DEFAULT_BUDGETS)
 
@@ -278,9 +278,8 @@ def run_command(**options):
     """
     from budgeteval.generation.backends.base import SamplingConfig
     from budgeteval.generation.config import EngineOptions, ModeSettings, RunConfig
-    from budgeteval.tasks.prompts import PromptSettings
     from budgeteval.sweep.runner import run
-
+    from budgeteval.tasks.prompts import PromptSettings
     from budgeteval.tasks.suites import expand_tasks
 
     task_names = expand_tasks(name.strip() for name in options["tasks"].split(",") if name.strip())
@@ -484,8 +483,8 @@ def compare_command(runs, baseline, k, fmt):
 
     Label a run with RUN=label (default: the basename of its model).
     """
-    from budgeteval.report.compare import compare_runs
     from budgeteval.api import load_runs
+    from budgeteval.report.compare import compare_runs
     from budgeteval.report.runs import resolve_label
 
     loaded = load_runs(runs)
@@ -577,9 +576,9 @@ def plot_command(runs, out, formats, k, by, kinds, pass_budgets, buckets, baseli
             click.echo(str(path))
         return
     from budgeteval.analysis.efficiency import parse_bucket_edges
+    from budgeteval.api import load_runs
     from budgeteval.plots.analysis import ANALYSIS_FIGURES
     from budgeteval.plots.budget import BUDGET_FIGURES, PlotOptions, save_figures
-    from budgeteval.api import load_runs
     from budgeteval.report.runs import resolve_label
 
     figures = {}

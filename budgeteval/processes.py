@@ -21,8 +21,8 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 PR_SET_CHILD_SUBREAPER = 36
 """prctl option (linux/prctl.h) that makes orphaned descendants re-parent to the caller."""

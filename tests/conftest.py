@@ -1,5 +1,6 @@
 """Shared test setup: offline hub settings, the path to ../shared, and the tiny model fixture."""
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -47,6 +48,27 @@ def aime25_file() -> Path:
 def shared_dir() -> Path:
     """The ../shared folder itself (skips the test when it is absent)."""
     return shared_path()
+
+
+CASES = Path(__file__).resolve().parent / "cases"
+"""Case tables (JSONL) the scorer tests read."""
+
+
+def read_cases(name: str) -> list[dict]:
+    """The rows of `tests/cases/<name>` (JSONL)."""
+    return [json.loads(line) for line in (CASES / name).read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    """The machine's sandbox (CI installs bubblewrap); skips when none works here."""
+    from budgeteval.errors import UserError
+    from budgeteval.scoring.sandbox import Sandbox
+
+    try:
+        return Sandbox()
+    except UserError as error:
+        pytest.skip(str(error))
 
 
 # --- end scorer tests ------------------------------------------------------------------------------

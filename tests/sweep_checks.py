@@ -8,10 +8,10 @@ import pytest
 
 from budgeteval.generation.backends.base import SamplingConfig
 from budgeteval.generation.config import EngineOptions, RunConfig
+from budgeteval.rundir.store import read_task
+from budgeteval.scoring.evaluate import read_scores
 from budgeteval.scoring.replay import truncate
 from budgeteval.sweep.runner import run
-from budgeteval.scoring.evaluate import read_scores
-from budgeteval.rundir.store import read_task
 
 SAMPLING = SamplingConfig(temperature=1.0, top_p=0.95, top_k=20)
 
@@ -81,9 +81,9 @@ def check_forced_sweep(engine, model: Path, out: Path, data_file: Path, backend:
     forcing ids, only unfinished samples are continued, and nothing else is generated."""
     from budgeteval.generation.config import ModeSettings
     from budgeteval.generation.forcing import FORCE_STRINGS
-    from budgeteval.tasks.prompts import encode_prompt
     from budgeteval.generation.tokenizer import load_tokenizer
     from budgeteval.rundir.store import CONTINUATIONS
+    from budgeteval.tasks.prompts import encode_prompt
 
     recorder = RecordingBackend(engine)
     # The configuration names the server the engine talks to (an openai run must say which).

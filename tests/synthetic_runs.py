@@ -10,8 +10,8 @@ import pandas as pd
 
 from budgeteval.generation.config import RunConfig
 from budgeteval.rundir.manifest import Manifest, ScoringSection, TaskEntry, write_manifest
-from budgeteval.scoring.metrics import compute_metrics, write_metrics
 from budgeteval.scoring.evaluate import write_scores
+from budgeteval.scoring.metrics import compute_metrics, write_metrics
 
 
 def write_run(run_dir: Path, model: str, cells: dict, ks=(1, 2), bootstrap: int = 200, mode: str = "cutoff",

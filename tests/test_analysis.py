@@ -17,14 +17,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from conftest import shared_path
+from synthetic_runs import RUN_A, RUN_B, write_run
 
-from budgeteval.analysis import efficiency as analysis
+from budgeteval.analysis import efficiency
 from budgeteval.analysis.tables import analyze_runs
 from budgeteval.cli import main
 from budgeteval.errors import UserError
 from budgeteval.report.runs import load_run
-from conftest import shared_path
-from synthetic_runs import RUN_A, RUN_B, write_run
 
 CASES = Path(__file__).parent / "cases"
 
@@ -68,7 +68,7 @@ def test_gains_and_losses_by_hand(tmp_path):
     b = load_run(write_run(tmp_path / "b", "org/b", RUN_B, bootstrap=0))
     flip = {budget: {"p1": [(False, 9), (False, 9)], "p2": [(True, 9), (True, 9)]} for budget in RUN_A}
     c = load_run(write_run(tmp_path / "c", "org/c", flip, bootstrap=0))
-    table = analysis.gains_and_losses([a, b, c]).set_index(["run", "budget"])
+    table = efficiency.gains_and_losses([a, b, c]).set_index(["run", "budget"])
     assert table.loc[("b", 1024), ["gained", "lost"]].tolist() == [0, 0]
     assert table.loc[("c", 1024), ["gained", "lost", "net", "gained_ids", "lost_ids"]].tolist() == [1, 1, 0, "p2", "p1"]
     assert table.loc[("c", 4096), ["gained", "lost", "gained_ids", "lost_ids"]].tolist() == [0, 1, "", "p1"]
@@ -97,19 +97,19 @@ def bucket_runs(tmp_path_factory):
 
 def test_difficulty_buckets_come_from_the_baseline_only(bucket_runs):
     base, ours = bucket_runs
-    buckets = analysis.difficulty_buckets(base).set_index("problem_id")["bucket"].astype(str).to_dict()
+    buckets = efficiency.difficulty_buckets(base).set_index("problem_id")["bucket"].astype(str).to_dict()
     assert buckets == {"q1": "easy (0.5, 1]", "q2": "easy (0.5, 1]", "q3": "hard [0, 0.5]", "q4": "hard [0, 0.5]",
                        "q5": "hard [0, 0.5]"}
-    fine = analysis.difficulty_buckets(base, analysis.parse_bucket_edges("0,0.25,0.5,0.75,1"))
+    fine = efficiency.difficulty_buckets(base, efficiency.parse_bucket_edges("0,0.25,0.5,0.75,1"))
     assert fine.set_index("problem_id")["bucket"].astype(str).to_dict() == {
         "q1": "(0.75, 1]", "q2": "(0.5, 0.75]", "q3": "(0.25, 0.5]", "q4": "[0, 0.25]", "q5": "[0, 0.25]"}
     # Swapping the baseline re-buckets on the other run: everything is easy for `ours`.
-    swapped = analysis.breakdown([base, ours], baseline="ours", groups=False)
+    swapped = efficiency.breakdown([base, ours], baseline="ours", groups=False)
     assert set(swapped["bucket"]) == {"easy (0.5, 1]"}
 
 
 def test_breakdown_numbers_by_hand(bucket_runs):
-    table = analysis.breakdown(bucket_runs).set_index(["grouping", "bucket", "budget", "run"])
+    table = efficiency.breakdown(bucket_runs).set_index(["grouping", "bucket", "budget", "run"])
     # hard at 400, baseline: q3 2/4, q4 1/4, q5 0/4 -> accuracy 0.25; lengths 100..130 -> 115; write_run marks a
     # sample finished when it is correct or shorter than the budget (all are): truncation 0.
     hard = table.loc[("difficulty", "hard [0, 0.5]", 400, "base")]
@@ -126,7 +126,7 @@ def test_breakdown_numbers_by_hand(bucket_runs):
 def test_bucket_edges_are_checked():
     for text in ("0.5,1", "0,0.5", "0,0.6,0.5,1", "0,a,1"):
         with pytest.raises(UserError):
-            analysis.parse_bucket_edges(text)
+            efficiency.parse_bucket_edges(text)
 
 
 # --- 3. first-correct positions -----------------------------------------------------------------
@@ -137,10 +137,10 @@ TRACE_CASES = read_cases("analysis_first_correct.jsonl")
 @pytest.fixture(scope="module")
 def trace_run(tmp_path_factory):
     """A run whose stored ids are the cases' segments encoded one by one (plus EOS), scored for real."""
-    from budgeteval.ingest.generations import import_frame
     from budgeteval.generation.tokenizer import load_tokenizer
+    from budgeteval.ingest.generations import import_frame
+    from budgeteval.rundir.store import GenerationRecord, read_task, task_dir, write_shard
     from budgeteval.scoring.evaluate import evaluate_run
-    from budgeteval.rundir.store import read_task, task_dir, write_shard, GenerationRecord
 
     tokenizer_path = shared_path("tokenizers", "qwen3")
     tokenizer = load_tokenizer(str(tokenizer_path))
@@ -166,7 +166,7 @@ def trace_run(tmp_path_factory):
 
 def test_first_correct_positions_case_table(trace_run):
     run, expected = trace_run
-    positions = analysis.first_correct_positions(run, workers=1).set_index("problem_id")
+    positions = efficiency.first_correct_positions(run, workers=1).set_index("problem_id")
     for index, case in enumerate(TRACE_CASES):
         row = positions.loc[f"c{index}"]
         position, length = expected[f"c{index}"]
@@ -178,7 +178,7 @@ def test_first_correct_positions_case_table(trace_run):
         if position is not None:
             assert row.tokens_after_first_correct == length - position
             assert row.efficiency == pytest.approx(position / length)
-    summary = analysis.trace_summary(positions.reset_index()).iloc[0]
+    summary = efficiency.trace_summary(positions.reset_index()).iloc[0]
     # ξ_O by hand: correct cases contribute T̂/T, the others 0, over all N responses.
     ratios = [expected[f"c{i}"][0] / expected[f"c{i}"][1] if c["correct"] else 0.0 for i, c in enumerate(TRACE_CASES)]
     assert summary.outcome_efficiency == pytest.approx(sum(ratios) / len(ratios))
@@ -194,15 +194,15 @@ def test_token_positions_are_exact_across_multibyte_characters():
               tokenizer(" 🙂 done", add_special_tokens=False)["input_ids"]]
     ids = [token for piece in pieces for token in piece]
     text = tokenizer.decode(ids, skip_special_tokens=True)
-    candidate = analysis.answer_candidates(text)[0]
+    candidate = efficiency.answer_candidates(text)[0]
     assert candidate.text == "\\boxed{π}"
-    assert analysis.token_end_positions(tokenizer, ids, text, [candidate.end]) == [len(pieces[0]) + len(pieces[1])]
+    assert efficiency.token_end_positions(tokenizer, ids, text, [candidate.end]) == [len(pieces[0]) + len(pieces[1])]
 
 
 def test_outcome_efficiency_by_hand():
     # Chen et al. 2024: (1/N) Σ σ_i T̂_i / T_i; here (50/100 + 0 + 30/30) / 3.
-    assert analysis.outcome_efficiency([True, False, True], [50, 10, 30], [100, 40, 30]) == pytest.approx(0.5)
-    assert math.isnan(analysis.outcome_efficiency([], [], []))
+    assert efficiency.outcome_efficiency([True, False, True], [50, 10, 30], [100, 40, 30]) == pytest.approx(0.5)
+    assert math.isnan(efficiency.outcome_efficiency([], [], []))
 
 
 # --- 4. early exit ------------------------------------------------------------------------------
@@ -229,7 +229,7 @@ def sweep_run(tmp_path_factory):
 
 
 def test_early_exit_stops_where_the_answers_agree(sweep_run):
-    exits = analysis.early_exit(sweep_run).set_index(["sample_idx", "window"])
+    exits = efficiency.early_exit(sweep_run).set_index(["sample_idx", "window"])
     assert exits.loc[(0, 2), ["stop_budget", "reason", "tokens", "probe_tokens", "correct"]].tolist() == \
         [400, "agreed", 410, 30, True]
     assert exits.loc[(0, 3), ["stop_budget", "reason", "tokens", "probe_tokens"]].tolist() == [500, "agreed", 510, 40]
@@ -238,7 +238,7 @@ def test_early_exit_stops_where_the_answers_agree(sweep_run):
         [200, "agreed", 210, 10, False]
     assert exits.loc[(1, 3), ["stop_budget", "reason", "tokens", "probe_tokens", "correct"]].tolist() == \
         [300, "finished", 250, 20, True]
-    summary = analysis.early_exit_summary(exits.reset_index()).set_index("policy")
+    summary = efficiency.early_exit_summary(exits.reset_index()).set_index("policy")
     full_tokens = (510 + 250) / 2
     assert summary.loc["full", ["accuracy", "tokens"]].tolist() == pytest.approx([1.0, full_tokens])
     m2 = summary.loc["agree 2"]
@@ -252,7 +252,7 @@ def test_early_exit_stops_where_the_answers_agree(sweep_run):
 
 def test_early_exit_needs_forced_scores(bucket_runs):
     with pytest.raises(UserError, match="forced"):
-        analysis.early_exit(bucket_runs[0])
+        efficiency.early_exit(bucket_runs[0])
 
 
 # --- the report and the CLI ---------------------------------------------------------------------
@@ -361,7 +361,7 @@ def test_real_outputs_end_to_end_against_scores_parquet(real_run):
         assert position <= len(ids)
         before = tokenizer.decode(ids[:position - 1], skip_special_tokens=True)
         upto = tokenizer.decode(ids[:position], skip_special_tokens=True)
-        assert len(analysis.answer_candidates(upto)) > len(analysis.answer_candidates(before))
+        assert len(efficiency.answer_candidates(upto)) > len(efficiency.answer_candidates(before))
     ratios = [r.first_correct_tokens / r.num_tokens if r.correct else 0.0
               for r in result.positions.fillna({"first_correct_tokens": 0}).itertuples(index=False)]
     assert trace.outcome_efficiency == pytest.approx(sum(ratios) / len(ratios))
@@ -391,11 +391,11 @@ def test_trace_summary_by_hand_with_answer_sources():
         "first_correct_tokens": pd.array([5, 10, None], dtype="Int64"), "first_correct_kind": ["boxed", None, None],
         "tokens_after_first_correct": pd.array([5, 0, None], dtype="Int64"), "efficiency": [0.5, 1.0, None],
         "answer_source": ["boxed", "fallback", "none"]})
-    row = analysis.trace_summary(positions).iloc[0]
+    row = efficiency.trace_summary(positions).iloc[0]
     assert [row.accuracy, row.with_correct_answer, row.tokens_to_first_correct, row.tokens_after_first_correct,
             row.after_share, row.outcome_efficiency, row.correct_efficiency, row.correct_from_fallback] == \
         pytest.approx([2 / 3, 2 / 3, 7.5, 2.5, 5 / 20, (0.5 + 1.0) / 3, 0.75, 0.5])
-    assert "correct_from_fallback" not in analysis.trace_summary(positions.drop(columns="answer_source")).columns
+    assert "correct_from_fallback" not in efficiency.trace_summary(positions.drop(columns="answer_source")).columns
 
 
 def test_early_exit_probe_cost_comes_from_the_stored_continuations(tmp_path):
@@ -411,6 +411,6 @@ def test_early_exit_probe_cost_comes_from_the_stored_continuations(tmp_path):
                for r in sweep.itertuples(index=False)]
     for budget in sorted(sweep["budget"].unique()):
         write_shard(run_dir, "t", [r for r in records if r.budget == budget], kind=CONTINUATIONS)
-    exits = analysis.early_exit(load_run(run_dir)).set_index(["sample_idx", "window"])
+    exits = efficiency.early_exit(load_run(run_dir)).set_index(["sample_idx", "window"])
     assert exits.loc[(0, 2), "probe_tokens"] == 3 * 13  # probes at 100, 200, 300 before stopping at 400
     assert exits.loc[(1, 3), "probe_tokens"] == 2 * 13

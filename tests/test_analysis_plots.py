@@ -1,7 +1,12 @@
 """Tests for budgeteval.plots.analysis and `budgeteval plot --kind`: the figures' matplotlib objects, by hand."""
 
 import pytest
+from click.testing import CliRunner
+from synthetic_runs import RUN_A, RUN_B, write_run
+from test_analysis import bucket_runs, forced_sweep, sweep_run  # noqa: F401 (fixtures)
 
+from budgeteval.cli import main
+from budgeteval.errors import UserError
 from budgeteval.plots.analysis import (
     ANALYSIS_FIGURES,
     difficulty_figure,
@@ -9,14 +14,9 @@ from budgeteval.plots.analysis import (
     pareto_figure,
     pass_at_k_figure,
 )
-from budgeteval.cli import main
-from budgeteval.errors import UserError
-from budgeteval.plots.style import OKABE_ITO
 from budgeteval.plots.budget import PlotOptions
+from budgeteval.plots.style import OKABE_ITO
 from budgeteval.report.runs import load_run
-from click.testing import CliRunner
-from synthetic_runs import RUN_A, RUN_B, write_run
-from test_analysis import bucket_runs, forced_sweep, sweep_run  # noqa: F401 (fixtures)
 
 
 @pytest.fixture(scope="module")

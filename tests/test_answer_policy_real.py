@@ -11,14 +11,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from cli_checks import budgeteval
+from conftest import shared_path
 
 from budgeteval.ingest.generations import import_generations
 from budgeteval.report.runs import load_run
+from budgeteval.scoring.evaluate import evaluate_run, read_scores
 from budgeteval.scoring.scorers.base import ScoreItem
 from budgeteval.scoring.scorers.gsm8k import score_batch as gsm8k_score_batch
-from budgeteval.scoring.evaluate import evaluate_run, read_scores
-from cli_checks import budgeteval
-from conftest import shared_path
 
 BUDGETS = (128, 4096)
 FIELDS = {"problem_id": "problem_idx", "sample_idx": "sample_idx", "response": "response", "reference": "gold",

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from budgeteval.scoring import answers
 from budgeteval.errors import UserError
+from budgeteval.scoring import answers
 from budgeteval.scoring.scorers import gsm8k as gsm8k_scorer
 from budgeteval.scoring.scorers import math as math_scorer
 from budgeteval.scoring.scorers.base import ScoreItem
@@ -82,7 +82,7 @@ def test_accepts_is_the_documented_rule() -> None:
 def test_box_scanner_matches_forward_scanning_from_each_opening() -> None:
     text = "a \\boxed{1} b \\boxed{x^{2}} c \\boxed{\\frac{1}{2} } \\boxed{open {" + "} z \\fbox {q}"
     openings = answers.box_openings(text)
-    for start, content_start, close in openings:
+    for _start, content_start, close in openings:
         depth, found = 1, None
         for position in range(content_start, len(text)):
             depth += {"{": 1, "}": -1}.get(text[position], 0)

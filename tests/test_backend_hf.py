@@ -1,10 +1,15 @@
 """The transformers backend: replay equivalence with separate max_new_tokens runs."""
 
 import pytest
+from sweep_checks import (
+    assert_replay_equivalent,
+    check_conditioned_sweep,
+    check_forced_sweep,
+    finish_reasons,
+    sweep_config,
+)
 
 from budgeteval.sweep.runner import run
-from sweep_checks import (assert_replay_equivalent, check_conditioned_sweep, check_forced_sweep, finish_reasons,
-                          sweep_config)
 
 pytest.importorskip("torch", reason="the hf backend needs torch (pip install -e '.[hf]')")
 

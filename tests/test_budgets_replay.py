@@ -2,8 +2,8 @@
 
 import pytest
 
-from budgeteval.generation.budgets import format_budget, parse_budget, parse_budgets
 from budgeteval.errors import UserError
+from budgeteval.generation.budgets import format_budget, parse_budget, parse_budgets
 from budgeteval.scoring.replay import answer_region, truncate
 
 

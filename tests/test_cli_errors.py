@@ -10,7 +10,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from cli_checks import assert_user_error, budgeteval, budgeteval_in_process
 from conftest import shared_path
 

@@ -21,12 +21,12 @@ import math
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from synthetic_runs import RUN_A, RUN_B, hand_checked_runs, write_run
 
 from budgeteval.cli import main
-from budgeteval.report.compare import accuracy_efficiency_score, compare_runs, curve_area, reach_budget
 from budgeteval.errors import UserError
+from budgeteval.report.compare import accuracy_efficiency_score, compare_runs, curve_area, reach_budget
 from budgeteval.report.runs import load_run
-from synthetic_runs import RUN_A, RUN_B, hand_checked_runs, write_run
 
 
 @pytest.fixture(scope="module")
@@ -231,7 +231,7 @@ def test_run_api_labels_lazy_frames_and_compare_method(runs):
     assert list(base.metrics.columns[-2:]) == ["ci_low", "ci_high"]
     assert base.with_label("Base").label == "Base" and base.with_label("Base").path == base.path
     with pytest.raises(UserError, match="no generations/"):
-        base.generations
+        _ = base.generations
     via_method = base.compare(load_run(b), load_run(c))
     via_function = compare_runs([load_run(c), load_run(b), load_run(a)], baseline="model-a")
     assert via_method.runs == ("model-a", "model-b", "model-c")

@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from cli_checks import assert_user_error, budgeteval, budgeteval_in_process
 from conftest import shared_path
 
@@ -84,12 +83,13 @@ def fork_cli(args, env=None, log: Path = None) -> int:
 @pytest.fixture(scope="module", autouse=True)
 def warm_interpreter():
     """Import what the commands use once, here, so forked children start warm (no torch ops run here)."""
-    import budgeteval.generation.backends.hf_backend  # noqa: F401
-    import budgeteval.cli  # noqa: F401
-    import budgeteval.sweep.runner  # noqa: F401
-    import budgeteval.scoring.evaluate  # noqa: F401
     import datasets  # noqa: F401
     import transformers  # noqa: F401
+
+    import budgeteval.cli  # noqa: F401
+    import budgeteval.generation.backends.hf_backend  # noqa: F401
+    import budgeteval.scoring.evaluate  # noqa: F401
+    import budgeteval.sweep.runner  # noqa: F401
 
 
 @pytest.fixture(scope="module")

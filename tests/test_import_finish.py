@@ -5,13 +5,18 @@ import json
 
 import pandas as pd
 import pytest
-
-from budgeteval.errors import UserError
-from budgeteval.ingest.generations import DEFAULT_CUT_TOLERANCE, finish_reason_of, import_generations, inferred_finish_reason
-from budgeteval.scoring.evaluate import evaluate_run, read_scores
-from budgeteval.rundir.store import read_task
 from cli_checks import budgeteval
 from conftest import shared_path
+
+from budgeteval.errors import UserError
+from budgeteval.ingest.generations import (
+    DEFAULT_CUT_TOLERANCE,
+    finish_reason_of,
+    import_generations,
+    inferred_finish_reason,
+)
+from budgeteval.rundir.store import read_task
+from budgeteval.scoring.evaluate import evaluate_run, read_scores
 
 
 @pytest.mark.parametrize("value, expected", [

@@ -4,11 +4,11 @@ import json
 
 import pandas as pd
 import pytest
+from conftest import shared_path
 
 from budgeteval.ingest.generations import import_generations
-from budgeteval.scoring.metrics import compute_metrics
 from budgeteval.scoring.evaluate import evaluate_run, read_scores
-from conftest import shared_path
+from budgeteval.scoring.metrics import compute_metrics
 
 
 @pytest.fixture(scope="module")

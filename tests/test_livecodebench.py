@@ -7,17 +7,16 @@ import sys
 
 import pandas as pd
 import pytest
+from conftest import read_cases, shared_path
 
+from budgeteval.errors import UserError
 from budgeteval.generation.backends.base import SampleOutput
 from budgeteval.generation.config import RunConfig
-from budgeteval.errors import UserError
-from budgeteval.scoring.metrics import compute_metrics
-from budgeteval.tasks.prompts import PromptSettings, render_prompt
-from budgeteval.sweep.runner import run
 from budgeteval.scoring.evaluate import read_scores
+from budgeteval.scoring.metrics import compute_metrics
+from budgeteval.sweep.runner import run
 from budgeteval.tasks.loading import load_problems, load_task
-from conftest import shared_path
-from test_scorer_code import read_cases, sandbox  # noqa: F401  (the fixture: skip where no sandbox works)
+from budgeteval.tasks.prompts import PromptSettings, render_prompt
 
 SYSTEM = ("You are an expert Python programmer. You will be given a question (problem specification) and will "
           "generate a correct Python program that matches the specification and passes all tests. You will NOT "

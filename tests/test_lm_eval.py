@@ -12,10 +12,10 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-
-from budgeteval.errors import UserError
 from cli_checks import assert_user_error, budgeteval
 from conftest import shared_path
+
+from budgeteval.errors import UserError
 
 lm_eval = pytest.importorskip("lm_eval", reason="the lm-eval extra is not installed")
 
@@ -74,9 +74,9 @@ def test_verdicts_equal_lm_eval_pipeline_on_real_responses(include, compiled_tem
     """5276 real GSM8K solutions: budgeteval's lmeval scorer vs lm-eval's own pipeline, both filters."""
     from lm_eval.models.utils import postprocess_generated_text
 
-    from budgeteval.tasks.lm_eval import problem_reference
     from budgeteval.scoring.scorers.base import ScoreItem
     from budgeteval.scoring.scorers.lmeval import score_batch
+    from budgeteval.tasks.lm_eval import problem_reference
     from budgeteval.tasks.loading import load_problems, load_task
 
     solutions = pd.read_json(shared_path("generations", "gsm8k_openai_example_solutions.jsonl"), lines=True)
@@ -113,15 +113,15 @@ def test_verdicts_equal_lm_eval_pipeline_on_real_responses(include, compiled_tem
                 for row, verdict in zip(solutions.itertuples(), verdicts)]
         agreement[filter_name] = (sum(same), len(same), sum(verdict.correct for verdict in verdicts))
     print("lm-eval verdict agreement (agree, total, correct):", agreement)
-    for filter_name, (agree, total, correct) in agreement.items():
+    for filter_name, (agree, total, _correct) in agreement.items():
         assert total == 5276 and agree == total, (filter_name, agree, total)
     assert 0 < agreement["flexible-extract"][2] < 5276, "both right and wrong answers are compared"
 
 
 def test_changed_task_config_refuses_to_score(include):
-    from budgeteval.tasks.lm_eval import problem_reference, spec_from_reference
     from budgeteval.scoring.scorers.base import ScoreItem
     from budgeteval.scoring.scorers.lmeval import score_batch
+    from budgeteval.tasks.lm_eval import problem_reference, spec_from_reference
 
     task = _lm_eval_task(include)
     reference = json.loads(problem_reference(
@@ -188,9 +188,9 @@ def test_builtin_task_on_local_data(tiny_model, tmp_path, monkeypatch):
     few-shot examples and filters) on a local copy of its test split, through a wrapper YAML."""
     from budgeteval.generation.backends.base import SamplingConfig
     from budgeteval.generation.config import RunConfig
-    from budgeteval.tasks.lm_eval import load_lm_eval_task
     from budgeteval.report.runs import load_run
     from budgeteval.sweep.runner import run
+    from budgeteval.tasks.lm_eval import load_lm_eval_task
 
     monkeypatch.setenv("BUDGETEVAL_CACHE", str(tmp_path / "cache"))
     data = shared_path("data", "gsm8k_test.jsonl")
@@ -233,8 +233,8 @@ def test_import_lm_eval_log_samples(tiny_model, include, tmp_path):
     from lm_eval.tasks import TaskManager
 
     from budgeteval.ingest.harness import import_harness_file
-    from budgeteval.scoring.evaluate import evaluate_run, read_scores
     from budgeteval.rundir.store import read_task
+    from budgeteval.scoring.evaluate import evaluate_run, read_scores
 
     tracker = EvaluationTracker(output_path=str(tmp_path / "lm_eval_out"))
     results = simple_evaluate(

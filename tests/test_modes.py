@@ -3,13 +3,21 @@
 import json
 
 import pytest
-
-from budgeteval.generation.forcing import (FORCE_STRINGS, ForcePlan, continuation_request, continuation_seed,
-                                forced_response_ids, model_family, plan_force, still_thinking)
-from budgeteval.tasks.prompts import BudgetInstruction, PromptSettings, render_prompt
-from budgeteval.tasks.loading import Problem, Task, DatasetSource
 from cli_checks import assert_user_error, budgeteval
 from conftest import shared_path
+
+from budgeteval.generation.forcing import (
+    FORCE_STRINGS,
+    ForcePlan,
+    continuation_request,
+    continuation_seed,
+    forced_response_ids,
+    model_family,
+    plan_force,
+    still_thinking,
+)
+from budgeteval.tasks.loading import DatasetSource, Problem, Task
+from budgeteval.tasks.prompts import BudgetInstruction, PromptSettings, render_prompt
 
 FORCE = (7, 8)
 

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from matplotlib.collections import FillBetweenPolyCollection, PolyCollection
+from synthetic_runs import RUN_A, RUN_B, samples, write_run
 
 from budgeteval.cli import main
 from budgeteval.errors import UserError
-from budgeteval.plots.style import OKABE_ITO, new_figure, run_colours
 from budgeteval.plots.budget import (
     BUDGET_FIGURES,
     PlotOptions,
@@ -23,8 +23,8 @@ from budgeteval.plots.budget import (
     save_figures,
     truncation_figure,
 )
+from budgeteval.plots.style import OKABE_ITO, new_figure, run_colours
 from budgeteval.report.runs import load_run
-from synthetic_runs import RUN_A, RUN_B, samples, write_run
 
 # A second task, "u", at the same budgets: one problem always right in A, never in B.
 TASK_U = pd.DataFrame([

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from budgeteval.errors import UserError
+from budgeteval.report.tables import format_report
 from budgeteval.scoring.metrics import (
     compute_metrics,
     count_timeouts,
@@ -12,7 +13,6 @@ from budgeteval.scoring.metrics import (
     read_metrics,
     write_metrics,
 )
-from budgeteval.report.tables import format_report
 
 
 def scores_table(rows: list[tuple], task: str = "aime25", mode: str = "cutoff", timed_out=()) -> pd.DataFrame:

@@ -9,11 +9,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from budgeteval.generation.config import RunConfig
 from budgeteval.errors import UserError
+from budgeteval.generation.config import RunConfig
 from budgeteval.rundir.layout import scores_path
-from budgeteval.rundir.manifest import MANIFEST_FORMAT_VERSION, Manifest, ModesSection, ScoringSection, TaskEntry, open_run, read_manifest, write_manifest
-from budgeteval.rundir.scores import SCORES_FORMAT_VERSION, SCORE_COLUMNS, read_scores, scores_schema, write_scores
+from budgeteval.rundir.manifest import (
+    MANIFEST_FORMAT_VERSION,
+    Manifest,
+    ModesSection,
+    ScoringSection,
+    TaskEntry,
+    open_run,
+    read_manifest,
+    write_manifest,
+)
+from budgeteval.rundir.scores import SCORE_COLUMNS, SCORES_FORMAT_VERSION, read_scores, scores_schema, write_scores
 
 CASES = Path(__file__).parent / "cases"
 

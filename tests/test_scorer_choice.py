@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from budgeteval.errors import UserError
-from budgeteval.tasks.registry import get_scorer
 from budgeteval.scoring.scorers.base import ScoreItem, Verdict
 from budgeteval.scoring.scorers.choice import score_batch
+from budgeteval.tasks.registry import get_scorer
 
 CASES = [json.loads(line) for line in (Path(__file__).parent / "cases" / "choice_cases.jsonl").read_text().splitlines()
          if line.strip()]

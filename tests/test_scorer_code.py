@@ -1,39 +1,33 @@
 """The code scorer: extraction, LiveCodeBench's comparison rules, private-test decoding, and
 known-correct / known-wrong programs for real LiveCodeBench problems (both stdin and functional)."""
 
-import dataclasses
 import base64
+import dataclasses
 import json
 import pickle
 import zlib
 from pathlib import Path
 
 import pytest
+from conftest import read_cases, shared_path
 
 from budgeteval.errors import UserError
-from budgeteval.scoring.sandbox import Sandbox, SandboxLimits
+from budgeteval.scoring.sandbox import SandboxLimits
 from budgeteval.scoring.scorers import code as code_scorer
 from budgeteval.scoring.scorers.base import ScoreItem
-from budgeteval.scoring.scorers.code import (build_reference, decode_test_cases, extract_code, parse_reference,
-                                     restricted_unpickle, score_batch, stdout_matches)
+from budgeteval.scoring.scorers.code import (
+    build_reference,
+    decode_test_cases,
+    extract_code,
+    parse_reference,
+    restricted_unpickle,
+    score_batch,
+    stdout_matches,
+)
 from budgeteval.tasks.loading import load_problems, load_task
-from conftest import shared_path
 
 CASES = Path(__file__).parent / "cases"
 LIMITS = SandboxLimits(cpu_time_s=2, wall_time_s=8)
-
-
-def read_cases(name: str) -> list[dict]:
-    return [json.loads(line) for line in (CASES / name).read_text().splitlines()]
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Sandbox:
-    """The machine's sandbox (CI installs bubblewrap); skips when none works here."""
-    try:
-        return Sandbox()
-    except UserError as error:
-        pytest.skip(str(error))
 
 
 @pytest.fixture(scope="module")

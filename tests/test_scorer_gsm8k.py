@@ -4,12 +4,12 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import shared_path
+
 from budgeteval.errors import UserError
-from budgeteval.tasks.registry import get_scorer
 from budgeteval.scoring.scorers.base import ScoreItem, Verdict
 from budgeteval.scoring.scorers.gsm8k import extract_number, score_batch
+from budgeteval.tasks.registry import get_scorer
 
 CASES_DIR = Path(__file__).parent / "cases"
 HAND_CASES = [json.loads(line) for line in (CASES_DIR / "gsm8k_cases.jsonl").read_text().splitlines()]

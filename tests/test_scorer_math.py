@@ -13,9 +13,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-
 from conftest import shared_path
-from budgeteval.tasks.registry import get_scorer
+
 from budgeteval.scoring.scorers import math as math_scorer
 from budgeteval.scoring.scorers.base import ScoreItem, Verdict
 from budgeteval.scoring.scorers.math import (
@@ -26,6 +25,7 @@ from budgeteval.scoring.scorers.math import (
     run_math_verify_checks,
     score_batch,
 )
+from budgeteval.tasks.registry import get_scorer
 
 CASES_DIR = Path(__file__).parent / "cases"
 HAND_CASES = [json.loads(line) for line in (CASES_DIR / "math_cases.jsonl").read_text().splitlines()]

@@ -7,12 +7,12 @@ value inside the range is accepted. `compare`/`plot` name the tasks not every ru
 
 import pandas as pd
 import pytest
-
-from budgeteval.generation.backends.base import SamplingConfig
-from budgeteval.generation.config import EngineOptions, ModeSettings, RunConfig
-from budgeteval.errors import UserError
 from cli_checks import budgeteval_in_process
 from synthetic_runs import samples, write_run
+
+from budgeteval.errors import UserError
+from budgeteval.generation.backends.base import SamplingConfig
+from budgeteval.generation.config import EngineOptions, ModeSettings, RunConfig
 
 # (backend, field, value, fragment of the allowed range the message states)
 REFUSED = [

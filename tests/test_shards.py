@@ -6,14 +6,14 @@ import shutil
 from dataclasses import replace
 
 import pytest
-
-from budgeteval.generation.config import EngineOptions, ModeSettings
-from budgeteval.errors import UserError
-from budgeteval.ingest.merge import merge_runs
-from budgeteval.sweep.runner import run
-from budgeteval.generation.shards import Shard, parse_shard, shard_of
 from cli_checks import assert_user_error, budgeteval
 from sweep_checks import sweep_config
+
+from budgeteval.errors import UserError
+from budgeteval.generation.config import EngineOptions, ModeSettings
+from budgeteval.generation.shards import Shard, parse_shard, shard_of
+from budgeteval.ingest.merge import merge_runs
+from budgeteval.sweep.runner import run
 
 LIMIT = 11  # the first 11 AIME 2025 problems put 5, 1 and 5 problems in shards 0, 1, 2 of 3
 MODES = ModeSettings(modes=("cutoff", "forced"), answer_tokens=4)

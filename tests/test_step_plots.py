@@ -7,9 +7,9 @@ from click.testing import CliRunner
 
 from budgeteval.cli import main
 from budgeteval.errors import UserError
-from budgeteval.scoring.metrics import compute_metrics
 from budgeteval.plots.steps import step_figure
 from budgeteval.report.steps import append_step_metrics, read_step_metrics
+from budgeteval.scoring.metrics import compute_metrics
 
 STEPS = (0, 50, 100)
 BUDGETS = (1024, 4096)

@@ -4,8 +4,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from budgeteval.errors import UserError
-from budgeteval.rundir.store import (GenerationRecord, read_task, stored_problem_ids, stored_tasks, task_dir,
-                              write_shard)
+from budgeteval.rundir.store import GenerationRecord, read_task, stored_problem_ids, stored_tasks, task_dir, write_shard
 
 
 def record(problem_id: str, sample_idx: int, ids=(1, 2, 3)) -> GenerationRecord:

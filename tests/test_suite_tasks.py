@@ -12,16 +12,16 @@ import random
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import shared_path
 
 from budgeteval.errors import UserError
-from budgeteval.tasks.prompts import PromptSettings, render_prompt
-from budgeteval.tasks.row_builders import gpqa_choice_order
-from budgeteval.tasks.registry import get_scorer
-from budgeteval.scoring.scorers.base import ScoreItem
 from budgeteval.rundir.store import read_problems, write_problems
-from budgeteval.tasks.suites import builtin_suites, expand_tasks
+from budgeteval.scoring.scorers.base import ScoreItem
 from budgeteval.tasks.loading import builtin_task_paths, load_problems, load_task, load_task_file
-from conftest import shared_path
+from budgeteval.tasks.prompts import PromptSettings, render_prompt
+from budgeteval.tasks.registry import get_scorer
+from budgeteval.tasks.row_builders import gpqa_choice_order
+from budgeteval.tasks.suites import builtin_suites, expand_tasks
 
 MATH_TASKS = {"amc23": ("amc23.jsonl", 40), "minerva_math": ("minerva_math.jsonl", 272),
               "olympiadbench": ("olympiadbench.jsonl", 675), "aime26": ("aime2026.jsonl", 30),

@@ -6,9 +6,9 @@ import sys
 
 import pandas as pd
 import pytest
+from conftest import shared_path
 
 from budgeteval.generation.tokenizer import FastDecoder, load_decoder, load_tokenizer
-from conftest import shared_path
 
 TOKENIZERS = ["qwen2.5", "qwen3", "deepseek-r1-distill-qwen"]
 

@@ -12,7 +12,6 @@ import threading
 
 import pandas as pd
 import pytest
-
 from conftest import shared_path
 
 trl = pytest.importorskip("trl")
@@ -30,10 +29,10 @@ def test_grpo_run_logs_budget_curves(tiny_model, tmp_path):
 
     from budgeteval.generation.backends.base import SamplingConfig
     from budgeteval.generation.config import EngineOptions, RunConfig
+    from budgeteval.report.steps import read_step_metrics
     from budgeteval.scoring.metrics import read_metrics
     from budgeteval.sweep.runner import run
     from budgeteval.tasks.loading import load_problems, load_task
-    from budgeteval.report.steps import read_step_metrics
     from budgeteval.train.trl import BudgetEvalCallback, reward_function
 
     data = {"gsm8k": gsm8k_data()}

@@ -12,10 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import shared_path
 
 from budgeteval.cli import main
 from budgeteval.errors import UserError
-from conftest import shared_path
 
 MATH = "HuggingFaceH4/MATH-500"
 

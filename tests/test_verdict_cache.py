@@ -2,8 +2,8 @@
 
 import pytest
 
-from budgeteval.scoring import verdict_cache
 from budgeteval.errors import UserError
+from budgeteval.scoring import verdict_cache
 from budgeteval.scoring.scorers.base import ScoreItem, Verdict
 from budgeteval.scoring.verdict_cache import VerdictCache, cache_key, compact
 

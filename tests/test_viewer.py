@@ -22,6 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from conftest import shared_path
+from viewer_runs import write_text_run
 
 from budgeteval.cli import main
 from budgeteval.report.runs import load_run
@@ -29,8 +31,6 @@ from budgeteval.rundir.manifest import TaskEntry, read_manifest, write_manifest
 from budgeteval.viewer import build_site
 from budgeteval.viewer.data import cut_offset, problem_entries
 from budgeteval.viewer.site import script_json
-from conftest import shared_path
-from viewer_runs import write_text_run
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("BUDGETEVAL_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"

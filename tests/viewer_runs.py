@@ -6,17 +6,17 @@ and forced mode gets stored continuations (the forcing string's ids and an answe
 sample the budget cuts, so scoring replays forced mode exactly as after `budgeteval run --modes forced`.
 """
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from budgeteval.generation.config import RunConfig
-from budgeteval.scoring.replay import truncate
 from budgeteval.rundir.manifest import Manifest, ModesSection, TaskEntry, write_manifest
-from budgeteval.scoring.evaluate import evaluate_run
 from budgeteval.rundir.store import CONTINUATIONS, ContinuationRecord, GenerationRecord, write_shard
+from budgeteval.scoring.evaluate import evaluate_run
+from budgeteval.scoring.replay import truncate
 
 THINKING_PROMPT = "<|im_start|>user\nQuestion<|im_end|>\n<|im_start|>assistant\n<think>\n"
 """A Qwen3 prompt whose response starts inside the thinking block."""
@@ -24,7 +24,7 @@ THINKING_PROMPT = "<|im_start|>user\nQuestion<|im_end|>\n<|im_start|>assistant\n
 
 def write_text_run(run_dir: Path, tokenizer, task: str, problems: Sequence[dict], responses: dict,
                    budgets: Sequence[int], model: str = "org/model", prompt: str = THINKING_PROMPT,
-                   think_end: Optional[str] = "</think>", forced_answer: Optional[str] = None,
+                   think_end: str | None = "</think>", forced_answer: str | None = None,
                    force_string: str = "\n</think>\n\nFinal answer: ") -> Path:
     """Write and score a run: `problems` rows (problem_id, question, reference, any extra columns),
     `responses[problem_id] = [text, ...]` (one per sample, all finished with `stop`).

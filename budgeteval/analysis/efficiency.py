@@ -26,14 +26,14 @@ writes nothing.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
 from budgeteval.errors import UserError
-from budgeteval.report.profile import PROBLEM_KEYS as _PROBLEM_KEYS
+from budgeteval.report.profile import PROBLEM_KEYS
 
 DEFAULT_BUCKET_EDGES = (0.0, 0.5, 1.0)
 """Difficulty buckets of the baseline's pass rate: hard = [0, 1/2], easy = (1/2, 1] (the seed talk's split)."""
@@ -57,7 +57,7 @@ def _task_scorer(run, task: str) -> str:
     return entry.scorer if entry else ""
 
 
-def _think_end(run) -> Optional[str]:
+def _think_end(run) -> str | None:
     return run.manifest.think_end
 
 
@@ -104,20 +104,20 @@ def problem_profile(run) -> pd.DataFrame:
 
 def profile_summary(profile: pd.DataFrame) -> pd.DataFrame:
     """One row per task x mode x problem: the pass rate at each budget (a column per budget), solved_from, lost."""
-    wide = profile.pivot_table(index=_PROBLEM_KEYS, columns="budget", values="pass_rate", aggfunc="first")
+    wide = profile.pivot_table(index=PROBLEM_KEYS, columns="budget", values="pass_rate", aggfunc="first")
     wide.columns = [int(b) for b in wide.columns]
-    per_problem = profile.groupby(_PROBLEM_KEYS)[["solved_from", "lost"]].first()
+    per_problem = profile.groupby(PROBLEM_KEYS)[["solved_from", "lost"]].first()
     return wide.join(per_problem).reset_index()
 
 
-def gains_and_losses(runs: Sequence, baseline: Optional[str] = None) -> pd.DataFrame:
+def gains_and_losses(runs: Sequence, baseline: str | None = None) -> pd.DataFrame:
     """Per task x mode x budget x run (not the baseline): problems solved by the run and not the baseline.
 
     Columns: gained / lost (counts), gained_ids / lost_ids (comma-separated problem ids, sorted),
     net = gained - lost. Only problems, budgets and modes both runs have are compared.
     """
     base, others = _split_baseline(runs, baseline)
-    keys = _PROBLEM_KEYS + ["budget"]
+    keys = PROBLEM_KEYS + ["budget"]
     base_solved = problem_profile(base)[keys + ["solved"]]
     rows = []
     for run in others:
@@ -137,7 +137,7 @@ def _natural(problem_id: str):
     return (0, int(problem_id), "") if str(problem_id).isdigit() else (1, 0, str(problem_id))
 
 
-def _split_baseline(runs: Sequence, baseline: Optional[str]):
+def _split_baseline(runs: Sequence, baseline: str | None):
     from budgeteval.report.compare import baseline_first, check_unique_labels
 
     runs = list(runs)
@@ -198,7 +198,7 @@ def difficulty_buckets(baseline_run, edges: Sequence[float] = DEFAULT_BUCKET_EDG
     return rates
 
 
-def breakdown(runs: Sequence, baseline: Optional[str] = None, edges: Sequence[float] = DEFAULT_BUCKET_EDGES,
+def breakdown(runs: Sequence, baseline: str | None = None, edges: Sequence[float] = DEFAULT_BUCKET_EDGES,
               groups: bool = True) -> pd.DataFrame:
     """Accuracy, mean length and truncation per grouping x bucket x task x mode x budget x run, with Δ vs the baseline.
 
@@ -335,7 +335,7 @@ TRACE_COLUMNS = ("task", "problem_id", "sample_idx", "budget", "num_tokens", "co
 """Columns of `first_correct_positions`: one row per response."""
 
 
-def first_correct_positions(run, budget: Optional[int] = None, workers: int = 2) -> pd.DataFrame:
+def first_correct_positions(run, budget: int | None = None, workers: int = 2) -> pd.DataFrame:
     """Per response of each math task: where (in tokens) its first correct intermediate answer ends.
 
     Responses are the cutoff-mode responses at `budget` (default: the largest budget scored). Their
@@ -351,8 +351,8 @@ def first_correct_positions(run, budget: Optional[int] = None, workers: int = 2)
     kept as a column.
     """
     from budgeteval.generation.tokenizer import load_tokenizer
-    from budgeteval.tasks.registry import get_scorer
     from budgeteval.scoring.scorers.base import ScoreItem
+    from budgeteval.tasks.registry import get_scorer
 
     tasks = [task for task in run.tasks if _task_scorer(run, task) in TRACE_SCORERS]
     if not tasks:
@@ -577,7 +577,7 @@ def early_exit_summary(exits: pd.DataFrame) -> pd.DataFrame:
 # --- pass@k curves ------------------------------------------------------------------------------
 
 
-def pass_at_k_curve(run, budgets: Optional[Sequence[int]] = None) -> pd.DataFrame:
+def pass_at_k_curve(run, budgets: Sequence[int] | None = None) -> pd.DataFrame:
     """pass@k for every k from 1 to n, per task x mode x budget (default budgets: the smallest and largest).
 
     The unbiased estimator of Chen et al. 2021 (`budgeteval.scoring.metrics.pass_at_k`), averaged over problems.

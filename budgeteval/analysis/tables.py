@@ -8,15 +8,16 @@ tidy table (`--table`). Definitions of the numbers are in `budgeteval.analysis.e
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import pandas as pd
 
-from budgeteval.analysis import efficiency as analysis
+from budgeteval.analysis import efficiency
+from budgeteval.errors import UserError
 from budgeteval.generation.budgets import format_budget
 from budgeteval.report.compare import _escape_latex, _escape_markdown, _length_change
-from budgeteval.errors import UserError
+from budgeteval.report.profile import SOLVED_FRACTION
 
 ANALYSIS_FORMATS = ("markdown", "latex", "csv")
 ANALYSIS_TABLES = ("profile", "gains", "buckets", "trace", "early_exit")
@@ -41,13 +42,13 @@ class Analysis:
     """`gains_and_losses` vs the baseline (empty for a single run)."""
     buckets: pd.DataFrame
     """`breakdown` by difficulty bucket and declared group."""
-    positions: Optional[pd.DataFrame] = None
+    positions: pd.DataFrame | None = None
     """`first_correct_positions` of the runs that have them, with `run` (None: not computed)."""
-    trace: Optional[pd.DataFrame] = None
+    trace: pd.DataFrame | None = None
     """`trace_summary` of `positions`, with `run`."""
-    exits: Optional[pd.DataFrame] = None
+    exits: pd.DataFrame | None = None
     """`early_exit` per response, with `run` (None: not asked for)."""
-    early_exit: Optional[pd.DataFrame] = None
+    early_exit: pd.DataFrame | None = None
     """`early_exit_summary`, with `run`."""
     notes: tuple[str, ...] = ()
     """Why an analysis was skipped for a run (printed under the tables)."""
@@ -57,7 +58,7 @@ class Analysis:
         if name not in ANALYSIS_TABLES:
             raise UserError(f"Unknown analysis table {name!r}: choose one of {', '.join(ANALYSIS_TABLES)}.")
         if name == "profile":
-            return pd.concat([analysis.profile_summary(frame.drop(columns="run")).assign(run=label)
+            return pd.concat([efficiency.profile_summary(frame.drop(columns="run")).assign(run=label)
                               for label, frame in self.profile.groupby("run", sort=False)], ignore_index=True)
         frame = getattr(self, name)
         if frame is None:
@@ -71,7 +72,7 @@ class Analysis:
         return [name for name in ANALYSIS_TABLES
                 if not (name == "gains" and len(self.runs) < 2) and getattr(self, name) is not None]
 
-    def format(self, fmt: str = "markdown", tables: Optional[Sequence[str]] = None) -> str:
+    def format(self, fmt: str = "markdown", tables: Sequence[str] | None = None) -> str:
         """The tables (default: all available) as markdown or LaTeX, or one of them as CSV."""
         if fmt not in ANALYSIS_FORMATS:
             raise UserError(f"Unknown analysis format {fmt!r}: choose one of {', '.join(ANALYSIS_FORMATS)}.")
@@ -90,10 +91,10 @@ class Analysis:
         return "\n\n".join(blocks) + "\n"
 
 
-def analyze_runs(runs: Sequence, baseline: Optional[str] = None,
-                 edges: Sequence[float] = analysis.DEFAULT_BUCKET_EDGES, groups: bool = True,
-                 trace: Optional[bool] = None, early_exit: bool = False,
-                 windows: Sequence[int] = analysis.AGREEMENT_WINDOWS, workers: int = 2) -> Analysis:
+def analyze_runs(runs: Sequence, baseline: str | None = None,
+                 edges: Sequence[float] = efficiency.DEFAULT_BUCKET_EDGES, groups: bool = True,
+                 trace: bool | None = None, early_exit: bool = False,
+                 windows: Sequence[int] = efficiency.AGREEMENT_WINDOWS, workers: int = 2) -> Analysis:
     """Run every analysis over `runs` (`budgeteval.report.runs.Run`) against `baseline` (default: the first).
 
     `trace`: None computes first-correct positions where a run allows (generations, tokenizer/, a
@@ -101,12 +102,12 @@ def analyze_runs(runs: Sequence, baseline: Optional[str] = None,
     the early-exit rule for every m in `windows` on each run with forced-mode scores (required of
     at least one run).
     """
-    base, others = analysis._split_baseline(runs, baseline)
+    base, others = efficiency._split_baseline(runs, baseline)
     ordered = [base, *others]
     notes: list[str] = []
-    profile = pd.concat([analysis.problem_profile(run).assign(run=run.label) for run in ordered], ignore_index=True)
-    gains = analysis.gains_and_losses(ordered, base.label) if others else analysis.gains_and_losses([base])
-    buckets = analysis.breakdown(ordered, base.label, edges, groups)
+    profile = pd.concat([efficiency.problem_profile(run).assign(run=run.label) for run in ordered], ignore_index=True)
+    gains = efficiency.gains_and_losses(ordered, base.label) if others else efficiency.gains_and_losses([base])
+    buckets = efficiency.breakdown(ordered, base.label, edges, groups)
     positions = summary = None
     if trace is not False:
         frames = []
@@ -117,34 +118,34 @@ def analyze_runs(runs: Sequence, baseline: Optional[str] = None,
                     raise UserError(f"First-correct positions of {run.path}: {reason}.")
                 notes.append(f"{run.label}: no first-correct analysis ({reason}).")
                 continue
-            frames.append(analysis.first_correct_positions(run, workers=workers).assign(run=run.label))
+            frames.append(efficiency.first_correct_positions(run, workers=workers).assign(run=run.label))
         if frames:
             positions = pd.concat(frames, ignore_index=True)
-            summary = pd.concat([analysis.trace_summary(frame).assign(run=label)
+            summary = pd.concat([efficiency.trace_summary(frame).assign(run=label)
                                  for label, frame in positions.groupby("run", sort=False)], ignore_index=True)
     exits = exit_summary = None
     if early_exit:
         frames = []
         for run in ordered:
             if (run.scores["mode"] == "forced").any():
-                frames.append(analysis.early_exit(run, windows).assign(run=run.label))
+                frames.append(efficiency.early_exit(run, windows).assign(run=run.label))
             else:
                 notes.append(f"{run.label}: no early-exit simulation (no forced-mode scores).")
         if not frames:
             raise UserError("--early-exit needs a run scored in forced mode over a ladder of budgets, e.g. "
                             "`budgeteval run ... --modes forced --budgets 256:8k:256`.")
         exits = pd.concat(frames, ignore_index=True)
-        exit_summary = pd.concat([analysis.early_exit_summary(frame).assign(run=label)
+        exit_summary = pd.concat([efficiency.early_exit_summary(frame).assign(run=label)
                                   for label, frame in exits.groupby("run", sort=False)], ignore_index=True)
     return Analysis(runs=tuple(run.label for run in ordered), baseline=base.label, edges=tuple(edges),
                     profile=profile, gains=gains, buckets=buckets, positions=positions, trace=summary,
                     exits=exits, early_exit=exit_summary, notes=tuple(notes))
 
 
-def _trace_unavailable(run) -> Optional[str]:
+def _trace_unavailable(run) -> str | None:
     """Why first-correct positions cannot be computed for `run`, or None when they can."""
-    if not any(analysis._task_scorer(run, task) in analysis.TRACE_SCORERS for task in run.tasks):
-        return f"no task scored by {', '.join(analysis.TRACE_SCORERS)}"
+    if not any(efficiency._task_scorer(run, task) in efficiency.TRACE_SCORERS for task in run.tasks):
+        return f"no task scored by {', '.join(efficiency.TRACE_SCORERS)}"
     if not (run.path / "generations").is_dir():
         return "no generations/ stored"
     if not (run.path / "tokenizer").is_dir():
@@ -202,7 +203,7 @@ def _change(value, latex: bool) -> str:
 def _profile(result: Analysis, latex: bool) -> str:
     blocks = [_heading("Per-problem budget profile", latex),
               _caption(f"Pass rate = correct samples / samples of the problem at each budget; solved = at least "
-                       f"{analysis.SOLVED_FRACTION:g} of its samples correct; solved from = smallest budget from which "
+                       f"{SOLVED_FRACTION:g} of its samples correct; solved from = smallest budget from which "
                        f"it stays solved at every larger budget (— : not solved at the largest); lost = solved at a "
                        f"smaller budget but not at the largest.", latex)]
     for (run, task, mode), frame in result.profile.groupby(["run", "task", "mode"], sort=False):
@@ -211,13 +212,13 @@ def _profile(result: Analysis, latex: bool) -> str:
         wide = cells.pivot_table(index="problem_id", columns="budget", values="cell", aggfunc="first")
         per_problem = frame.groupby("problem_id")[["solved_from", "lost"]].first()
         rows = []
-        for problem_id in sorted(wide.index, key=analysis._natural):
+        for problem_id in sorted(wide.index, key=efficiency._natural):
             solved_from = per_problem.loc[problem_id, "solved_from"]
             rows.append([str(problem_id), *[str(wide.loc[problem_id, b]) for b in budgets],
                          _EMPTY if pd.isna(solved_from) else format_budget(int(solved_from)),
                          "lost" if per_problem.loc[problem_id, "lost"] else ""])
         largest = frame[frame["budget"] == budgets[-1]]
-        lost = sorted(per_problem.index[per_problem["lost"]], key=analysis._natural)
+        lost = sorted(per_problem.index[per_problem["lost"]], key=efficiency._natural)
         blocks += [_heading(f"{run}: {task} ({mode})", latex),
                    _caption(f"Solved at the largest budget ({format_budget(int(budgets[-1]))}): "
                             f"{int(largest['solved'].sum())} of {len(largest)} problems; lost: {len(lost)}"
@@ -236,13 +237,13 @@ def _gains(result: Analysis, latex: bool) -> str:
         by_task += [_heading(f"{task}", latex), _grid(["budget", "mode", "run", "gained", "lost", "net", "gained ids",
                                                        "lost ids"], chosen, latex, "rllrrrll")]
     return "\n\n".join([_heading(f"Problems gained and lost vs {result.baseline}", latex),
-                        _caption(f"Per budget: problems the run solves (at least {analysis.SOLVED_FRACTION:g} of its "
+                        _caption(f"Per budget: problems the run solves (at least {SOLVED_FRACTION:g} of its "
                                  f"samples correct) and the baseline {result.baseline} does not (gained), and the "
                                  f"reverse (lost).", latex), *by_task])
 
 
 def _buckets(result: Analysis, latex: bool) -> str:
-    labels = analysis.bucket_labels(result.edges)
+    labels = efficiency.bucket_labels(result.edges)
     blocks = [_heading("Accuracy, length and truncation by difficulty and problem group", latex),
               _caption(f"Difficulty buckets ({', '.join(labels)}) are the pass rate of the baseline "
                        f"{result.baseline} alone at its largest budget (its cutoff mode when it has one), so every "

@@ -8,13 +8,12 @@ a range existed still reports.
 
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Optional
 
+from budgeteval.errors import UserError
 from budgeteval.generation.backends.base import SamplingConfig
 from budgeteval.generation.budgets import DEFAULT_BUDGETS
-from budgeteval.errors import UserError
-from budgeteval.tasks.prompts import PromptSettings
 from budgeteval.generation.ranges import NON_NEGATIVE_INT, POSITIVE, Range, check, check_choice
+from budgeteval.tasks.prompts import PromptSettings
 
 DTYPES = ("auto", "bfloat16", "float16", "float32", "half", "float")
 """`--dtype` values every backend understands."""
@@ -39,13 +38,13 @@ class EngineOptions:
     """vLLM: GPUs one model is split across."""
     data_parallel_size: int = 1
     """vLLM: model replicas (ray: engine actors in the pipeline)."""
-    max_model_len: Optional[int] = None
+    max_model_len: int | None = None
     """vLLM: context length (prompt + response)."""
     gpu_memory_utilization: float = 0.9
     """vLLM: fraction of GPU memory to use."""
     enforce_eager: bool = False
     """vLLM: no CUDA graphs / compilation (the CPU build needs it)."""
-    base_url: Optional[str] = None
+    base_url: str | None = None
     """openai: server URL, e.g. http://127.0.0.1:8000/v1."""
     extra_base_urls: tuple[str, ...] = ()
     """openai: further servers of the same model (--base-url repeated); requests spread over all of them."""
@@ -59,7 +58,7 @@ class EngineOptions:
     """openai: seconds before one request is abandoned and retried."""
     device: str = "auto"
     """hf: torch device (`auto` picks CUDA when present, else CPU)."""
-    ray_address: Optional[str] = None
+    ray_address: str | None = None
     """ray: cluster to connect to (`auto`, `ray://host:10001`, `host:6379`); None starts a local one."""
 
     def validate(self) -> None:
@@ -89,13 +88,13 @@ class ModeSettings:
     """Budget modes to evaluate, from `MODES`."""
     answer_tokens: int = DEFAULT_ANSWER_TOKENS
     """forced: answer tokens a forced continuation may generate (A)."""
-    force_string: Optional[str] = None
+    force_string: str | None = None
     """forced: end-of-thinking string + answer cue; None picks the model family's (`budgeteval.generation.forcing`)."""
-    budget_prompt: Optional[str] = None
+    budget_prompt: str | None = None
     """conditioned: instruction naming the budget, with a `{budget}` placeholder (L1: "Think for {budget} tokens.")."""
     budget_prompt_position: str = "suffix"
     """conditioned: `suffix` (after the question), `prefix` (before it) or `system` (the system prompt)."""
-    conditioned_max_tokens: Optional[int] = None
+    conditioned_max_tokens: int | None = None
     """conditioned: token limit of each conditioned generation; None means the sweep's largest budget."""
 
     def validate(self) -> None:
@@ -126,15 +125,15 @@ class RunConfig:
     """Run directory."""
     backend: str = "vllm"
     """`vllm`, `openai`, `hf` or `ray`."""
-    tokenizer: Optional[str] = None
+    tokenizer: str | None = None
     """Tokenizer id/path; defaults to the model."""
-    revision: Optional[str] = None
+    revision: str | None = None
     """Model revision (branch, tag or commit) on the hub."""
     data_files: tuple[tuple[str, str], ...] = ()
     """(task, local file) overrides of the hub data source."""
     task_options: tuple[tuple[str, str, str], ...] = ()
     """(task, option, value) from `--task-option TASK.KEY=VALUE` (options the task YAML declares)."""
-    limit: Optional[int] = None
+    limit: int | None = None
     """Evaluate only the first `limit` problems of each task."""
     n: int = 1
     """Samples per problem."""
@@ -146,7 +145,7 @@ class RunConfig:
     """Sampling settings."""
     prompt: PromptSettings = field(default_factory=PromptSettings)
     """Chat template, system prompt, thinking switch."""
-    think_end: Optional[str] = None
+    think_end: str | None = None
     """End-of-thinking marker; None picks the tokenizer's default, '' disables."""
     engine: EngineOptions = field(default_factory=EngineOptions)
     """Backend options."""
@@ -156,7 +155,7 @@ class RunConfig:
     """Problems generated per engine call and stored per shard (the resume granularity)."""
     workers: int = 4
     """Scoring worker processes."""
-    shard: Optional[Shard] = None
+    shard: Shard | None = None
     """Generate only this shard's problems (`--shard I/N`, `budgeteval.generation.shards`); None: all of them."""
 
     def validate(self) -> None:

@@ -19,8 +19,8 @@ This module builds continuation requests and assembles forced responses; it does
 backends (the runner does) or score (the scorers do).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 from budgeteval.generation.backends.base import GenerationRequest
 from budgeteval.generation.seeds import continuation_seed
@@ -87,7 +87,7 @@ def forced_response_ids(response_ids: Sequence[int], budget: int, force_token_id
     return [*map(int, response_ids[:budget]), *map(int, force_token_ids), *map(int, answer_ids)]
 
 
-def still_thinking(prefix_text: str, think_end: Optional[str], thinking: bool) -> bool:
+def still_thinking(prefix_text: str, think_end: str | None, thinking: bool) -> bool:
     """True when a response prefix has not closed its thinking block (non-thinking output: True)."""
     if not thinking or not think_end:
         return True

@@ -9,7 +9,6 @@ module only checks values; it does not know how any backend uses them.
 
 import math
 from dataclasses import dataclass
-from typing import Optional
 
 from budgeteval.errors import UserError
 
@@ -18,9 +17,9 @@ from budgeteval.errors import UserError
 class Range:
     """An interval of allowed values, with how to say it in a sentence."""
 
-    low: Optional[float] = None
+    low: float | None = None
     """Smallest allowed value (None: unbounded)."""
-    high: Optional[float] = None
+    high: float | None = None
     """Largest allowed value (None: unbounded)."""
     low_open: bool = False
     """Whether `low` itself is excluded."""

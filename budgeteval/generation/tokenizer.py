@@ -8,13 +8,13 @@ transformers' text, and falls back to `load_tokenizer` otherwise.
 """
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from budgeteval.errors import UserError
 
 
-def load_tokenizer(name_or_path: str, revision: Optional[str] = None, flag: str = "--tokenizer"):
+def load_tokenizer(name_or_path: str, revision: str | None = None, flag: str = "--tokenizer"):
     """Load a Hugging Face tokenizer, with one clear sentence naming `flag` when it cannot be found."""
     from transformers import AutoTokenizer
 

@@ -21,23 +21,31 @@ import hashlib
 import json
 import numbers
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
-from budgeteval.scoring.answers import has_final_answer
-from budgeteval.generation.config import RunConfig
 from budgeteval.errors import UserError
-from budgeteval.tasks.prompts import default_think_end
-from budgeteval.scoring.replay import UNKNOWN_FINISH
+from budgeteval.generation.config import RunConfig
+from budgeteval.generation.tokenizer import load_tokenizer
 from budgeteval.rundir.layout import save_tokenizer
 from budgeteval.rundir.lock import lock_run
-from budgeteval.rundir.manifest import Manifest, hardware, now_utc, open_run, package_versions, task_entry, write_manifest
+from budgeteval.rundir.manifest import (
+    Manifest,
+    hardware,
+    now_utc,
+    open_run,
+    package_versions,
+    task_entry,
+    write_manifest,
+)
 from budgeteval.rundir.store import GenerationRecord, stored_problem_ids, write_problems, write_shard
+from budgeteval.scoring.answers import has_final_answer
+from budgeteval.scoring.replay import UNKNOWN_FINISH
 from budgeteval.tasks.loading import Problem, group_task_options, load_problems, load_task
-from budgeteval.generation.tokenizer import load_tokenizer
+from budgeteval.tasks.prompts import default_think_end
 
 IMPORT_FIELDS = {
     "problem_id": "problem id (required)",
@@ -67,7 +75,7 @@ cut when it shows no sign of ending (measured: 32,768 generated tokens re-tokeni
 0.9% fewer; 2% leaves room for other tokenizer round trips)."""
 
 
-def finish_reason_of(value, path: Path) -> Optional[str]:
+def finish_reason_of(value, path: Path) -> str | None:
     """The store's finish reason for one cell of a finish-reason column; None for an empty cell."""
     if isinstance(value, dict):
         value = value.get("type", value.get("finish_reason"))
@@ -82,7 +90,7 @@ def finish_reason_of(value, path: Path) -> Optional[str]:
     return spelled
 
 
-def inferred_finish_reason(text: str, num_tokens: int, max_tokens: Optional[int], tolerance: float,
+def inferred_finish_reason(text: str, num_tokens: int, max_tokens: int | None, tolerance: float,
                            eos_strings: Sequence[str]) -> str:
     """Rules 2 and 3 of the module docstring, for a response without a stated finish reason."""
     if max_tokens is None:
@@ -122,8 +130,8 @@ def parse_field_map(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def import_generations(path: Path, task_name: str, tokenizer_name: str, out: Path, field_map: dict[str, str],
-                       budgets: Sequence[int], model: Optional[str] = None, max_tokens: Optional[int] = None,
-                       data_files: Optional[dict[str, str]] = None, think_end: Optional[str] = None,
+                       budgets: Sequence[int], model: str | None = None, max_tokens: int | None = None,
+                       data_files: dict[str, str] | None = None, think_end: str | None = None,
                        overwrite: bool = False, task_options: Sequence[tuple[str, str, str]] = (),
                        cut_tolerance: float = DEFAULT_CUT_TOLERANCE) -> Path:
     """Write a run directory holding the file's generations; score it with `evaluate_run`."""
@@ -133,9 +141,9 @@ def import_generations(path: Path, task_name: str, tokenizer_name: str, out: Pat
 
 
 def import_frame(frame: pd.DataFrame, path: Path, task_name: str, tokenizer_name: str, out: Path,
-                 field_map: dict[str, str], budgets: Sequence[int], model: Optional[str] = None,
-                 max_tokens: Optional[int] = None, data_files: Optional[dict[str, str]] = None,
-                 think_end: Optional[str] = None, overwrite: bool = False,
+                 field_map: dict[str, str], budgets: Sequence[int], model: str | None = None,
+                 max_tokens: int | None = None, data_files: dict[str, str] | None = None,
+                 think_end: str | None = None, overwrite: bool = False,
                  task_options: Sequence[tuple[str, str, str]] = (),
                  cut_tolerance: float = DEFAULT_CUT_TOLERANCE) -> Path:
     """`import_generations` for generations already read into `frame` from the file at `path`.

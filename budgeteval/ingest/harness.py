@@ -18,8 +18,8 @@ cannot be replayed.
 """
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import pandas as pd
 
@@ -29,7 +29,7 @@ FORMATS = ("lm-eval", "lighteval")
 """`--format` values this module reads."""
 
 
-def _unique_limit(limits: set, path: Path, field: str) -> Optional[int]:
+def _unique_limit(limits: set, path: Path, field: str) -> int | None:
     limits = {int(limit) for limit in limits if limit is not None}
     if len(limits) > 1:
         raise UserError(f"{path} records several generation limits ({', '.join(map(str, sorted(limits)))} in "
@@ -37,7 +37,7 @@ def _unique_limit(limits: set, path: Path, field: str) -> Optional[int]:
     return limits.pop() if limits else None
 
 
-def read_lm_eval_samples(path: Path) -> tuple[pd.DataFrame, Optional[int]]:
+def read_lm_eval_samples(path: Path) -> tuple[pd.DataFrame, int | None]:
     """lm-eval's `--log_samples` file -> (one row per response, the recorded `max_gen_toks` or None)."""
     rows, limits, first_filter = [], set(), None
     try:
@@ -78,7 +78,7 @@ def _as_list(value) -> list:
     return [value]
 
 
-def read_lighteval_details(path: Path) -> tuple[pd.DataFrame, Optional[int]]:
+def read_lighteval_details(path: Path) -> tuple[pd.DataFrame, int | None]:
     """lighteval's details parquet -> (one row per response, the recorded `generation_size` or None)."""
     try:
         details = pd.read_parquet(path)
@@ -107,10 +107,10 @@ def read_lighteval_details(path: Path) -> tuple[pd.DataFrame, Optional[int]]:
 
 
 def import_harness_file(path: Path, file_format: str, task_name: str, tokenizer_name: str, out: Path,
-                        budgets: Sequence[int], model: Optional[str] = None, max_tokens: Optional[int] = None,
-                        data_files: Optional[dict[str, str]] = None, think_end: Optional[str] = None,
+                        budgets: Sequence[int], model: str | None = None, max_tokens: int | None = None,
+                        data_files: dict[str, str] | None = None, think_end: str | None = None,
                         overwrite: bool = False, task_options: Sequence[tuple[str, str, str]] = (),
-                        cut_tolerance: Optional[float] = None) -> Path:
+                        cut_tolerance: float | None = None) -> Path:
     """Write a run directory holding another harness's responses (`file_format` in `FORMATS`)."""
     from budgeteval.ingest.generations import DEFAULT_CUT_TOLERANCE, import_frame
 

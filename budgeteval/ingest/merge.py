@@ -15,17 +15,25 @@ Not here: choosing the partition (`budgeteval.generation.shards`) or starting th
 
 import dataclasses
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from budgeteval.errors import UserError
+from budgeteval.generation.shards import Shard, shard_of
 from budgeteval.rundir.layout import foreign_entries, tokenizer_dir
 from budgeteval.rundir.lock import lock_run
 from budgeteval.rundir.manifest import Manifest, first_difference, now_utc, read_manifest, write_manifest
-from budgeteval.generation.shards import Shard, shard_of
-from budgeteval.rundir.store import (CONDITIONED, CONTINUATIONS, GENERATIONS, StoreKind, read_problems, read_task,
-                              write_problems, write_shard)
+from budgeteval.rundir.store import (
+    CONDITIONED,
+    CONTINUATIONS,
+    GENERATIONS,
+    StoreKind,
+    read_problems,
+    read_task,
+    write_problems,
+    write_shard,
+)
 
 
 @dataclass(frozen=True)

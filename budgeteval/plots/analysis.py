@@ -14,14 +14,14 @@ from `budgeteval.analysis.efficiency`. Palette, sizes and saving are `budgeteval
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from budgeteval.analysis import efficiency as analysis
-from budgeteval.generation.budgets import format_budget
+from budgeteval.analysis import efficiency
 from budgeteval.errors import UserError
+from budgeteval.generation.budgets import format_budget
 from budgeteval.plots.style import (
     budget_axis,
     figure_legend,
@@ -61,7 +61,7 @@ def pareto_figure(runs: Sequence, options=None):
     """Accuracy (% of all samples correct) vs mean tokens: a point per run x budget (x mode), the Pareto front."""
     from matplotlib.lines import Line2D
 
-    points = analysis.accuracy_vs_tokens(runs)
+    points = efficiency.accuracy_vs_tokens(runs)
     colours = run_colours([run.label for run in runs])
     tasks = sorted(points["task"].unique())
     modes = sorted(points["mode"].unique())
@@ -96,7 +96,7 @@ def pass_at_k_figure(runs: Sequence, options=None):
     from matplotlib.lines import Line2D
 
     budgets = tuple(getattr(options, "pass_budgets", ()) or ())
-    curves = [analysis.pass_at_k_curve(run, budgets or None) for run in runs]
+    curves = [efficiency.pass_at_k_curve(run, budgets or None) for run in runs]
     data = pd.concat(curves, ignore_index=True)
     data = data[data["mode"] == ("cutoff" if "cutoff" in set(data["mode"]) else data["mode"].min())]
     colours = run_colours([run.label for run in runs])
@@ -132,13 +132,13 @@ def pass_at_k_figure(runs: Sequence, options=None):
 
 def difficulty_figure(runs: Sequence, options=None):
     """Accuracy (%) vs budget per difficulty bucket of the baseline (a panel per task x bucket), a line per run."""
-    edges = tuple(getattr(options, "buckets", None) or analysis.DEFAULT_BUCKET_EDGES)
+    edges = tuple(getattr(options, "buckets", None) or efficiency.DEFAULT_BUCKET_EDGES)
     baseline = getattr(options, "baseline", None)
-    table = analysis.breakdown(runs, baseline, edges, groups=False)
+    table = efficiency.breakdown(runs, baseline, edges, groups=False)
     mode = "cutoff" if "cutoff" in set(table["mode"]) else sorted(table["mode"].unique())[0]
     table = table[table["mode"] == mode]
     colours = run_colours([run.label for run in runs])
-    panels = [(task, bucket) for task in sorted(table["task"].unique()) for bucket in analysis.bucket_labels(edges)
+    panels = [(task, bucket) for task in sorted(table["task"].unique()) for bucket in efficiency.bucket_labels(edges)
               if ((table["task"] == task) & (table["bucket"] == bucket)).any()]
     with figure_style():
         figure, axes = new_figure(len(panels))
@@ -165,7 +165,7 @@ def after_first_correct_figure(runs: Sequence, options=None):
     """Histograms of tokens after the first correct intermediate answer, correct (solid) vs incorrect (dashed)."""
     from matplotlib.lines import Line2D
 
-    frames = {run.label: analysis.first_correct_positions(run) for run in runs}
+    frames = {run.label: efficiency.first_correct_positions(run) for run in runs}
     colours = run_colours([run.label for run in runs])
     tasks = sorted({task for frame in frames.values() for task in frame["task"].unique()})
     if not tasks:
@@ -198,8 +198,8 @@ def after_first_correct_figure(runs: Sequence, options=None):
 
 def early_exit_figure(runs: Sequence, options=None):
     """Accuracy vs mean total tokens of the full forced sweep and of each early-exit rule (a line per run)."""
-    windows = tuple(getattr(options, "windows", None) or analysis.AGREEMENT_WINDOWS)
-    summaries = {run.label: analysis.early_exit_summary(analysis.early_exit(run, windows))
+    windows = tuple(getattr(options, "windows", None) or efficiency.AGREEMENT_WINDOWS)
+    summaries = {run.label: efficiency.early_exit_summary(efficiency.early_exit(run, windows))
                  for run in runs if (run.scores["mode"] == "forced").any()}
     if not summaries:
         raise UserError("No run has forced-mode scores: the early_exit figure needs a forced sweep "

@@ -18,21 +18,21 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Sequence
 
 import pandas as pd
 
 from budgeteval.analysis.efficiency import AGREEMENT_WINDOWS, DEFAULT_BUCKET_EDGES
-from budgeteval.generation.budgets import format_budget
 from budgeteval.errors import UserError
+from budgeteval.generation.budgets import format_budget
 from budgeteval.plots.style import (
     budget_axis,
     draw_band,
-    finish_figure,
     figure_legend,
     figure_style,
+    finish_figure,
     make_out_dir,
     mode_linestyle,
     new_figure,
@@ -56,17 +56,17 @@ BUDGET_FIGURES = {
 class PlotOptions:
     """Choices the figure functions share."""
 
-    k: Optional[int] = None
+    k: int | None = None
     """Samples per problem behind mean@k/pass@k (None: the largest k every run's metrics have)."""
     accuracy_metric: str = "mean"
     """`mean` (mean@k, the expected accuracy of one sample) or `pass` (pass@k) on the accuracy figure."""
-    distribution_budget: Optional[int] = None
+    distribution_budget: int | None = None
     """Budget of the length distribution (None: per task, the largest budget every run has)."""
     pass_budgets: tuple[int, ...] = ()
     """Budgets of the pass@k vs k figure (empty: each run's smallest and largest)."""
     buckets: tuple[float, ...] = DEFAULT_BUCKET_EDGES
     """Edges of the difficulty buckets of the `difficulty` figure."""
-    baseline: Optional[str] = None
+    baseline: str | None = None
     """Label of the run whose pass rates define the difficulty buckets (None: the first run)."""
     windows: tuple[int, ...] = AGREEMENT_WINDOWS
     """m values of the early-exit figure ("stop where the last m forced answers agree")."""
@@ -78,7 +78,7 @@ def load_figure_function(spec: str) -> Callable:
     return getattr(importlib.import_module(module), attribute)
 
 
-def budget_figures(runs: Sequence, options: Optional[PlotOptions] = None, **option_values) -> dict:
+def budget_figures(runs: Sequence, options: PlotOptions | None = None, **option_values) -> dict:
     """Every figure of `BUDGET_FIGURES` for `runs`, by name (`option_values` build a `PlotOptions`)."""
     from budgeteval.report.compare import check_shared_tasks
 
@@ -88,7 +88,7 @@ def budget_figures(runs: Sequence, options: Optional[PlotOptions] = None, **opti
 
 
 def save_figures(runs: Sequence, out_dir: str | os.PathLike, formats: Sequence[str] | str = ("pdf", "png"),
-                 options: Optional[PlotOptions] = None, figures: Mapping[str, str] = BUDGET_FIGURES) -> list[Path]:
+                 options: PlotOptions | None = None, figures: Mapping[str, str] = BUDGET_FIGURES) -> list[Path]:
     """Draw every figure in `figures` for `runs` and save each as `out_dir/<name>.<format>`; returns the paths."""
     from budgeteval.report.compare import check_shared_tasks, check_unique_labels
 
@@ -194,7 +194,7 @@ def length_distribution_figure(runs: Sequence, options: PlotOptions = PlotOption
 # --- shared drawing --------------------------------------------------------------------------------
 
 
-def _cells(run, metrics: pd.DataFrame, metric: str, k: Optional[int]) -> pd.DataFrame:
+def _cells(run, metrics: pd.DataFrame, metric: str, k: int | None) -> pd.DataFrame:
     """task, mode, budget, value, ci_low, ci_high of one metric of `run`."""
     chosen = metrics[metrics["metric"] == metric]
     chosen = chosen[(chosen["k"] == k).fillna(False)] if k is not None else chosen[chosen["k"].isna()]
@@ -266,7 +266,7 @@ def _line_label(label: str, mode: str, num_modes: int) -> str:
     return label if num_modes == 1 else f"{label} ({mode})"
 
 
-def _distribution_budget(task: str, scores: Mapping[str, pd.DataFrame], budget: Optional[int]) -> int:
+def _distribution_budget(task: str, scores: Mapping[str, pd.DataFrame], budget: int | None) -> int:
     """The requested budget, or the largest budget every run has for `task`."""
     per_run = [set(frame.loc[frame["task"] == task, "budget"].astype(int)) for frame in scores.values()]
     per_run = [budgets for budgets in per_run if budgets]

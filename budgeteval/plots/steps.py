@@ -12,17 +12,17 @@ writes it as `training_dynamics.<format>`.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import pandas as pd
 
-from budgeteval.generation.budgets import format_budget
 from budgeteval.errors import UserError
+from budgeteval.generation.budgets import format_budget
 from budgeteval.plots.style import (
     draw_band,
-    finish_figure,
     figure_style,
+    finish_figure,
     make_out_dir,
     new_figure,
     parse_formats,
@@ -35,7 +35,7 @@ STEP_FIGURE = "training_dynamics"
 
 
 
-def step_figure(table: pd.DataFrame, k: Optional[int] = None, accuracy_metric: str = "mean", mode: str = "cutoff"):
+def step_figure(table: pd.DataFrame, k: int | None = None, accuracy_metric: str = "mean", mode: str = "cutoff"):
     """Per task, a row of two panels, accuracy (%) and mean length (tokens) vs step, a line per budget."""
     from matplotlib.lines import Line2D
 
@@ -82,7 +82,7 @@ def step_figure(table: pd.DataFrame, k: Optional[int] = None, accuracy_metric: s
 
 
 def save_step_figures(folders: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
-                      formats: Sequence[str] | str = ("pdf", "png"), k: Optional[int] = None) -> list[Path]:
+                      formats: Sequence[str] | str = ("pdf", "png"), k: int | None = None) -> list[Path]:
     """Draw the training-dynamics figure of one training log folder into `out_dir`; returns the files."""
     from budgeteval.report.steps import read_step_metrics
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from budgeteval.atomic import write_atomic
-from budgeteval.generation.budgets import format_budget
 from budgeteval.errors import UserError
+from budgeteval.generation.budgets import format_budget
 
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442")
 """Okabe & Ito (2008) colours, distinguishable with every common colour-vision deficiency; yellow last (faint on white)."""

@@ -14,14 +14,14 @@ module draws no figures (`budgeteval.plots.budget`) and does not print single-ru
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
-from budgeteval.generation.budgets import format_budget
 from budgeteval.errors import UserError
+from budgeteval.generation.budgets import format_budget
 
 COMPARE_FORMATS = ("markdown", "latex", "csv")
 """Formats `Comparison.format` writes."""
@@ -93,7 +93,7 @@ def curve_area(budgets: Sequence[int], accuracies: Sequence[float]) -> float:
     return area / float(x[-1] - x[0])
 
 
-def reach_budget(budgets: Sequence[int], accuracies: Sequence[float], fraction: float = REACH_FRACTION) -> Optional[int]:
+def reach_budget(budgets: Sequence[int], accuracies: Sequence[float], fraction: float = REACH_FRACTION) -> int | None:
     """The smallest budget whose accuracy is at least `fraction` of the best accuracy over `budgets`.
 
     None when no accuracy is above zero (there is nothing to reach) or none is known.
@@ -138,7 +138,7 @@ class Comparison:
         return joined.to_csv(index=False, lineterminator="\n", float_format=lambda x: repr(float(x)))
 
 
-def compare_runs(runs: Sequence, baseline: Optional[str] = None, k: Optional[int] = None,
+def compare_runs(runs: Sequence, baseline: str | None = None, k: int | None = None,
                  reach: float = REACH_FRACTION) -> Comparison:
     """Compare `runs` (`budgeteval.report.runs.Run`) against the one labelled `baseline` (default: the first).
 
@@ -456,7 +456,7 @@ def _latex_rows(rows: pd.DataFrame, several_modes: bool, texts) -> list[str]:
     return body
 
 
-def baseline_first(runs: Sequence, baseline: Optional[str], verb: str = "compared") -> list:
+def baseline_first(runs: Sequence, baseline: str | None, verb: str = "compared") -> list:
     """The runs with the baseline (its label; default: the first run) first, the others in their order."""
     labels = [run.label for run in runs]
     name = labels[0] if baseline is None else str(baseline)

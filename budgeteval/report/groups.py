@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 
@@ -81,8 +81,8 @@ def split_by_group(run_dir: Path, group: str) -> list[GroupSubset]:
 def format_group_report(run_dir: Path, group: str, ks: Sequence[int] | None = None, fmt: str = "markdown") -> str:
     """The report of `budgeteval report RUN --by GROUP`: markdown tables per (task, value), or the
     long metrics table with `group`, `group_value` and `problems` columns in front (csv/json)."""
-    from budgeteval.scoring.metrics import compute_metrics, count_timeouts, normalise_metrics
     from budgeteval.report.tables import REPORT_FORMATS, format_report
+    from budgeteval.scoring.metrics import compute_metrics, count_timeouts, normalise_metrics
 
     if fmt not in REPORT_FORMATS:
         raise UserError(f"Unknown report format {fmt!r}: choose one of {', '.join(REPORT_FORMATS)}.")

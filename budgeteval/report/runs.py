@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -93,7 +94,7 @@ class Run:
         """The model id or path the run evaluated (from the manifest)."""
         return self.manifest.model
 
-    def with_label(self, label: str) -> "Run":
+    def with_label(self, label: str) -> Run:
         """The same run under another label (files already read are read again when asked for)."""
         if not label:
             raise UserError(f"The label of run {self.path} is empty: write RUN=label with a non-empty label.")
@@ -119,7 +120,7 @@ class Run:
         return compute_metrics(self.scores, ks, bootstrap=scoring.bootstrap if scoring else 0,
                                seed=scoring.bootstrap_seed if scoring else 0)
 
-    def compare(self, *others: "Run", k: Optional[int] = None) -> "Comparison":
+    def compare(self, *others: Run, k: int | None = None) -> Comparison:
         """Compare `others` against this run as the baseline (see `budgeteval.report.compare.compare_runs`)."""
         from budgeteval.report.compare import compare_runs
 
@@ -132,7 +133,7 @@ def default_label(manifest: Manifest, path: Path) -> str:
     return os.path.basename(model) or model or Path(path).resolve().name
 
 
-def load_run(path: str | os.PathLike, label: Optional[str] = None, kind: type[Run] = Run) -> Run:
+def load_run(path: str | os.PathLike, label: str | None = None, kind: type[Run] = Run) -> Run:
     """Open the run directory at `path` (a `UserError` if it is not one), labelled `label` or by default.
 
     `kind` is the class made: `budgeteval.api.Run` adds the later stages' views (figures)."""
@@ -142,7 +143,7 @@ def load_run(path: str | os.PathLike, label: Optional[str] = None, kind: type[Ru
     return run if label is None else run.with_label(label)
 
 
-def parse_run_argument(text: str) -> tuple[Path, Optional[str]]:
+def parse_run_argument(text: str) -> tuple[Path, str | None]:
     """Split a command-line run `RUN` or `RUN=label` into the path and the label (None: the default).
 
     An existing directory whose name contains `=` is taken as a path; otherwise the text after the

@@ -8,12 +8,12 @@ live elsewhere.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 
-from budgeteval.generation.budgets import format_budget
 from budgeteval.errors import UserError
+from budgeteval.generation.budgets import format_budget
 from budgeteval.scoring.metrics import ACCURACY_METRICS, metrics_to_csv, metrics_to_json, normalise_metrics
 
 REPORT_FORMATS = ("markdown", "csv", "json")
@@ -199,9 +199,15 @@ def _tokens(value: float) -> str:
 
 def report_run(run_dir, ks: Sequence[int] | None, fmt: str) -> str:
     """The printed report of a run directory: its scores, at `ks` (default: 1 and n), in `fmt`."""
-    from budgeteval.scoring.metrics import compute_metrics, count_timeouts, fallback_shares, report_ks, samples_per_problem
     from budgeteval.rundir.manifest import read_manifest
     from budgeteval.rundir.scores import read_scores
+    from budgeteval.scoring.metrics import (
+        compute_metrics,
+        count_timeouts,
+        fallback_shares,
+        report_ks,
+        samples_per_problem,
+    )
 
     scores = read_scores(run_dir)
     ks = report_ks(samples_per_problem(scores)) if ks is None else list(ks)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from budgeteval.atomic import is_leftover, replace_dir
 
-
 MANIFEST_NAME = "manifest.json"
 SCORES_NAME = "scores.parquet"
 METRICS_CSV_NAME = "metrics.csv"

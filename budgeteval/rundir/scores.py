@@ -10,7 +10,6 @@ from budgeteval.errors import UserError
 from budgeteval.rundir.layout import SCORES_NAME, scores_path
 from budgeteval.rundir.manifest import read_manifest
 
-
 SCORES_FORMAT_VERSION = 2
 """Format of `scores.parquet` (key `budgeteval_scores_format` of its schema metadata); a reader
 refuses a newer one. Files written before the key existed read as format 1. Format 2 adds

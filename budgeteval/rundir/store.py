@@ -10,9 +10,9 @@ units already stored without losing or duplicating a sample. Scoring reads from 
 a model.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Iterable, Optional
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -191,7 +191,7 @@ def _check_format(path: Path, schema: pa.Schema) -> None:
         )
 
 
-def read_task(run_dir: Path, task: str, columns: Optional[list[str]] = None,
+def read_task(run_dir: Path, task: str, columns: list[str] | None = None,
               kind: StoreKind = GENERATIONS) -> pa.Table:
     """All stored rows of one task in one store kind, checked for duplicate keys."""
     tables = []

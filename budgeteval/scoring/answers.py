@@ -24,7 +24,6 @@ unclosed boxes costs what its length costs. Whatever a scorer sends to math-veri
 
 import re
 from dataclasses import dataclass
-from typing import Optional
 
 from budgeteval.errors import UserError
 
@@ -81,7 +80,7 @@ class Box:
         return text[self.content_start:self.close].strip()
 
 
-def box_openings(text: str) -> list[tuple[int, int, Optional[int]]]:
+def box_openings(text: str) -> list[tuple[int, int, int | None]]:
     """Every box opening as (start, content_start, close index or None when unclosed), in text order.
 
     One pass with a brace stack: a brace closes the innermost open brace, so each box's closing
@@ -89,7 +88,7 @@ def box_openings(text: str) -> list[tuple[int, int, Optional[int]]]:
     forward from each opening would find it, in linear time. A `}` with nothing open is ignored.
     """
     openings: list[list] = []
-    stack: list[Optional[int]] = []  # index into `openings` for a box's brace, None for a plain brace
+    stack: list[int | None] = []  # index into `openings` for a box's brace, None for a plain brace
     for match in _BOX_OR_BRACE.finditer(text):
         token = match.group()
         if token == "}":
@@ -115,7 +114,7 @@ def is_empty_box_content(content: str) -> bool:
     return not _EMPTY_CONTENT.sub("", content)
 
 
-def boxed_answer(text: str) -> Optional[str]:
+def boxed_answer(text: str) -> str | None:
     """The box answer of `text` (see the module docstring), or None without a complete non-empty box.
 
     The last complete non-empty box, joined with the boxes before it the way math-verify's
@@ -153,15 +152,15 @@ def boxed_answer(text: str) -> Optional[str]:
     return ",".join(reversed(results))
 
 
-def last_box_span(text: str) -> Optional[tuple[int, int]]:
+def last_box_span(text: str) -> tuple[int, int] | None:
     """(start, end) of the content of the last complete non-empty box alone (no joining), or None."""
-    for start, content_start, close in reversed(box_openings(text)):
+    for _start, content_start, close in reversed(box_openings(text)):
         if close is not None and not is_empty_box_content(text[content_start:close]):
             return content_start, close
     return None
 
 
-def stated_answer(text: str) -> Optional[str]:
+def stated_answer(text: str) -> str | None:
     """The answer of the last final-answer statement in the last `STATED_WINDOW_CHARS`, or None.
 
     "... answer is X" / "Answer: X": X runs to the end of its sentence (a period followed by a space
@@ -189,7 +188,7 @@ _DISPLAY_CLOSERS = {"\\]": "\\[", "$$": "$$", "\\)": "\\("}
 _DANGLING = re.compile(r"(?:=|\+|-|\*|/|\\times|\\cdot|\\div|\(|,)\s*$")
 
 
-def last_complete_line(text: str) -> tuple[Optional[str], str]:
+def last_complete_line(text: str) -> tuple[str | None, str]:
     """(the last complete line, the text up to its end) for the fallback.
 
     Lines are non-empty after stripping; a display block (`\\[ ... \\]`, `$$ ... $$`) counts as one
@@ -250,7 +249,7 @@ def reads_as_prose(stated: str) -> bool:
     return bool(_MATH_DELIMITER.search(stated) or _TWO_WORDS.search(_COMMAND.sub(" ", stated)))
 
 
-def accepts(policy: str, source: str, finished: Optional[bool]) -> bool:
+def accepts(policy: str, source: str, finished: bool | None) -> bool:
     """Whether `policy` lets an answer from `source` count for a response that `finished` (None: unknown)."""
     if source == "none":
         return False

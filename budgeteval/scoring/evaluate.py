@@ -11,31 +11,37 @@ evaluation generations, `budgeteval.train`), without a run directory.
 """
 
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from budgeteval.scoring.answers import DEFAULT_POLICY, check_policy
+from budgeteval.errors import UserError
 from budgeteval.generation.budgets import format_budget
 from budgeteval.generation.config import MODES
-from budgeteval.errors import UserError
 from budgeteval.generation.forcing import forced_response_ids
-from budgeteval.scoring.metrics import DEFAULT_BOOTSTRAP, compute_metrics, default_ks, samples_per_problem, write_metrics
-from budgeteval.tasks.prompts import response_is_thinking
-from budgeteval.scoring.replay import UNKNOWN_FINISH, answer_region, cut
+from budgeteval.generation.tokenizer import load_decoder
 from budgeteval.rundir.layout import tokenizer_dir, verdicts_dir
 from budgeteval.rundir.lock import lock_run
 from budgeteval.rundir.manifest import ScoringSection, read_manifest, write_manifest
 from budgeteval.rundir.scores import SCORE_COLUMNS, read_scores, write_scores
-from budgeteval.tasks.registry import get_scorer
-from budgeteval.scoring.scorers.base import ScoreItem
 from budgeteval.rundir.store import CONDITIONED, CONTINUATIONS, read_problems, read_task
-from budgeteval.generation.tokenizer import load_decoder
+from budgeteval.scoring.answers import DEFAULT_POLICY, check_policy
+from budgeteval.scoring.metrics import (
+    DEFAULT_BOOTSTRAP,
+    compute_metrics,
+    default_ks,
+    samples_per_problem,
+    write_metrics,
+)
+from budgeteval.scoring.replay import UNKNOWN_FINISH, answer_region, cut
+from budgeteval.scoring.scorers.base import ScoreItem
 from budgeteval.scoring.verdict_cache import VerdictCache, compact, shared_cache_dir
+from budgeteval.tasks.prompts import response_is_thinking
+from budgeteval.tasks.registry import get_scorer
 
 __all__ = ["evaluate_run", "score_task", "score_samples", "read_scores", "write_scores", "SCORE_COLUMNS"]
 
@@ -63,7 +69,7 @@ class ReplayedRow:
     """Budget mode that produced the response (`cutoff`, `forced`, `conditioned`)."""
     num_tokens: int
     """Tokens counted at this budget and mode."""
-    finished: Optional[bool]
+    finished: bool | None
     """Finished within the budget on its own (in forced mode: without being forced); None: unknown."""
     thinking: bool
     """Whether the answer is read after the end-of-thinking marker."""
@@ -88,7 +94,7 @@ class _Texts:
         """Per key: a numpy array of ids, or a function returning the ids."""
         self.lengths: list[int] = []
 
-    def add(self, key: tuple, ids, length: Optional[int] = None) -> tuple:
+    def add(self, key: tuple, ids, length: int | None = None) -> tuple:
         """Register `ids` (an array, or a function returning them, with its `length`) under `key`."""
         if key not in self.index:
             self.index[key] = len(self.sources)
@@ -182,12 +188,12 @@ def _conditioned_rows(samples: list[dict], budgets, think_end, texts: _Texts, ta
     return rows
 
 
-def _finished(finish_reason: str) -> Optional[bool]:
+def _finished(finish_reason: str) -> bool | None:
     return None if finish_reason == UNKNOWN_FINISH else finish_reason == "stop"
 
 
 def score_task(run_dir: Path, task: str, scorer_name: str, budgets: Sequence[int], tokenizer,
-               think_end: Optional[str], workers: int, progress: bool,
+               think_end: str | None, workers: int, progress: bool,
                modes: Sequence[str] = ("cutoff",), answer_policy: str = DEFAULT_POLICY,
                verdict_cache=None) -> pd.DataFrame:
     """Replay and score one task at every budget and mode; returns its rows of the scores table.
@@ -228,7 +234,7 @@ def score_task(run_dir: Path, task: str, scorer_name: str, budgets: Sequence[int
 
 
 def score_samples(task: str, samples: Sequence[dict], references: Mapping[str, str], scorer_name: str,
-                  budgets: Sequence[int], tokenizer, think_end: Optional[str], workers: int,
+                  budgets: Sequence[int], tokenizer, think_end: str | None, workers: int,
                   progress: bool = False, answer_policy: str = DEFAULT_POLICY) -> pd.DataFrame:
     """Replay in-memory responses at every budget (cutoff mode) and score them; returns scores-table rows.
 
@@ -262,7 +268,7 @@ class _ItemStream:
 
 
 def _stream_items(rows: list[ReplayedRow], texts: _Texts, references: Mapping[str, str], tokenizer,
-                  think_end: Optional[str]):
+                  think_end: str | None):
     """One ScoreItem per row, in order: each window of rows (texts of up to `DECODE_WINDOW_TOKENS`
     ids) is decoded in one batch, read, and dropped before the next."""
     start = 0
@@ -287,7 +293,7 @@ def _stream_items(rows: list[ReplayedRow], texts: _Texts, references: Mapping[st
 
 
 def _judge_rows(task: str, rows: list[ReplayedRow], texts: _Texts, references: Mapping[str, str], scorer_name: str,
-                tokenizer, think_end: Optional[str], workers: int, progress: bool,
+                tokenizer, think_end: str | None, workers: int, progress: bool,
                 answer_policy: str = DEFAULT_POLICY, verdict_cache=None) -> pd.DataFrame:
     """Decode each replayed response once, read its answer region, score them all in one scorer call
     (items streamed to the scorer window by window: memory is bounded by a window, not the run)."""
@@ -317,7 +323,7 @@ def _judge_rows(task: str, rows: list[ReplayedRow], texts: _Texts, references: M
     })
 
 
-def _finished_column(values: list[Optional[bool]]):
+def _finished_column(values: list[bool | None]):
     # Plain bool when every value is known (every native run), so readers see the dtype they always did.
     if any(value is None for value in values):
         return pd.array(values, dtype="boolean")
@@ -339,10 +345,10 @@ def pc_min(column: pa.ChunkedArray) -> int:
     return pc.min(column).as_py()
 
 
-def evaluate_run(run_dir: Path, budgets: Optional[Sequence[int]] = None, workers: int = 4,
-                 progress: bool = True, modes: Optional[Sequence[str]] = None,
+def evaluate_run(run_dir: Path, budgets: Sequence[int] | None = None, workers: int = 4,
+                 progress: bool = True, modes: Sequence[str] | None = None,
                  bootstrap: int = DEFAULT_BOOTSTRAP, bootstrap_seed: int = 0,
-                 answer_policy: Optional[str] = None, verdict_cache: Optional[Path] = None) -> pd.DataFrame:
+                 answer_policy: str | None = None, verdict_cache: Path | None = None) -> pd.DataFrame:
     """Score every task of a run at `budgets` and `modes` (default: the run's own); write scores and metrics.
 
     `bootstrap` resamples (seed `bootstrap_seed`) give the metrics' confidence intervals; 0 skips them.
@@ -359,8 +365,8 @@ def evaluate_run(run_dir: Path, budgets: Optional[Sequence[int]] = None, workers
 
 
 def _evaluate_locked(run_dir: Path, budgets, workers: int, progress: bool, modes, bootstrap: int,
-                     bootstrap_seed: int, answer_policy: Optional[str],
-                     verdict_cache: Optional[Path] = None) -> pd.DataFrame:
+                     bootstrap_seed: int, answer_policy: str | None,
+                     verdict_cache: Path | None = None) -> pd.DataFrame:
     """`evaluate_run` once the write lock is held."""
     manifest = read_manifest(run_dir)
     budgets = sorted(set(budgets or manifest.scoring_budgets()))
@@ -401,7 +407,7 @@ def _evaluate_locked(run_dir: Path, budgets, workers: int, progress: bool, modes
     return scores
 
 
-def recorded_answer_policy(manifest) -> Optional[str]:
+def recorded_answer_policy(manifest) -> str | None:
     """The answer policy a run was scored with (a `run_dir.Manifest`); None for a run scored before
     policies were recorded."""
     return manifest.scoring.answer_policy if manifest.scoring is not None else None

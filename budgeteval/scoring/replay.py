@@ -6,8 +6,8 @@ token ids (never text), decides whether the response finished within the budget,
 region the answer is read from. It does not score.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class ReplayedResponse:
     """The first min(len, B) response token ids."""
     num_tokens: int
     """Tokens counted at this budget: min(len(response), B)."""
-    finished: Optional[bool]
+    finished: bool | None
     """True iff the whole response fits in B tokens and the model stopped on its own; None when it
     fits but its finish reason is `unknown` (an import that cannot tell)."""
 
@@ -30,7 +30,7 @@ UNKNOWN_FINISH = "unknown"
 was generated with: it may have stopped on its own or been cut (`budgeteval import`)."""
 
 
-def cut(num_ids: int, finish_reason: str, budget: int) -> tuple[int, Optional[bool]]:
+def cut(num_ids: int, finish_reason: str, budget: int) -> tuple[int, bool | None]:
     """(tokens kept, finished) of a response of `num_ids` token ids cut at `budget` (cutoff mode),
     without touching the ids: the kept ids are the first of the returned count."""
     if budget <= 0:
@@ -47,7 +47,7 @@ def truncate(token_ids: Sequence[int], finish_reason: str, budget: int) -> Repla
                             finished=finished)
 
 
-def answer_region(text: str, think_end: Optional[str], thinking: bool) -> Optional[str]:
+def answer_region(text: str, think_end: str | None, thinking: bool) -> str | None:
     """The part of a (possibly truncated) response the answer is read from.
 
     For a thinking response the answer is the text after the last end-of-thinking marker; a

@@ -55,9 +55,9 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 from budgeteval.errors import UserError
 
@@ -113,11 +113,11 @@ class RunOutcome:
     (the program never ran)."""
     stdout: bytes
     """Everything the program wrote to stdout (at most `file_size_bytes`)."""
-    result: Optional[str]
+    result: str | None
     """Call mode: the JSON the harness wrote for the function's return value; else None."""
-    exit_code: Optional[int]
+    exit_code: int | None
     """Exit status of the program (None when killed by a signal or by the parent)."""
-    signal: Optional[int]
+    signal: int | None
     """Signal that ended the program, if any."""
     stderr_tail: str
     """The last few KB of stderr (a traceback, or the sandbox's own error)."""
@@ -337,7 +337,7 @@ def _not_enterable_by_others(path: str) -> bool:
 class Sandbox:
     """Runs Python programs under one backend; see the module docstring for what it isolates."""
 
-    def __init__(self, backend: str = "auto", python: Optional[str] = None) -> None:
+    def __init__(self, backend: str = "auto", python: str | None = None) -> None:
         """`backend`: `auto`, `bwrap` or `unshare` (`auto` reads BUDGETEVAL_SANDBOX, then probes)."""
         self.layout = _python_layout(python or sys.executable)
         self.is_root = os.geteuid() == 0
@@ -362,7 +362,7 @@ class Sandbox:
                 raise UserError(f"The {chosen} sandbox does not work on this machine: {problem}.")
         self.backend = chosen
 
-    def _unusable(self, backend: str) -> Optional[str]:
+    def _unusable(self, backend: str) -> str | None:
         """Why `backend` cannot run here, or None when a probe program ran correctly in it."""
         tool = "bwrap" if backend == "bwrap" else "unshare"
         if shutil.which(tool) is None:
@@ -372,7 +372,7 @@ class Sandbox:
         return _probe(backend, self.layout, self.is_root)
 
     def run_python(self, source: str, stdin: bytes = b"", *, limits: SandboxLimits = SandboxLimits(),
-                   prelude: str = "", function: Optional[str] = None) -> RunOutcome:
+                   prelude: str = "", function: str | None = None) -> RunOutcome:
         """Run `source` as `__main__` in a fresh sandbox and report how it ended.
 
         `prelude` runs first in the same namespace (trusted, before privileges are dropped, so the
@@ -384,8 +384,8 @@ class Sandbox:
         return _run(self.backend, self.layout, self.is_root, source, stdin, limits, prelude, function)
 
 
-@lru_cache(maxsize=None)
-def _probe(backend: str, layout: _Layout, is_root: bool) -> Optional[str]:
+@cache
+def _probe(backend: str, layout: _Layout, is_root: bool) -> str | None:
     limits = SandboxLimits(cpu_time_s=20, wall_time_s=60)
     outcome = _run(backend, layout, is_root, "import sys\nprint(sum(map(int, sys.stdin.read().split())))",
                    b"20 22", limits, "", None)
@@ -451,7 +451,7 @@ def _unshare_command(layout: _Layout, limits: SandboxLimits) -> list[str]:
 
 
 def _run(backend: str, layout: _Layout, is_root: bool, source: str, stdin: bytes, limits: SandboxLimits,
-         prelude: str, function: Optional[str]) -> RunOutcome:
+         prelude: str, function: str | None) -> RunOutcome:
     config = {"source": source, "prelude": prelude, "function": function, "rlimits": _rlimits(limits),
               "drop_to": [NOBODY, NOBODY] if is_root else None, "sys_path": list(layout.site_packages)}
     with tempfile.TemporaryDirectory(prefix="budgeteval-sandbox-") as host_dir:
@@ -501,7 +501,7 @@ def _kill_group(process: subprocess.Popen) -> None:
 
 
 def _outcome(returncode: int, killed: bool, result_lines: list[str], stdout: bytes, stderr_tail: str,
-             wall_time_s: float, limits: SandboxLimits, function: Optional[str]) -> RunOutcome:
+             wall_time_s: float, limits: SandboxLimits, function: str | None) -> RunOutcome:
     exit_code, signal_number = None, None
     if returncode is not None and returncode > 128:
         signal_number = returncode - 128  # bwrap and sh report a signalled child as 128 + signal

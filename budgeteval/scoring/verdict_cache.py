@@ -30,8 +30,8 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from budgeteval.atomic import write_atomic
 from budgeteval.errors import UserError
@@ -69,7 +69,7 @@ def _part_paths(folder: Path) -> list[Path]:
     return sorted(Path(folder).glob("part-*.parquet"))
 
 
-def _read_part(path: Path, namespace: Optional[str]):
+def _read_part(path: Path, namespace: str | None):
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -105,7 +105,7 @@ class VerdictCache:
         self.added = 0
         """Verdicts added."""
 
-    def view(self, namespace: str) -> "CacheView":
+    def view(self, namespace: str) -> CacheView:
         """The cache's verdicts of one namespace, loaded now."""
         return CacheView(self, namespace)
 
@@ -126,7 +126,7 @@ class CacheView:
                     self.known[key] = Verdict(extracted, correct, timed_out, source)
         self.new: dict[str, Verdict] = {}
 
-    def get(self, key: str) -> Optional[Verdict]:
+    def get(self, key: str) -> Verdict | None:
         """The cached verdict of a key (`cache_key(...)`), or None."""
         verdict = self.known.get(key)
         if verdict is not None:

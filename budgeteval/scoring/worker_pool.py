@@ -16,8 +16,9 @@ import pickle
 import signal
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable, Literal, Optional, Sequence
+from typing import Any, Literal
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ _READY = "ready"
 
 
 def _worker_main(connection: multiprocessing.connection.Connection, job_function: Callable,
-                 initializer: Optional[Callable[[], None]]) -> None:
+                 initializer: Callable[[], None] | None) -> None:
     # Ctrl-C reaches the whole process group: leave cleanup to the parent, which kills us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if initializer is not None:  # (before saying ready, so deadlines time jobs only)
@@ -64,7 +65,7 @@ or sending it would block the parent until the running job ends (never, if that 
 class _Worker:
     """One spawned process and the jobs it holds (the first is running, the others queued)."""
 
-    def __init__(self, context, job_function: Callable, initializer: Optional[Callable[[], None]]) -> None:
+    def __init__(self, context, job_function: Callable, initializer: Callable[[], None] | None) -> None:
         self.connection, child_connection = context.Pipe()
         self.process = context.Process(target=_worker_main, args=(child_connection, job_function, initializer),
                                        daemon=True)
@@ -132,7 +133,7 @@ class Prestarted:
     overlaps the caller's own work; one `run_in_workers` call with the same function adopts them.
     The caller must call `stop()` when done (in a `finally`): it ends any worker not adopted."""
 
-    def __init__(self, job_function: Callable, initializer: Optional[Callable[[], None]] = None) -> None:
+    def __init__(self, job_function: Callable, initializer: Callable[[], None] | None = None) -> None:
         self.job_function = job_function
         self.initializer = initializer
         self.workers: list[_Worker] = []
@@ -158,12 +159,12 @@ def run_in_workers(
     *,
     workers: int,
     hard_timeout_s: float,
-    on_done: Optional[Callable[[int], None]] = None,
-    on_outcome: Optional[Callable[[int, JobOutcome], None]] = None,
-    affinity: Optional[Sequence[Hashable]] = None,
+    on_done: Callable[[int], None] | None = None,
+    on_outcome: Callable[[int, JobOutcome], None] | None = None,
+    affinity: Sequence[Hashable] | None = None,
     startup_timeout_s: float = 300.0,
-    initializer: Optional[Callable[[], None]] = None,
-    prestarted: Optional[Prestarted] = None,
+    initializer: Callable[[], None] | None = None,
+    prestarted: Prestarted | None = None,
 ) -> list[JobOutcome]:
     """Run `job_function(job)` for every job in spawned worker processes; outcomes in job order.
 
@@ -174,7 +175,7 @@ def run_in_workers(
     allows. `initializer()` (importable by name too) runs once in each worker before its first job.
     `prestarted` workers (same function and initializer) are used before new ones are started.
     """
-    outcomes: list[Optional[JobOutcome]] = [None] * len(jobs)
+    outcomes: list[JobOutcome | None] = [None] * len(jobs)
     if not jobs:
         return []
     context = multiprocessing.get_context("spawn")

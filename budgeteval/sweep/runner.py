@@ -10,27 +10,52 @@ Scoring is `budgeteval.scoring.evaluate`.
 
 import dataclasses
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
+from budgeteval.errors import UserError
 from budgeteval.generation.backends import get_backend_class
 from budgeteval.generation.backends.base import GenerationRequest
 from budgeteval.generation.config import MODES, RunConfig
-from budgeteval.errors import UserError
-from budgeteval.generation.forcing import (continuation_request, default_force_string, plan_force, still_thinking)
-from budgeteval.scoring.metrics import DEFAULT_BOOTSTRAP
-from budgeteval.tasks.prompts import (BudgetInstruction, default_think_end, encode_prompt, render_prompt,
-                                response_is_thinking)
-from budgeteval.rundir.layout import save_tokenizer, tokenizer_dir
-from budgeteval.rundir.lock import lock_run
-from budgeteval.rundir.manifest import Manifest, ModesSection, TaskEntry, hardware, now_utc, open_run, package_versions, task_entry, write_manifest
+from budgeteval.generation.forcing import continuation_request, default_force_string, plan_force, still_thinking
 from budgeteval.generation.seeds import derive_seed, sample_seed
 from budgeteval.generation.shards import select_shard, shard_manifest_section
-from budgeteval.rundir.store import (CONDITIONED, CONTINUATIONS, ConditionedRecord, ContinuationRecord, GenerationRecord,
-                              read_task, stored_problem_ids, stored_units, write_problems, write_shard)
-from budgeteval.tasks.loading import Problem, Task, group_task_options, load_problem_set, load_task, problems_hash
 from budgeteval.generation.tokenizer import load_tokenizer
+from budgeteval.rundir.layout import save_tokenizer, tokenizer_dir
+from budgeteval.rundir.lock import lock_run
+from budgeteval.rundir.manifest import (
+    Manifest,
+    ModesSection,
+    TaskEntry,
+    hardware,
+    now_utc,
+    open_run,
+    package_versions,
+    task_entry,
+    write_manifest,
+)
+from budgeteval.rundir.store import (
+    CONDITIONED,
+    CONTINUATIONS,
+    ConditionedRecord,
+    ContinuationRecord,
+    GenerationRecord,
+    read_task,
+    stored_problem_ids,
+    stored_units,
+    write_problems,
+    write_shard,
+)
+from budgeteval.scoring.metrics import DEFAULT_BOOTSTRAP
+from budgeteval.tasks.loading import Problem, Task, group_task_options, load_problem_set, load_task, problems_hash
+from budgeteval.tasks.prompts import (
+    BudgetInstruction,
+    default_think_end,
+    encode_prompt,
+    render_prompt,
+    response_is_thinking,
+)
 
 
 @dataclass(frozen=True)
@@ -89,7 +114,7 @@ def prepare_tasks(config: RunConfig, tasks: list[Task], tokenizer, strict: bool 
     return prepared
 
 
-def resolve_think_end(config: RunConfig, tokenizer) -> Optional[str]:
+def resolve_think_end(config: RunConfig, tokenizer) -> str | None:
     """The end-of-thinking marker for this run ('' from the user disables thinking handling)."""
     if config.think_end is not None:
         return config.think_end or None
@@ -116,7 +141,7 @@ def resolve_modes(config: RunConfig, tokenizer) -> ModesSection:
 
 
 def generation_fingerprint(config: RunConfig, prepared: list[PreparedTask],
-                           modes: Optional[ModesSection] = None) -> dict:
+                           modes: ModesSection | None = None) -> dict:
     """Everything that changes what the model generates (compared when resuming)."""
     return {
         **(modes.fingerprint() if modes else {}),
@@ -245,7 +270,7 @@ def _pending_budget_units(prepared: list[PreparedTask], run_dir: Path, budgets, 
 
 
 def force_missing(config: RunConfig, prepared: list[PreparedTask], run_dir: Path, backend, tokenizer,
-                  think_end: Optional[str], modes: ModesSection, progress: bool = True) -> int:
+                  think_end: str | None, modes: ModesSection, progress: bool = True) -> int:
     """Store forced-mode continuations for every (problem, budget) not stored yet; returns answers generated.
 
     Reads the stored max-budget samples, plans each sample at each budget (`forcing.plan_force`),
@@ -364,7 +389,7 @@ def task_entries(prepared: list[PreparedTask]) -> dict[str, TaskEntry]:
 
 
 def run_manifest(config: RunConfig, prepared: list[PreparedTask], modes: ModesSection, fingerprint: dict,
-                 think_end: Optional[str], existing: Optional[Manifest]) -> Manifest:
+                 think_end: str | None, existing: Manifest | None) -> Manifest:
     """The manifest of a run being started or resumed.
 
     A resumed run keeps its creation time, engine facts and last scoring; the modes it evaluates
@@ -387,7 +412,7 @@ def make_backend(config: RunConfig, tokenizer_path: str):
 
 def run(config: RunConfig, overwrite: bool = False, progress: bool = True, backend=None,
         bootstrap: int = DEFAULT_BOOTSTRAP, bootstrap_seed: int = 0, answer_policy: str = "strict",
-        strict: bool = False, verdict_cache: Optional[Path] = None) -> Path:
+        strict: bool = False, verdict_cache: Path | None = None) -> Path:
     """Run (or resume) a sweep end to end and return the run directory.
 
     `backend` lets a caller reuse a live engine across runs (tests, notebooks); by default the
@@ -408,7 +433,7 @@ def run(config: RunConfig, overwrite: bool = False, progress: bool = True, backe
 
 def _run_locked(config: RunConfig, tasks: list[Task], run_dir: Path, overwrite: bool, progress: bool, backend,
                 bootstrap: int, bootstrap_seed: int, answer_policy: str, strict: bool,
-                verdict_cache: Optional[Path] = None) -> Path:
+                verdict_cache: Path | None = None) -> Path:
     """`run` once the run directory's write lock is held."""
     from budgeteval.scoring.evaluate import evaluate_run
 

@@ -23,7 +23,6 @@ import os
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional
 
 from budgeteval.atomic import write_text_atomic
 from budgeteval.errors import UserError
@@ -53,7 +52,7 @@ class LmEvalSpec:
     """lm-eval's task name (`gsm8k_cot`)."""
     yaml: str
     """The task's YAML: `lm_eval/tasks/...` inside the installed lm-eval, else an absolute path."""
-    include: Optional[str]
+    include: str | None
     """The `--lm-eval-include` folder the task was found with, or None for a built-in task."""
     num_fewshot: int
     """Few-shot examples in the prompt."""
@@ -94,14 +93,14 @@ def _require_lm_eval() -> None:
 
 
 @lru_cache(maxsize=4)
-def _task_manager(include: Optional[str], defaults: bool):
+def _task_manager(include: str | None, defaults: bool):
     """lm-eval's TaskManager (indexing lm-eval's own ~13k YAMLs takes tens of seconds: built once)."""
     from lm_eval.tasks import TaskManager
 
     return TaskManager(include_path=include, include_defaults=defaults)
 
 
-def _find(name: str, include: Optional[str]):
+def _find(name: str, include: str | None):
     """(TaskManager, index entry) for a task name: the include folder alone first (it takes precedence over
     lm-eval's own tasks anyway, and indexing it is fast), then lm-eval's built-in tasks."""
     folder = None
@@ -192,7 +191,7 @@ def _filter_names(config: dict) -> list[str]:
     return [str(item["name"]) for item in config.get("filter_list") or []] or ["none"]
 
 
-def _choose_metric(name: str, config: dict, value: Optional[str]) -> tuple[str, str]:
+def _choose_metric(name: str, config: dict, value: str | None) -> tuple[str, str]:
     metrics, filters = _metric_names(config), _filter_names(config)
     if value is None:
         return metrics[0], filters[0]
@@ -204,10 +203,10 @@ def _choose_metric(name: str, config: dict, value: Optional[str]) -> tuple[str, 
     return metric, filter_name
 
 
-def load_lm_eval_task(name: str, options: Optional[dict[str, str]] = None, data_file: Optional[str] = None):
+def load_lm_eval_task(name: str, options: dict[str, str] | None = None, data_file: str | None = None):
     """A budgeteval `Task` for `lm-eval:NAME`, read from lm-eval's index (its dataset is not loaded yet)."""
-    from budgeteval.tasks.registry import SCORERS
     from budgeteval.tasks.records import DatasetSource, Task
+    from budgeteval.tasks.registry import SCORERS
 
     lm_name = name[len(LM_EVAL_PREFIX):]
     if not lm_name:
@@ -325,7 +324,7 @@ def problem_reference(spec: LmEvalSpec, scorer: str, doc_id: int, doc: dict, tar
                       ensure_ascii=False)
 
 
-def load_lm_eval_problems(task, limit: Optional[int] = None) -> list:
+def load_lm_eval_problems(task, limit: int | None = None) -> list:
     """The task's documents as `Problem`s, in lm-eval's order; problem ids are lm-eval's doc_id."""
     from budgeteval.tasks.records import Problem
 
@@ -387,7 +386,7 @@ def render_lm_eval_prompts(task, problems: list, tokenizer, settings) -> list[st
     return prompts
 
 
-def generate_until_tasks(include: Optional[str] = None, defaults: bool = True) -> list[tuple[str, str]]:
+def generate_until_tasks(include: str | None = None, defaults: bool = True) -> list[tuple[str, str]]:
     """(name, YAML) of every lm-eval `generate_until` task (lm-eval's own, and those in `include`)."""
     from lm_eval.tasks._index import Kind
 
@@ -401,7 +400,7 @@ def generate_until_tasks(include: Optional[str] = None, defaults: bool = True) -
     return rows
 
 
-def with_include(task_options: tuple, tasks, include: Optional[str]) -> tuple:
+def with_include(task_options: tuple, tasks, include: str | None) -> tuple:
     """`--lm-eval-include DIR` as an `include` task option of every lm-eval task in `tasks`."""
     if include is None:
         return tuple(task_options)

@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Optional
 
 import yaml
 
@@ -120,7 +119,7 @@ def _parse_aliases(aliases, where: str) -> tuple[tuple[str, str], ...]:
     return tuple(aliases.items())
 
 
-def _parse_row_builder(name, where: str) -> Optional[str]:
+def _parse_row_builder(name, where: str) -> str | None:
     from budgeteval.tasks.row_builders import ROW_BUILDERS
 
     if name is not None and name not in ROW_BUILDERS:
@@ -152,7 +151,7 @@ def _parse_templates(prompt: dict, where: str) -> tuple[str, tuple[ConditionalTe
     return variants[-1].template, tuple(variants[:-1])
 
 
-def _parse_reference(reference, where: str) -> tuple[Optional[str], Optional[ReferenceSpec]]:
+def _parse_reference(reference, where: str) -> tuple[str | None, ReferenceSpec | None]:
     if not isinstance(reference, dict):
         return str(reference), None
     builder, columns = reference.get("builder"), reference.get("columns")
@@ -258,8 +257,8 @@ def load_task_file(path: Path) -> Task:
     return parse_task(data, str(path))
 
 
-def load_task(name_or_path: str, data_files: Optional[dict[str, str]] = None,
-              task_options: Optional[dict[str, dict[str, str]]] = None) -> Task:
+def load_task(name_or_path: str, data_files: dict[str, str] | None = None,
+              task_options: dict[str, dict[str, str]] | None = None) -> Task:
     """Resolve a built-in task name or a YAML path, applying a `--data TASK=PATH` override and the
     `--task-option TASK.KEY=VALUE` values for it, if any. `lm-eval:NAME` is an lm-eval task."""
     if name_or_path.startswith("lm-eval:"):
@@ -317,7 +316,7 @@ def _load_rows(source: DatasetSource):
         ) from None
 
 
-def _as_datetime(value) -> Optional[datetime]:
+def _as_datetime(value) -> datetime | None:
     if isinstance(value, datetime):
         return value.replace(tzinfo=None)
     try:
@@ -360,14 +359,14 @@ class ProblemSet:
     """(problem id, reason) of every row skipped as unjudgeable (recorded in the manifest)."""
 
 
-def load_problems(task: Task, limit: Optional[int] = None) -> list[Problem]:
+def load_problems(task: Task, limit: int | None = None) -> list[Problem]:
     """Load the task's rows as `Problem`s (those its filter options keep; the first `limit` when
     given), checking the columns and building references; unjudgeable rows are left out
     (`load_problem_set` says which)."""
     return load_problem_set(task, limit).problems
 
 
-def load_problem_set(task: Task, limit: Optional[int] = None, strict: bool = False) -> ProblemSet:
+def load_problem_set(task: Task, limit: int | None = None, strict: bool = False) -> ProblemSet:
     """`load_problems`, also returning the rows skipped because their scorer cannot judge them.
 
     A row without test cases (`UnjudgeableProblem`) is skipped, so one such problem in a file does
@@ -439,7 +438,7 @@ def _prepare_rows(task: Task, rows):
     return rows
 
 
-def group_value(value) -> Optional[str]:
+def group_value(value) -> str | None:
     """A group value as stored and printed: text; a list joins its items with `, `; missing is None."""
     if value is None:
         return None

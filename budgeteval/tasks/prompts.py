@@ -6,7 +6,6 @@ This module also decides where a model's thinking ends (`think_end`), which repl
 """
 
 from dataclasses import dataclass
-from typing import Optional
 
 from budgeteval.errors import UserError
 from budgeteval.tasks.loading import Problem, Task
@@ -21,9 +20,9 @@ class PromptSettings:
 
     chat_template: bool = True
     """Wrap the question in the tokenizer's chat template (off for base models)."""
-    system_prompt: Optional[str] = None
+    system_prompt: str | None = None
     """System message; overrides the task's own when set."""
-    enable_thinking: Optional[bool] = None
+    enable_thinking: bool | None = None
     """Passed to the chat template as `enable_thinking`; None leaves the template's default."""
 
 
@@ -48,7 +47,7 @@ class BudgetInstruction:
 
 
 def render_prompt(task: Task, problem: Problem, tokenizer, settings: PromptSettings,
-                  budget_instruction: Optional[BudgetInstruction] = None) -> str:
+                  budget_instruction: BudgetInstruction | None = None) -> str:
     """Return the full prompt text for `problem` (chat template applied when asked).
 
     With `budget_instruction` (conditioned mode) the budget is rendered into the question or the
@@ -92,7 +91,7 @@ def encode_prompt(tokenizer, prompt_text: str) -> list[int]:
     return list(tokenizer(prompt_text, add_special_tokens=False)["input_ids"])
 
 
-def default_think_end(tokenizer) -> Optional[str]:
+def default_think_end(tokenizer) -> str | None:
     """The end-of-thinking marker this tokenizer knows as a single token, or None."""
     vocab = tokenizer.get_vocab()
     for marker in THINK_END_MARKERS:
@@ -101,7 +100,7 @@ def default_think_end(tokenizer) -> Optional[str]:
     return None
 
 
-def prompt_closes_thinking(prompt_text: str, think_end: Optional[str]) -> bool:
+def prompt_closes_thinking(prompt_text: str, think_end: str | None) -> bool:
     """True when the prompt itself already ended the thinking block (e.g. enable_thinking=False).
 
     Qwen3's template writes an empty `<think>\\n\\n</think>\\n\\n` at the end of the prompt when
@@ -110,6 +109,6 @@ def prompt_closes_thinking(prompt_text: str, think_end: Optional[str]) -> bool:
     return bool(think_end) and prompt_text.rstrip().endswith(think_end)
 
 
-def response_is_thinking(prompt_text: str, think_end: Optional[str]) -> bool:
+def response_is_thinking(prompt_text: str, think_end: str | None) -> bool:
     """True when a response to this prompt starts inside a thinking block (its answer follows `think_end`)."""
     return bool(think_end) and not prompt_closes_thinking(prompt_text, think_end)

@@ -6,7 +6,7 @@ without importing each other.
 """
 
 from dataclasses import dataclass, field
-from typing import Optional
+
 
 @dataclass(frozen=True)
 class DatasetSource:
@@ -14,13 +14,13 @@ class DatasetSource:
 
     path: str
     """Hugging Face dataset id (or a local file when `local_file` is set)."""
-    name: Optional[str]
+    name: str | None
     """Dataset configuration name (`main` for GSM8K), or None."""
     split: str
     """The split to evaluate on."""
-    local_file: Optional[str] = None
+    local_file: str | None = None
     """A local JSONL or parquet file with the hub dataset's columns; overrides the hub."""
-    loader: Optional[str] = None
+    loader: str | None = None
     """Read the hub repository's `data_files` with this `datasets` builder (`json`, `parquet`, `csv`)
     instead of the repository's own loading configuration (e.g. a script `datasets` no longer runs)."""
     data_files: tuple[str, ...] = ()
@@ -28,7 +28,7 @@ class DatasetSource:
     aliases: tuple[tuple[str, str], ...] = ()
     """(column, alternative) pairs: data without `column` but with `alternative` reads the latter in
     its place (a local copy laid out like another repository, e.g. Qwen2.5-Math's `problem`)."""
-    row_builder: Optional[str] = None
+    row_builder: str | None = None
     """Name in `budgeteval.tasks.row_builders.ROW_BUILDERS`: adds derived columns to every row before the
     fields are read (GPQA's shuffled choices and correct letter)."""
 
@@ -61,13 +61,13 @@ class TaskOption:
     """Option name."""
     help: str
     """One line for `budgeteval tasks` and error messages."""
-    default: Optional[str]
+    default: str | None
     """Value used when the user gives none; None leaves the option off."""
     choices: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """Choice option: allowed value -> the hub `data_files` it selects."""
-    filter_column: Optional[str] = None
+    filter_column: str | None = None
     """Filter option: the column compared with the value."""
-    filter_keep: Optional[str] = None
+    filter_keep: str | None = None
     """Filter option: keep rows whose column is `on_or_after` / `on_or_before` the date, or `equals` it."""
 
 
@@ -81,37 +81,37 @@ class Task:
     """Bumped whenever a change to the YAML could change scores."""
     description: str
     """One line for `budgeteval tasks`."""
-    size: Optional[int]
+    size: int | None
     """Number of problems the full dataset has (documentation for `budgeteval tasks`)."""
     source: DatasetSource
     """Where the problems come from."""
-    id_field: Optional[str]
+    id_field: str | None
     """Column holding a unique problem id; None means the row index."""
     question_field: str
     """Column holding the problem statement."""
-    reference_field: Optional[str]
+    reference_field: str | None
     """Column holding what the scorer compares against (None when `reference_builder` builds it)."""
     prompt_template: str
     """`str.format` template; `{question}` and any column name may appear (the fallback when
     `conditional_templates` are given)."""
-    system_prompt: Optional[str]
+    system_prompt: str | None
     """System message for chat models, or None."""
     scorer: str
     """Name of the scorer in `budgeteval.scoring.scorers.SCORERS`."""
     yaml_path: str
     """The file this task was read from."""
-    reference_builder: Optional[ReferenceSpec] = None
+    reference_builder: ReferenceSpec | None = None
     """How to build the reference from several columns, instead of `reference_field`."""
     conditional_templates: tuple[ConditionalTemplate, ...] = ()
     """Templates tried in order before `prompt_template`: the first whose column is non-empty wins."""
     options: tuple[TaskOption, ...] = ()
     """The options the task declares."""
-    option_values: tuple[tuple[str, Optional[str]], ...] = ()
+    option_values: tuple[tuple[str, str | None], ...] = ()
     """Every declared option with the value in force (the user's, else the default)."""
     groups: tuple[tuple[str, str], ...] = ()
     """(group name, dataset column) pairs: the problem metadata `report --by NAME` breaks results down
     by (MATH-500 level and subject, ...), stored with the problems of a run."""
-    lm_eval: Optional[object] = None
+    lm_eval: object | None = None
     """For an `lm-eval:NAME` task, its `budgeteval.tasks.lm_eval.LmEvalSpec` (lm-eval builds its
     problems and prompts); None for a budgeteval task."""
 

@@ -10,7 +10,7 @@ verdict_cache=None) -> list[Verdict]` (see `budgeteval.scoring.scorers.base`; `a
 """
 
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 from budgeteval.errors import UserError
 

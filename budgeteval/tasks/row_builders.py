@@ -9,7 +9,7 @@ machine, in every run and at any `--limit`, because nothing depends on row order
 import hashlib
 import importlib
 import random
-from typing import Callable
+from collections.abc import Callable
 
 from budgeteval.errors import UserError
 

@@ -8,15 +8,16 @@ process). It does not replay budgets (`budgeteval.scoring.evaluate.score_samples
 callback) and does not compute rewards (`budgeteval.train.rewards`).
 """
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from budgeteval.scoring.replay import answer_region
-from budgeteval.tasks.registry import get_scorer
 from budgeteval.scoring.scorers.base import ScoreItem, Verdict
+from budgeteval.tasks.registry import get_scorer
 
 
-def judge_texts(texts: Sequence[str], references: Sequence[str], scorer: str, *, think_end: Optional[str] = None,
-                problem_ids: Optional[Sequence[str]] = None, workers: int = 2) -> list[Verdict]:
+def judge_texts(texts: Sequence[str], references: Sequence[str], scorer: str, *, think_end: str | None = None,
+                problem_ids: Sequence[str] | None = None, workers: int = 2) -> list[Verdict]:
     """One verdict per completion text, in order.
 
     `think_end` (e.g. `</think>`): the answer is read after its last occurrence and a completion

@@ -54,8 +54,8 @@ Not here: KL or entropy terms, format rewards, or any adaptive schedule of targe
 """
 
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import pandas as pd
 
@@ -157,7 +157,7 @@ def negative_rollout(strategy: str, correct: bool, length: int, target_length: i
     return MaskedReward(truncation_reward(correct, length, target_length), True)
 
 
-PerRollout = Optional[float | Sequence[float]]
+PerRollout = float | Sequence[float] | None
 """A parameter given once for the batch, or once per rollout (e.g. LASER-D's per-problem targets)."""
 
 
@@ -167,7 +167,7 @@ class RewardParams:
 
     target_length: PerRollout = None
     """L_T for truncation, LASER, LASER-DE and the negative-rollout strategies."""
-    alpha: Optional[float] = None
+    alpha: float | None = None
     """Length-term weight: default 1.0 for `kimi`, 0.5 for `laser` and `laser_de`."""
     lam: float = 2.0
     """O1-Pruner's accuracy weight lambda."""
@@ -177,7 +177,7 @@ class RewardParams:
     """O1-Pruner: the reference model's accuracy on the rollout's problem."""
 
 
-def batch_rewards(name: str, correct: Sequence[bool], lengths: Sequence[int], groups: Optional[Sequence] = None,
+def batch_rewards(name: str, correct: Sequence[bool], lengths: Sequence[int], groups: Sequence | None = None,
                   params: RewardParams = RewardParams()) -> list[MaskedReward]:
     """Reward (and mask) of every rollout of a batch under reward `name` or a negative-rollout strategy.
 
@@ -265,7 +265,7 @@ def _per_rollout(value: PerRollout, count: int, parameter: str, reward: str) -> 
     return [value] * count
 
 
-def reference_stats(scores: pd.DataFrame, budget: Optional[int] = None, mode: str = "cutoff") -> pd.DataFrame:
+def reference_stats(scores: pd.DataFrame, budget: int | None = None, mode: str = "cutoff") -> pd.DataFrame:
     """Per problem, the reference model's mean length and accuracy, for the length-harmonizing reward.
 
     `scores` is a run's scores table (`budgeteval.scoring.evaluate.read_scores(run)` of the reference model);

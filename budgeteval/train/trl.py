@@ -40,17 +40,18 @@ the trainer's attributes), and torch only when the policy generates.
 
 import json
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import pandas as pd
 from transformers import TrainerCallback
 
-from budgeteval.generation.backends.base import GenerationRequest, SamplingConfig
 from budgeteval.errors import UserError
-from budgeteval.tasks.prompts import PromptSettings
+from budgeteval.generation.backends.base import GenerationRequest, SamplingConfig
 from budgeteval.generation.seeds import derive_seed
+from budgeteval.tasks.prompts import PromptSettings
 
 logger = logging.getLogger(__name__)
 
@@ -78,10 +79,10 @@ class BudgetEvalCallback(TrainerCallback):
     """Evaluate the policy at several token budgets during training and log the budget curves."""
 
     def __init__(self, tasks: Sequence[str], budgets: Sequence[int | str], n: int = 4,
-                 every_steps: Optional[int] = 100, limit: Optional[int] = 32, *, trainer=None,
-                 data_files: Optional[dict[str, str]] = None, seed: int = 0,
+                 every_steps: int | None = 100, limit: int | None = 32, *, trainer=None,
+                 data_files: dict[str, str] | None = None, seed: int = 0,
                  sampling: SamplingConfig = SamplingConfig(), prompt_settings: PromptSettings = PromptSettings(),
-                 think_end: Optional[str] = "auto", ks: Optional[Sequence[int]] = None, workers: int = 2,
+                 think_end: str | None = "auto", ks: Sequence[int] | None = None, workers: int = 2,
                  eval_on_start: bool = False, write_table: bool = True):
         """
         tasks: budgeteval task names or YAML paths; budgets: token budgets (`2k` or 2048);
@@ -118,10 +119,10 @@ class BudgetEvalCallback(TrainerCallback):
         self.eval_on_start = eval_on_start
         self.write_table = write_table
         self.trainer = None
-        self._eval_tasks: Optional[list[_EvalTask]] = None
-        self._think_end: Optional[str] = None
+        self._eval_tasks: list[_EvalTask] | None = None
+        self._think_end: str | None = None
         self._server_backend = None
-        self._last_step: Optional[int] = None
+        self._last_step: int | None = None
         if trainer is not None:
             self.attach(trainer)
 
@@ -192,8 +193,8 @@ class BudgetEvalCallback(TrainerCallback):
         """Load the tasks and render their prompts once (the subset stays fixed for the whole run)."""
         if self._eval_tasks is not None:
             return self._eval_tasks
-        from budgeteval.tasks.prompts import default_think_end, encode_prompt, render_prompt
         from budgeteval.tasks.loading import load_problems, load_task
+        from budgeteval.tasks.prompts import default_think_end, encode_prompt, render_prompt
 
         self._think_end = default_think_end(tokenizer) if self.think_end_option == "auto" else (
             self.think_end_option or None)
@@ -234,13 +235,13 @@ class BudgetEvalCallback(TrainerCallback):
         return _generate_with_policy(policy, tokenizer, requests, self.sampling)
 
     def _score(self, eval_tasks, requests, outputs, tokenizer) -> pd.DataFrame:
-        from budgeteval.scoring.metrics import compute_metrics
         from budgeteval.scoring.evaluate import score_samples
+        from budgeteval.scoring.metrics import compute_metrics
 
         frames, position = [], 0
         for task, task_requests in zip(eval_tasks, requests):
             samples = []
-            for prompt, pid, request in zip(task.prompts, task.problem_ids, task_requests):
+            for prompt, pid, _request in zip(task.prompts, task.problem_ids, task_requests):
                 for sample_idx, output in enumerate(outputs[position]):
                     samples.append({"problem_id": pid, "sample_idx": sample_idx, "prompt": prompt,
                                     "token_ids": list(output.token_ids), "finish_reason": output.finish_reason})
@@ -329,8 +330,8 @@ def _generate_with_policy(model, tokenizer, requests, sampling):
 
 
 def reward_function(name: str, *, scorer: str = "math", reference_column: str = "reference",
-                    think_end: Optional[str] = None, workers: int = 2, target_length: Any = None,
-                    alpha: Optional[float] = None, lam: float = 2.0, reference_length: Any = "reference_length",
+                    think_end: str | None = None, workers: int = 2, target_length: Any = None,
+                    alpha: float | None = None, lam: float = 2.0, reference_length: Any = "reference_length",
                     reference_accuracy: Any = "reference_accuracy") -> Callable:
     """A TRL reward function (`GRPOTrainer(reward_funcs=[...])`) for reward or strategy `name`.
 

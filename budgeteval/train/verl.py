@@ -25,8 +25,9 @@ Options come from `custom_reward_function.reward_kwargs` (verl passes them as ke
 never imported; `budgeteval watch` follows verl's validation dumps for budget curves.
 """
 
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from budgeteval.errors import UserError
 
@@ -40,8 +41,8 @@ VERL_DATA_SOURCES = {
 """verl's example data sources (`verl.utils.reward_score.default_compute_score`) -> budgeteval scorer."""
 
 
-def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: Optional[dict] = None, *,
-                  scorer: Optional[str] = None, think_end: Optional[str] = None, workers: int = 1,
+def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None, *,
+                  scorer: str | None = None, think_end: str | None = None, workers: int = 1,
                   **_verl_kwargs) -> float:
     """1.0 if `solution_str` answers `ground_truth` correctly under budgeteval's scorer, else 0.0."""
     return compute_score_batch([data_source], [solution_str], [ground_truth], [extra_info], scorer=scorer,
@@ -49,17 +50,17 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
 
 
 def compute_score_batch(data_sources: Sequence[str], solution_strs: Sequence[str], ground_truths: Sequence[Any],
-                        extra_infos: Optional[Sequence[Optional[dict]]] = None, *, scorer: Optional[str] = None,
-                        think_end: Optional[str] = None, workers: int = 4, **_verl_kwargs) -> list[float]:
+                        extra_infos: Sequence[dict | None] | None = None, *, scorer: str | None = None,
+                        think_end: str | None = None, workers: int = 4, **_verl_kwargs) -> list[float]:
     """Correctness (1.0 / 0.0) of every response of a batch: one scorer call per scorer in the batch."""
     return [float(correct) for correct in _correctness(data_sources, solution_strs, ground_truths, scorer,
                                                         think_end, workers)]
 
 
 def reward_batch(data_sources: Sequence[str], solution_strs: Sequence[str], ground_truths: Sequence[Any],
-                 extra_infos: Optional[Sequence[Optional[dict]]] = None, *, reward: str,
-                 tokenizer: Optional[str] = None, scorer: Optional[str] = None, think_end: Optional[str] = None,
-                 workers: int = 4, group_key: str = "index", target_length: Any = None, alpha: Optional[float] = None,
+                 extra_infos: Sequence[dict | None] | None = None, *, reward: str,
+                 tokenizer: str | None = None, scorer: str | None = None, think_end: str | None = None,
+                 workers: int = 4, group_key: str = "index", target_length: Any = None, alpha: float | None = None,
                  lam: float = 2.0, reference_length: Any = "reference_length",
                  reference_accuracy: Any = "reference_accuracy", **_verl_kwargs) -> list[dict]:
     """Reward `reward` (or a negative-rollout strategy) for every response of a batch, as verl result dicts.
@@ -93,7 +94,7 @@ def reward_batch(data_sources: Sequence[str], solution_strs: Sequence[str], grou
     return [{"score": r.reward, "acc": float(c)} for r, c in zip(results, correct)]
 
 
-def scorer_for(data_source: str, scorer: Optional[str] = None) -> str:
+def scorer_for(data_source: str, scorer: str | None = None) -> str:
     """The budgeteval scorer for a verl data source (see the module docstring)."""
     if scorer:
         return scorer

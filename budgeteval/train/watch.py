@@ -19,9 +19,9 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
 
 import pandas as pd
 
@@ -50,9 +50,9 @@ class WatchConfig:
     """The policy's tokenizer (hub id or local path), to re-tokenize responses."""
     budgets: tuple[int, ...]
     """Budgets to score at."""
-    max_tokens: Optional[int] = None
+    max_tokens: int | None = None
     """verl's `data.max_response_length` (default: the largest budget)."""
-    think_end: Optional[str] = None
+    think_end: str | None = None
     """End-of-thinking marker; None: the tokenizer's own; '': plain answers."""
     data_files: dict = field(default_factory=dict)
     """Task name -> local data file (only needed for a task that is not a built-in)."""
@@ -75,7 +75,7 @@ def step_files(folder: Path) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
-def read_dump(path: Path) -> Optional[pd.DataFrame]:
+def read_dump(path: Path) -> pd.DataFrame | None:
     """One step's responses with the columns the importer needs; None while the file is still being written."""
     raw = path.read_bytes()
     if not raw or not raw.endswith(b"\n"):
@@ -109,9 +109,9 @@ def process_new_steps(config: WatchConfig, progress: bool = False,
                       report: Callable[[str], None] = lambda line: None) -> list[int]:
     """Score every step file not processed yet (or changed since); returns the steps scored."""
     from budgeteval.ingest.generations import import_frame
-    from budgeteval.scoring.metrics import read_metrics
-    from budgeteval.scoring.evaluate import evaluate_run
     from budgeteval.report.steps import append_step_metrics
+    from budgeteval.scoring.evaluate import evaluate_run
+    from budgeteval.scoring.metrics import read_metrics
 
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -142,7 +142,7 @@ def process_new_steps(config: WatchConfig, progress: bool = False,
 
 
 def watch(config: WatchConfig, once: bool = False, interval_s: float = 60.0, progress: bool = False,
-          report: Callable[[str], None] = lambda line: None, max_polls: Optional[int] = None) -> list[int]:
+          report: Callable[[str], None] = lambda line: None, max_polls: int | None = None) -> list[int]:
     """Process new steps now and then every `interval_s` seconds (once: a single pass); returns the steps scored."""
     from budgeteval.rundir.lock import lock_run
 

@@ -13,19 +13,19 @@ mode each budget's own response. Everything comes from the run directories; noth
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
 
 import pandas as pd
 import pyarrow.parquet as pq
 
-from budgeteval.generation.budgets import format_budget
 from budgeteval.errors import UserError
-from budgeteval.scoring.metrics import ACCURACY_METRICS, normalise_metrics
-from budgeteval.tasks.prompts import response_is_thinking
+from budgeteval.generation.budgets import format_budget
 from budgeteval.rundir.layout import problems_path, tokenizer_dir
 from budgeteval.rundir.store import CONDITIONED, CONTINUATIONS, GENERATIONS, read_task, task_dir
+from budgeteval.scoring.metrics import ACCURACY_METRICS, normalise_metrics
+from budgeteval.tasks.prompts import response_is_thinking
 
 INDEX_FORMAT_VERSION = 1
 """Format of the viewer's index payload (the page checks it)."""
@@ -47,7 +47,7 @@ _DECODE_BATCH = 256
 class RunFacts:
     """What the viewer needs from a run's manifest (the one place that reads manifest keys)."""
 
-    think_end: Optional[str]
+    think_end: str | None
     """End-of-thinking marker the run was scored with (None: plain answers)."""
     scorers: dict
     """Task name -> scorer name."""
@@ -109,7 +109,12 @@ def _group_value(value):
 
 def overview_tables(run) -> list[dict]:
     """The report table of `run` per task, from `metrics.csv`: one row per budget x mode, cells as `report` writes them."""
-    from budgeteval.report.tables import _UNKNOWN, _percent, _percent_with_stderr, _tokens  # the report's own cell formats
+    from budgeteval.report.tables import (  # the report's own cell formats
+        _UNKNOWN,
+        _percent,
+        _percent_with_stderr,
+        _tokens,
+    )
 
     metrics = normalise_metrics(run.metrics)
     tables = []
@@ -138,7 +143,7 @@ def overview_tables(run) -> list[dict]:
     return tables
 
 
-def comparison_tables(runs: Sequence, baseline: Optional[str], k: Optional[int]) -> Optional[dict]:
+def comparison_tables(runs: Sequence, baseline: str | None, k: int | None) -> dict | None:
     """The `budgeteval compare` tables of several runs (None for one run), cells as `compare` writes them."""
     from budgeteval.report.compare import _cell_texts, _summary_texts, compare_runs  # compare's own cell formats
 
@@ -157,7 +162,7 @@ def comparison_tables(runs: Sequence, baseline: Optional[str], k: Optional[int])
             "table": table, "summary": summary}
 
 
-def _number(value) -> Optional[float]:
+def _number(value) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
 
 
@@ -412,7 +417,7 @@ def cut_offset(text: str, prefix: str) -> int:
     return low
 
 
-def marker_spans(text: Optional[str], marker: Optional[str]) -> list[list[int]]:
+def marker_spans(text: str | None, marker: str | None) -> list[list[int]]:
     """[start, end] character spans of every occurrence of the end-of-thinking marker in `text`."""
     if not text or not marker:
         return []
@@ -431,7 +436,7 @@ def cut_while_thinking(sample: dict, budget: int) -> bool:
     return not spans or spans[0][1] > sample["cuts"][str(budget)]
 
 
-def _outcomes(scores: pd.DataFrame, samples: dict, think_end: Optional[str]) -> tuple[dict, dict]:
+def _outcomes(scores: pd.DataFrame, samples: dict, think_end: str | None) -> tuple[dict, dict]:
     """Per mode: budget -> (correct, samples), and the outcome flags of the problem.
 
     always: every sample correct at every budget; never: none at any; flips: a sample correct at a
@@ -472,7 +477,7 @@ def _flips(frame: pd.DataFrame) -> bool:
     return False
 
 
-def _any_cut_thinking(mode: str, budgets: dict, samples: dict, think_end: Optional[str]) -> bool:
+def _any_cut_thinking(mode: str, budgets: dict, samples: dict, think_end: str | None) -> bool:
     if not think_end:
         return False
     for sample in samples.values():

@@ -8,9 +8,9 @@ GET and HEAD only (the standard library's static handler); it stops on Ctrl-C.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
 
 HOST = "127.0.0.1"
 """The only address the viewer listens on."""

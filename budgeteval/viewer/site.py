@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Optional, Sequence
 
 from budgeteval.errors import UserError
 from budgeteval.viewer.data import (
@@ -58,7 +58,7 @@ def problem_file(key: int) -> str:
     return f"data/problems/{key:06d}.js"
 
 
-def build_site(runs: Sequence, out_dir, baseline: Optional[str] = None, k: Optional[int] = None,
+def build_site(runs: Sequence, out_dir, baseline: str | None = None, k: int | None = None,
                progress=None) -> Path:
     """Write the viewer site of `runs` (`budgeteval.report.runs.Run`, the baseline first) into `out_dir`.
 
@@ -118,12 +118,12 @@ def _prepare(out_dir: Path) -> Path:
     return out_dir
 
 
-def _write_figures(runs: Sequence, folder: Path, k: Optional[int]) -> tuple[list[dict], list[str]]:
+def _write_figures(runs: Sequence, folder: Path, k: int | None) -> tuple[list[dict], list[str]]:
     """The `budgeteval plot` figures as SVG; a figure the runs cannot give is left out with a note."""
-    from budgeteval.plots.style import save_figure
-    from budgeteval.plots.budget import BUDGET_FIGURES, PlotOptions, load_figure_function
-
     import matplotlib.pyplot as plt
+
+    from budgeteval.plots.budget import BUDGET_FIGURES, PlotOptions, load_figure_function
+    from budgeteval.plots.style import save_figure
 
     folder.mkdir(parents=True, exist_ok=True)
     figures, notes = [], []

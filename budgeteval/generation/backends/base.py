@@ -7,8 +7,9 @@ continuation (n=1, the answer-token limit) or a conditioned-mode generation (n s
 conditioned limit). Backends know nothing about tasks, budgets or scoring.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Protocol, Sequence
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class SamplingConfig:
     min_p: float = 0.0
     """Minimum probability relative to the most likely token; 0 disables."""
 
-    def validate(self, backend: Optional[str] = None) -> None:
+    def validate(self, backend: str | None = None) -> None:
         """Raise a `UserError` for the first setting outside `backend`'s ranges (None: what every backend takes)."""
         from budgeteval.generation.ranges import GENERIC_SAMPLING, SAMPLING_RANGES, check, flag_name
 
@@ -91,6 +92,6 @@ class Backend(Protocol):
         ...
 
 
-def normalise_finish_reason(reason: Optional[str]) -> str:
+def normalise_finish_reason(reason: str | None) -> str:
     """Map engine-specific finish reasons onto `stop` / `length`."""
     return "length" if reason == "length" else "stop"

@@ -17,8 +17,8 @@ Not here: HTTP (the openai backend), health checks on a timer, weights per endpo
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 
 @dataclass
@@ -32,7 +32,7 @@ class _EndpointState:
     failed: int = 0
     consecutive_failures: int = 0
     benched_until: float = 0.0
-    last_error: Optional[str] = None
+    last_error: str | None = None
 
 
 class EndpointPool:
@@ -57,7 +57,7 @@ class EndpointPool:
     def __len__(self) -> int:
         return len(self._states)
 
-    def acquire(self, tried: set[int]) -> Optional[int]:
+    def acquire(self, tried: set[int]) -> int | None:
         """Reserve an endpoint for one attempt, or return None when this round of attempts is over.
 
         `tried` holds the endpoints the request already failed on in this round. Live endpoints
@@ -90,7 +90,7 @@ class EndpointPool:
             state.consecutive_failures = 0
             state.benched_until = 0.0
 
-    def failed(self, index: int, error: str, retry_after_s: Optional[float] = None) -> None:
+    def failed(self, index: int, error: str, retry_after_s: float | None = None) -> None:
         """The attempt on endpoint `index` failed in a way worth retrying: bench it for a while."""
         with self._lock:
             state = self._states[index]

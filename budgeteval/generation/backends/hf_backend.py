@@ -5,7 +5,7 @@ does for its child requests), so a sample never depends on what it was batched w
 first B tokens equal a `max_new_tokens=B` run. Slow by design; use vLLM for real sweeps.
 """
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from budgeteval.generation.backends.base import GenerationRequest, LoadsModel, SampleOutput, SamplingConfig
 from budgeteval.generation.config import EngineOptions
@@ -20,7 +20,7 @@ class HFBackend(LoadsModel):
 
     name = "hf"
 
-    def __init__(self, model: str, tokenizer: str, options: EngineOptions, revision: Optional[str] = None):
+    def __init__(self, model: str, tokenizer: str, options: EngineOptions, revision: str | None = None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -35,13 +35,13 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Optional, Sequence
 
-from budgeteval.generation.backends.endpoints import EndpointPool
-from budgeteval.generation.backends.base import GenerationRequest, SampleOutput, SamplingConfig, normalise_finish_reason
-from budgeteval.generation.config import EngineOptions, RunConfig
 from budgeteval.errors import UserError
+from budgeteval.generation.backends.base import GenerationRequest, SampleOutput, SamplingConfig, normalise_finish_reason
+from budgeteval.generation.backends.endpoints import EndpointPool
+from budgeteval.generation.config import EngineOptions, RunConfig
 from budgeteval.generation.seeds import sample_seed
 
 IDS_FROM_SERVER = "return_token_ids"
@@ -60,7 +60,7 @@ _ABORTED_FINISH_REASONS = ("abort", "error")
 class _Retryable(Exception):
     """A failure worth another attempt (connection, timeout, HTTP 429/5xx, aborted generation)."""
 
-    def __init__(self, message: str, retry_after_s: Optional[float] = None):
+    def __init__(self, message: str, retry_after_s: float | None = None):
         super().__init__(message)
         self.retry_after_s = retry_after_s
 
@@ -111,7 +111,7 @@ class OpenAIBackend:
 
     # --- HTTP ---------------------------------------------------------------------------------
 
-    def _post(self, body: dict, cancelled: Optional[threading.Event] = None) -> dict:
+    def _post(self, body: dict, cancelled: threading.Event | None = None) -> dict:
         """POST `body` to /completions of the best endpoint, failing over and backing off on transient failures.
 
         A round tries every live endpoint at most once (the next one at once after a failure);
@@ -190,7 +190,7 @@ class OpenAIBackend:
             return f" (does --base-url end with /v1, and is {self.model!r} the model name the server serves?)"
         return ""
 
-    def _get_json(self, url: str) -> Optional[dict]:
+    def _get_json(self, url: str) -> dict | None:
         """Best-effort GET for the manifest (server version, served models); None when unavailable."""
         request = urllib.request.Request(url, headers=self._headers)
         try:
@@ -317,7 +317,7 @@ class OpenAIBackend:
 
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingConfig) -> list[list[SampleOutput]]:
         jobs = [(position, index) for position, request in enumerate(requests) for index in range(request.n)]
-        results: list[list[Optional[SampleOutput]]] = [[None] * request.n for request in requests]
+        results: list[list[SampleOutput | None]] = [[None] * request.n for request in requests]
         if not jobs:
             return results
         cancelled = threading.Event()
@@ -361,7 +361,7 @@ class OpenAIBackend:
         pass
 
 
-def _ids_from_logprobs(choice: dict) -> Optional[list[int]]:
+def _ids_from_logprobs(choice: dict) -> list[int] | None:
     """Token ids from `logprobs.tokens` when the server wrote them as `token_id:N`, else None."""
     tokens = (choice.get("logprobs") or {}).get("tokens")
     if not isinstance(tokens, list) or not all(isinstance(token, str) and token.startswith(_TOKEN_ID_PREFIX)
@@ -393,7 +393,7 @@ def _server_message(error: urllib.error.HTTPError) -> str:
     return message if len(message) <= 300 else message[:297] + "..."
 
 
-def _retry_after_s(error: urllib.error.HTTPError) -> Optional[float]:
+def _retry_after_s(error: urllib.error.HTTPError) -> float | None:
     """Seconds from a numeric `Retry-After` header, if the server sent one."""
     value = error.headers.get("Retry-After") if error.headers else None
     try:

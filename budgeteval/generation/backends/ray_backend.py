@@ -18,12 +18,12 @@ on a cluster a larger `--problems-per-shard` trades resume granularity for fewer
 Not here: starting a cluster (`ray start`, KubeRay, SLURM) or autoscaling.
 """
 
+from collections.abc import Sequence
 from dataclasses import asdict, replace
-from typing import Optional, Sequence
 
+from budgeteval.errors import UserError
 from budgeteval.generation.backends.base import GenerationRequest, LoadsModel, SampleOutput, SamplingConfig
 from budgeteval.generation.config import EngineOptions
-from budgeteval.errors import UserError
 
 _SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p")
 
@@ -31,7 +31,7 @@ _SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p")
 class _EngineReplica:
     """One Ray Data actor: a vLLM engine that turns a batch of problem rows into sample rows."""
 
-    def __init__(self, model: str, tokenizer: str, options: EngineOptions, revision: Optional[str]):
+    def __init__(self, model: str, tokenizer: str, options: EngineOptions, revision: str | None):
         import os
 
         # The engine core runs inside this actor process, so ending the actor ends the engine
@@ -75,7 +75,7 @@ class RayBackend(LoadsModel):
 
     name = "ray"
 
-    def __init__(self, model: str, tokenizer: str, options: EngineOptions, revision: Optional[str] = None):
+    def __init__(self, model: str, tokenizer: str, options: EngineOptions, revision: str | None = None):
         try:
             import ray
             import ray.data  # noqa: F401
@@ -112,7 +112,7 @@ class RayBackend(LoadsModel):
                                                        options=self.options, revision=self.revision),
             batch_size=batch_size, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=self.replicas),
             num_cpus=1, num_gpus=self._gpus_per_replica)
-        results: list[list[Optional[SampleOutput]]] = [[None] * request.n for request in requests]
+        results: list[list[SampleOutput | None]] = [[None] * request.n for request in requests]
         for row in dataset.iter_rows():
             results[row["position"]][row["sample_idx"]] = SampleOutput(
                 token_ids=tuple(int(token) for token in row["token_ids"]), text=row["text"],

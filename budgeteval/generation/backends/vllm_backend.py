@@ -26,12 +26,17 @@ import multiprocessing
 import os
 import platform
 import signal
+from collections.abc import Sequence
 from dataclasses import asdict, replace
-from typing import Optional, Sequence
 
-from budgeteval.generation.backends.base import GenerationRequest, LoadsModel, SampleOutput, SamplingConfig, normalise_finish_reason
+from budgeteval.generation.backends.base import (
+    GenerationRequest,
+    LoadsModel,
+    SampleOutput,
+    SamplingConfig,
+    normalise_finish_reason,
+)
 from budgeteval.generation.config import EngineOptions
-
 
 BF16_CPU_FLAGS = {"x86_64": ("avx512_bf16", "amx_bf16"), "aarch64": ("bf16",)}
 """/proc/cpuinfo flags that mean native bf16 arithmetic, per machine architecture."""
@@ -50,7 +55,7 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
-def cpu_has_native_bf16() -> Optional[bool]:
+def cpu_has_native_bf16() -> bool | None:
     """Whether this CPU computes bf16 natively; None where it cannot be told (vLLM decides then)."""
     machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine().lower(), platform.machine().lower())
     if machine not in BF16_CPU_FLAGS:
@@ -71,7 +76,7 @@ def cpu_engine_options(options: EngineOptions) -> EngineOptions:
     return options
 
 
-def _engine(model: str, tokenizer: str, options: EngineOptions, revision: Optional[str]):
+def _engine(model: str, tokenizer: str, options: EngineOptions, revision: str | None):
     """Start one `vllm.LLM` (one replica)."""
     from vllm import LLM
     from vllm.platforms import current_platform
@@ -170,7 +175,7 @@ def _replica_main(connection, model, tokenizer, options, revision, devices) -> N
         _shutdown_engine(llm)
 
 
-def _replica_devices(options: EngineOptions) -> list[Optional[list[str]]]:
+def _replica_devices(options: EngineOptions) -> list[list[str] | None]:
     """GPU ids for each replica (None on machines without CUDA)."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is None:
@@ -198,7 +203,7 @@ class VLLMBackend(LoadsModel):
 
     name = "vllm"
 
-    def __init__(self, model: str, tokenizer: str, options: EngineOptions, revision: Optional[str] = None):
+    def __init__(self, model: str, tokenizer: str, options: EngineOptions, revision: str | None = None):
         self.model = model
         self.options = options
         self.requested_dtype = options.dtype

@@ -4,8 +4,9 @@ A scorer never sees the model or the store: it gets the answer region of one res
 cut at a budget, already stripped of an unfinished thinking trace) and the task's reference.
 """
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import Optional
 
 
 @dataclass(frozen=True)
@@ -16,9 +17,9 @@ class ScoreItem:
     """The problem this response answers; scorers may cache work per (problem_id, answer)."""
     reference: str
     """The task's reference answer for the problem (gold answer, `#### N` solution, test spec)."""
-    answer_text: Optional[str]
+    answer_text: str | None
     """The text the answer is read from; None when there is no answer (unfinished thinking)."""
-    finished: Optional[bool] = None
+    finished: bool | None = None
     """Whether the response finished within its budget; None: unknown (an import that cannot
     tell), which the answer policies treat as finished (`budgeteval.scoring.answers.accepts`)."""
 
@@ -27,19 +28,19 @@ class ScoreItem:
 class Verdict:
     """What a scorer concluded about one `ScoreItem`."""
 
-    extracted: Optional[str]
+    extracted: str | None
     """The normalised answer the scorer read (the key majority voting counts); None if none."""
     correct: bool
     """Whether the extracted answer matches the reference."""
     timed_out: bool = False
     """Verification ran out of time; such an answer counts as wrong and is reported."""
-    answer_source: Optional[str] = field(default=None, compare=False)
+    answer_source: str | None = field(default=None, compare=False)
     """Where the answer came from: `boxed`, `stated`, `fallback` or `none` (`budgeteval.scoring.answers.SOURCES`);
     None for scorers that do not read a final answer from prose (`code`). Not compared: `==` says
     whether two verdicts read the same answer and judge it alike, whichever rule found it."""
 
 
-ProgressCallback = Optional[Callable[[int], None]]
+ProgressCallback = Callable[[int], None] | None
 """Called with the number of items just finished, so a caller can advance a progress bar."""
 
 
@@ -60,7 +61,7 @@ class DistinctJobs:
     """Per job: how many items it stands for (to advance a progress bar by items)."""
 
     @classmethod
-    def fold(cls, items: Sequence, job_of: Callable, on_new: Optional[Callable] = None) -> "DistinctJobs":
+    def fold(cls, items: Sequence, job_of: Callable, on_new: Callable | None = None) -> "DistinctJobs":
         """`job_of(item)` returns None (no answer) or (key, payload); equal keys share the first payload.
         `on_new(key, payload)` is called for each new key as it is found (while items still stream)."""
         index_of_key: dict = {}
@@ -87,7 +88,7 @@ class DistinctJobs:
         if progress is not None and unanswered:
             progress(unanswered)
 
-    def on_done(self, progress: "ProgressCallback") -> Optional[Callable[[int], None]]:
+    def on_done(self, progress: "ProgressCallback") -> Callable[[int], None] | None:
         """A callback for job `index` finishing that advances `progress` by that job's items."""
         return (lambda index: progress(self.items_of_job[index])) if progress is not None else None
 

@@ -21,10 +21,10 @@ answer policy never credits in a response cut by the budget).
 
 import os
 import re
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
-from budgeteval.scoring import answers
 from budgeteval.errors import UserError
+from budgeteval.scoring import answers
 from budgeteval.scoring.scorers.base import ProgressCallback, ScoreItem, Verdict, judge_each
 
 LETTERS = "ABCD"
@@ -42,7 +42,7 @@ _PARENTHESISED = re.compile(r"\(([A-D])\)")
 _STANDALONE = re.compile(r"(?<![A-Za-z0-9\\])([A-D])(?![A-Za-z0-9])")
 
 
-def extract_choice(text: Optional[str]) -> tuple[Optional[str], str]:
+def extract_choice(text: str | None) -> tuple[str | None, str]:
     """(letter, answer source) of an answer region by the rules in the module docstring."""
     if text is None:
         return None, "none"

@@ -52,10 +52,11 @@ import pickle
 import pickletools
 import re
 import zlib
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal, Optional, Sequence
+from typing import Any, Literal
 
 from budgeteval.errors import UnjudgeableProblem, UserError
 from budgeteval.scoring.scorers.base import DistinctJobs, ProgressCallback, ScoreItem, Verdict
@@ -123,12 +124,12 @@ _FENCE = re.compile(r"^[ \t]*(`{3,})")
 # --- extraction ---------------------------------------------------------------------------------
 
 
-def extract_code(answer_text: Optional[str]) -> Optional[str]:
+def extract_code(answer_text: str | None) -> str | None:
     """The content of the last complete fenced code block of `answer_text`, or None."""
     if answer_text is None:
         return None
     last = None
-    opening: Optional[str] = None
+    opening: str | None = None
     lines: list[str] = []
     for line in answer_text.split("\n"):
         fence = _FENCE.match(line)
@@ -161,9 +162,9 @@ class CodeTests:
 
     mode: Literal["stdin", "functional"]
     """stdin: run as a script; functional: call `fn_name`."""
-    fn_name: Optional[str]
+    fn_name: str | None
     """The method of `Solution` (or function) functional tests call."""
-    platform: Optional[str]
+    platform: str | None
     """Where the problem comes from (atcoder, codeforces, leetcode); informational."""
     tests: tuple[TestCase, ...]
     """Public tests first, then private ones, as LiveCodeBench orders them."""
@@ -328,7 +329,7 @@ def _stripped_lines(text: str) -> list[str]:
     return [line.strip() for line in text.strip().split("\n")]
 
 
-def _decimals(line: str) -> Optional[list[Decimal]]:
+def _decimals(line: str) -> list[Decimal] | None:
     try:
         return [Decimal(token) for token in line.split()]
     except (InvalidOperation, ValueError):
@@ -349,7 +350,7 @@ def stdout_matches(actual: str, expected: str) -> bool:
     return True
 
 
-def return_value_matches(result_json: Optional[str], expected_output: str) -> bool:
+def return_value_matches(result_json: str | None, expected_output: str) -> bool:
     """LCB's functional check: the returned value (as the sandbox reported it) == json.loads(expected)."""
     if result_json is None:
         return False
@@ -407,7 +408,7 @@ def score_batch(
     progress: ProgressCallback = None,
     limits=None,
     sandbox=None,
-    answer_policy: Optional[str] = None,
+    answer_policy: str | None = None,
     verdict_cache=None,
 ) -> list[Verdict]:
     """One verdict per item, in order; each distinct (problem reference, program) runs once.
@@ -441,7 +442,7 @@ def score_batch(
             if reference not in digests:  # a test spec can be megabytes: hashed once per problem
                 digests[reference] = hashlib.sha256(reference.encode("utf-8")).hexdigest()
             stored_keys.append(cache_key(digests[reference], code))
-    verdicts: list[Optional[Verdict]] = [None] * len(jobs)
+    verdicts: list[Verdict | None] = [None] * len(jobs)
     to_run = []
     for index in range(len(jobs)):
         cached = view.get(stored_keys[index]) if view is not None else None

@@ -27,11 +27,11 @@ Pure and in-process: no workers, no timeouts needed.
 
 import os
 import re
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Optional, Sequence
 
-from budgeteval.scoring import answers
 from budgeteval.errors import UserError
+from budgeteval.scoring import answers
 from budgeteval.scoring.scorers.base import ProgressCallback, ScoreItem, Verdict, judge_each
 
 CALCULATOR_ANNOTATION = re.compile(r"<<[^<>]*>>")
@@ -42,7 +42,7 @@ ANSWER_MARKER = re.compile(r"answer\s*(?:is|:)", re.IGNORECASE)
 A_LINE_MARKER = re.compile(r"^[ \t]*A:", re.MULTILINE)
 
 
-def parse_number(token: str) -> Optional[Decimal]:
+def parse_number(token: str) -> Decimal | None:
     """The exact value of a number token (`1,000.50`, `-3`, `.5`); None if it is not one."""
     try:
         return Decimal(token.replace(",", ""))
@@ -56,7 +56,7 @@ def format_number(value: Decimal) -> str:
     return "0" if text == "-0" else text
 
 
-def find_numbers(text: str, start: int = 0, end: Optional[int] = None) -> list[str]:
+def find_numbers(text: str, start: int = 0, end: int | None = None) -> list[str]:
     """Number tokens in `text[start:end]`, a `-` kept only where it reads as a sign."""
     end = len(text) if end is None else end
     tokens = []
@@ -70,7 +70,7 @@ def find_numbers(text: str, start: int = 0, end: Optional[int] = None) -> list[s
     return tokens
 
 
-def _number_after_last(marker: re.Pattern, text: str, line_only: bool) -> Optional[str]:
+def _number_after_last(marker: re.Pattern, text: str, line_only: bool) -> str | None:
     matches = list(marker.finditer(text))
     if not matches:
         return None
@@ -80,12 +80,12 @@ def _number_after_last(marker: re.Pattern, text: str, line_only: bool) -> Option
     return numbers[0] if numbers else None
 
 
-def extract_number(text: str) -> Optional[str]:
+def extract_number(text: str) -> str | None:
     """The answer token of a response by the rules in the module docstring; None if no number."""
     return extract_number_with_source(text)[0]
 
 
-def extract_number_with_source(text: str) -> tuple[Optional[str], str]:
+def extract_number_with_source(text: str) -> tuple[str | None, str]:
     """(answer token or None, its answer source) by the rules in the module docstring."""
     text = CALCULATOR_ANNOTATION.sub("", text)
     found = _number_after_last(HASH_MARKER, text, line_only=True)

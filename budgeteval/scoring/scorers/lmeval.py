@@ -15,7 +15,7 @@ region) is wrong without asking lm-eval.
 
 import json
 import os
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from budgeteval.errors import UserError
 from budgeteval.scoring.scorers.base import ProgressCallback, ScoreItem, Verdict
@@ -61,7 +61,7 @@ def score_batch(
     *,
     workers: int = min(4, os.cpu_count() or 1),
     progress: ProgressCallback = None,
-    answer_policy: Optional[str] = None,
+    answer_policy: str | None = None,
     verdict_cache=None,
 ) -> list[Verdict]:
     """One verdict per item, in order; each distinct (reference, answer) is judged once.
@@ -77,7 +77,7 @@ def score_batch(
     del workers, verdict_cache
     parsed: dict[str, dict] = {}
     pending: dict[tuple, list[int]] = {}
-    verdicts: list[Optional[Verdict]] = [None] * len(items)
+    verdicts: list[Verdict | None] = [None] * len(items)
     for position, item in enumerate(items):
         if item.answer_text is None:
             verdicts[position] = Verdict(None, False)

@@ -36,12 +36,13 @@ Not a sandbox (it runs no user code), and not for GSM8K-style numeric answers (`
 import logging
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Optional, Sequence
+from typing import Any
 
-from budgeteval.scoring import answers
 from budgeteval.errors import UserError
+from budgeteval.scoring import answers
 from budgeteval.scoring.scorers.base import DistinctJobs, ProgressCallback, ScoreItem, Verdict
 from budgeteval.scoring.verdict_cache import cache_key
 from budgeteval.scoring.worker_pool import Prestarted, run_in_workers
@@ -131,7 +132,7 @@ def _keep_math_verify_logs_in_worker() -> None:
 class Judgement:
     """What the worker concluded about one (reference, answer key)."""
 
-    extracted: Optional[str]
+    extracted: str | None
     """`str()` of the first parsed answer; the box content if nothing parsed; else None."""
     correct: bool
     """math-verify's verdict (False when anything timed out)."""
@@ -153,7 +154,7 @@ def reference_text(reference: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _parse_reference(reference: str, timeout_s: Optional[int]) -> tuple[list, bool]:
+def _parse_reference(reference: str, timeout_s: int | None) -> tuple[list, bool]:
     from math_verify import parse
 
     before = _TIMEOUTS.count
@@ -161,7 +162,7 @@ def _parse_reference(reference: str, timeout_s: Optional[int]) -> tuple[list, bo
     return parsed, _TIMEOUTS.count > before
 
 
-def judge(reference: str, key: AnswerKey, timeout_s: Optional[int] = None) -> Judgement:
+def judge(reference: str, key: AnswerKey, timeout_s: int | None = None) -> Judgement:
     """Verify one answer key against a reference with math-verify.
 
     In-process callers (tests, notebooks) must leave `timeout_s=None`: any other value makes
@@ -218,12 +219,12 @@ class MathVerifyCheck:
 
     pred: str
     """The prediction text."""
-    gold: Optional[str] = None
+    gold: str | None = None
     """The gold text; None: only parse `pred` and report what was extracted."""
-    targets: Optional[tuple[str, ...]] = None
+    targets: tuple[str, ...] | None = None
     """Extraction targets for both sides: "latex" (LatexExtractionConfig(boxed_match_priority=0))
     and/or "expr" (ExprExtractionConfig()); None: the library's default `parse` configuration."""
-    string_options: Optional[tuple[tuple[str, Any], ...]] = None
+    string_options: tuple[tuple[str, Any], ...] | None = None
     """Keyword arguments of a `StringExtractionConfig` to parse `pred` with (overrides `targets`)."""
     float_rounding: int = 6
     """`verify(float_rounding=...)`."""
@@ -239,11 +240,11 @@ class MathVerifyCheckResult:
 
     parsed_pred: tuple[str, ...]
     """`str()` of each element `parse` returned for the prediction."""
-    verdict: Optional[bool]
+    verdict: bool | None
     """`verify`'s answer; None when the check had no gold."""
 
 
-def run_math_verify_check(check: MathVerifyCheck, timeout_s: Optional[int] = None) -> MathVerifyCheckResult:
+def run_math_verify_check(check: MathVerifyCheck, timeout_s: int | None = None) -> MathVerifyCheckResult:
     """Run one check here (in-process callers must leave `timeout_s=None`, as for `judge`)."""
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, StringExtractionConfig, parse, verify
 
@@ -277,7 +278,7 @@ def run_math_verify_checks(
     *,
     workers: int = DEFAULT_WORKERS,
     timeout_s: int = DEFAULT_TIMEOUT_S,
-) -> list[Optional[MathVerifyCheckResult]]:
+) -> list[MathVerifyCheckResult | None]:
     """Run checks in worker processes; None for a check whose worker was killed or crashed."""
     outcomes = run_in_workers(
         _check_job, [(check, timeout_s) for check in checks], workers=workers, hard_timeout_s=_hard_timeout_s(timeout_s)
@@ -323,7 +324,7 @@ def score_batch(
     workers: int = DEFAULT_WORKERS,
     progress: ProgressCallback = None,
     timeout_s: int = DEFAULT_TIMEOUT_S,
-    hard_timeout_s: Optional[float] = None,
+    hard_timeout_s: float | None = None,
     answer_policy: str = answers.DEFAULT_POLICY,
     verdict_cache=None,
 ) -> list[Verdict]:
@@ -350,7 +351,7 @@ def score_batch(
 
     view = verdict_cache.view(cache_namespace(answer_policy, timeout_s)) if verdict_cache is not None else None
     stored_keys: list[str] = []
-    cached_of_job: list[Optional[Verdict]] = []
+    cached_of_job: list[Verdict | None] = []
     prestarted = Prestarted(_judge_job, prepare_worker)
     misses = [0]
 
@@ -370,7 +371,7 @@ def score_batch(
     try:
         folded = DistinctJobs.fold(items, job_of, on_new=on_new)
         folded.report_unanswered(progress)
-        verdict_of_job: list[Optional[Verdict]] = list(cached_of_job)
+        verdict_of_job: list[Verdict | None] = list(cached_of_job)
         to_verify = [index for index, cached in enumerate(cached_of_job) if cached is None]
         if progress is not None:
             for index, cached in enumerate(cached_of_job):
@@ -393,7 +394,7 @@ def score_batch(
 
 
 def _verify(folded: DistinctJobs, to_verify: list[int], verdict_of_job: list, view, stored_keys: list[str],
-            workers: int, timeout_s: int, hard_timeout_s: Optional[float], progress: ProgressCallback,
+            workers: int, timeout_s: int, hard_timeout_s: float | None, progress: ProgressCallback,
             prestarted: Prestarted) -> list:
     """Verify the jobs `to_verify` in workers, filling `verdict_of_job` and the cache as they end."""
     def on_outcome(position: int, outcome) -> None:
