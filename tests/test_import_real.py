@@ -41,7 +41,7 @@ def test_metrics_match_recomputed_publisher_numbers(imported):
     out, _ = imported
     metrics = compute_metrics(read_scores(out), [8])
     at_full = metrics[(metrics.budget == 4096) & (metrics.k == 8)].set_index("metric").value
-    # DESIGN/README of ../shared: recomputed from the labels, mean@8 91.0, pass@8 96.0, maj@8 93.0.
+    # ../shared/README.md (provenance of the outputs): recomputed from the labels, mean@8 91.0, pass@8 96.0, maj@8 93.0.
     assert at_full["mean"] == pytest.approx(0.910, abs=0.011)
     assert at_full["pass"] == pytest.approx(0.960, abs=0.011)
     assert at_full["maj"] == pytest.approx(0.930, abs=0.011)

@@ -351,16 +351,17 @@ def first_correct_positions(run, budget: int | None = None, workers: int = 2) ->
     kept as a column.
     """
     from budgeteval.generation.tokenizer import load_tokenizer
+    from budgeteval.rundir.layout import tokenizer_dir
     from budgeteval.scoring.scorers.base import ScoreItem
     from budgeteval.tasks.registry import get_scorer
 
     tasks = [task for task in run.tasks if _task_scorer(run, task) in TRACE_SCORERS]
     if not tasks:
         return pd.DataFrame(columns=list(TRACE_COLUMNS))
-    tokenizer_dir = run.path / "tokenizer"
-    if not tokenizer_dir.is_dir():
+    tokenizer_path = tokenizer_dir(run.path)
+    if not tokenizer_path.is_dir():
         raise UserError(f"{run.path} has no tokenizer/ folder, which token positions need; the run directory is incomplete.")
-    tokenizer = load_tokenizer(str(tokenizer_dir))
+    tokenizer = load_tokenizer(str(tokenizer_path))
     scores = run.scores
     cutoff = scores[scores["mode"] == "cutoff"]
     if cutoff.empty:

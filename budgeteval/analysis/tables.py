@@ -18,6 +18,8 @@ from budgeteval.errors import UserError
 from budgeteval.generation.budgets import format_budget
 from budgeteval.report.compare import _escape_latex, _escape_markdown, _length_change
 from budgeteval.report.profile import SOLVED_FRACTION
+from budgeteval.rundir.layout import tokenizer_dir
+from budgeteval.rundir.store import store_dir
 
 ANALYSIS_FORMATS = ("markdown", "latex", "csv")
 ANALYSIS_TABLES = ("profile", "gains", "buckets", "trace", "early_exit")
@@ -146,9 +148,9 @@ def _trace_unavailable(run) -> str | None:
     """Why first-correct positions cannot be computed for `run`, or None when they can."""
     if not any(efficiency._task_scorer(run, task) in efficiency.TRACE_SCORERS for task in run.tasks):
         return f"no task scored by {', '.join(efficiency.TRACE_SCORERS)}"
-    if not (run.path / "generations").is_dir():
+    if not store_dir(run.path).is_dir():
         return "no generations/ stored"
-    if not (run.path / "tokenizer").is_dir():
+    if not tokenizer_dir(run.path).is_dir():
         return "no tokenizer/ stored"
     if not (run.scores["mode"] == "cutoff").any():
         return "no cutoff-mode scores"

@@ -74,7 +74,7 @@ class EngineOptions:
 
 
 MODES = ("cutoff", "forced", "conditioned")
-"""Budget modes (DESIGN.md, "Budget semantics"); `mode` is a column of every score and metric."""
+"""Budget modes (docs/design.md, "Budget semantics"); `mode` is a column of every score and metric."""
 
 BUDGET_PROMPT_POSITIONS = ("suffix", "prefix", "system")
 """Where conditioned mode puts the rendered budget instruction."""

@@ -6,7 +6,7 @@ continues for at most A answer tokens (`--answer-tokens`). This is s1's budget f
 thinking-budget recipe and AnytimeReasoner's evaluation, done from the one stored generation, so
 a sweep costs one generation plus short continuations (prefix caching makes the prefill cheap).
 
-Rules (DESIGN.md, "Budget semantics"):
+Rules (docs/design.md, "Budget semantics"):
 - a sample that finished within B is used as it is (no continuation);
 - a sample still thinking at B (a thinking response whose first B tokens lack the end-of-thinking
   marker, or any response of a non-thinking model) gets the forcing string, then its answer;

@@ -107,10 +107,11 @@ class Run:
         `scores.parquet` with the bootstrap settings the run was scored with, which gives the same
         numbers `budgeteval score` would have written.
         """
+        from budgeteval.rundir.layout import metrics_paths
         from budgeteval.scoring.metrics import compute_metrics
 
         ks = sorted({int(k) for k in ks})
-        if (Path(self.path) / "metrics.csv").is_file():
+        if metrics_paths(self.path)[0].is_file():
             metrics = self.metrics
             available = {int(k) for k in metrics["k"].dropna()}
             if set(ks) <= available:

@@ -157,9 +157,14 @@ for _kind in (GENERATIONS, CONTINUATIONS, CONDITIONED):
         f"{_kind.record.__name__} and its schema must list the same columns in order"
 
 
+def store_dir(run_dir: Path, kind: StoreKind = GENERATIONS) -> Path:
+    """Folder of one store kind (`RUN/generations/`, ...), a subfolder per task."""
+    return Path(run_dir) / kind.folder
+
+
 def task_dir(run_dir: Path, task: str, kind: StoreKind = GENERATIONS) -> Path:
     """Folder holding one task's shards of one store kind."""
-    return Path(run_dir) / kind.folder / task
+    return store_dir(run_dir, kind) / task
 
 
 def _shard_paths(run_dir: Path, task: str, kind: StoreKind) -> list[Path]:
@@ -261,7 +266,7 @@ def stored_problem_ids(run_dir: Path, task: str) -> set[str]:
 
 def stored_tasks(run_dir: Path) -> list[str]:
     """Tasks with a generations folder in the run."""
-    root = Path(run_dir) / "generations"
+    root = store_dir(run_dir)
     return sorted(path.name for path in root.iterdir() if path.is_dir()) if root.is_dir() else []
 
 

@@ -1,4 +1,4 @@
-"""Replay one max-budget generation at smaller budgets (DESIGN.md, "Budget semantics", cutoff).
+"""Replay one max-budget generation at smaller budgets (docs/design.md, "Budget semantics", cutoff).
 
 With per-request seeds the first B sampled tokens do not depend on `max_tokens`, so the first B
 token ids of the max-budget response are exactly the `max_tokens=B` response. This module cuts

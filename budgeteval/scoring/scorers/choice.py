@@ -1,7 +1,7 @@
 """Multiple-choice scorer (GPQA-Diamond): the letter A-D a response picks, against the reference letter.
 
 Dataset: any task whose reference is one letter A-D (the `gpqa_choices` row builder makes it for
-GPQA, see `budgeteval.scoring.scorers.references`). The answer region is read the way the answer sources
+GPQA, see `budgeteval.tasks.row_builders`). The answer region is read the way the answer sources
 of every scorer are named, first rule that yields a letter wins:
 
 1. `boxed`: the content of the last brace-balanced `\\boxed{...}`/`\\fbox{...}`, when it is one
