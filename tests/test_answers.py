@@ -95,6 +95,26 @@ def test_box_scanner_matches_forward_scanning_from_each_opening() -> None:
     assert sum(close is None for _, _, close in openings) == 1
 
 
+def test_explicit_answers_are_what_the_scorer_reads_from_each_alone() -> None:
+    text = ("Try \\boxed{3}, no. \\boxed{\\phantom{2}} So the answer is 4. Hmm. 5 is the correct answer\n"
+            "Final: \\boxed{ } The final answer is \\boxed{6}. Answer: 7")
+    found = answers.explicit_answers(text)
+    assert [(f.source, f.text(text)) for f in found] == [
+        ("boxed", "\\boxed{3}"), ("stated", "the answer is 4"), ("stated", "5 is the correct answer"),
+        ("boxed", "\\boxed{6}"), ("stated", "Answer: 7")]
+    assert [f.end for f in found] == sorted(f.end for f in found)
+    # Scored alone, each gives its own source and answer; the last one is the scorer's answer of the text.
+    keys = [math_scorer.answer_key(f.text(text)) for f in found]
+    assert [(key.source, key.text) for key in keys] == [("boxed", "3"), ("stated", "4"), ("stated", "5"),
+                                                        ("boxed", "6"), ("stated", "7")]
+    assert answers.stated_answer(text) == "7" and answers.boxed_answer(text) == "6"
+    # The stated answer is the last of `find_statements` in the window, on every source case.
+    for case in SOURCE_CASES:
+        window = max(0, len(case["text"]) - answers.STATED_WINDOW_CHARS)
+        statements = answers.find_statements(case["text"], window)
+        assert answers.stated_answer(case["text"]) == (statements[-1].answer(case["text"]) if statements else None)
+
+
 def test_what_reaches_math_verify_is_capped() -> None:
     looping = "We keep going and going. " * 10_000
     key = math_scorer.answer_key(looping + "\n\\boxed{" + "1+" * 5000 + "1}")

@@ -201,7 +201,9 @@ def test_cut_offset_at_a_split_character(qwen3):
 
 
 def test_overview_numbers_equal_metrics_csv(page, example_site):
-    from budgeteval.report.tables import _percent, _percent_with_stderr, _tokens
+    from budgeteval.report.cells import percent as _percent
+    from budgeteval.report.cells import percent_with_stderr as _percent_with_stderr
+    from budgeteval.report.cells import tokens as _tokens
 
     run_dir, index = example_site
     open_site(page, index, "#overview", "overview")

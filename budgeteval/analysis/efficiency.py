@@ -13,8 +13,9 @@ Everything here is computed from a run directory's files (`scores.parquet`, `pro
   seed talk's easy > 1/2, hard <= 1/2) and for every problem group a task declares (extra columns
   of `problems/<task>.parquet`, e.g. MATH-500 `level`);
 - `first_correct_positions(run)`: for math tasks, the token position of the first correct
-  intermediate answer (every `\\boxed{}` and "final answer" statement, in order, judged by the
-  task's scorer), token-exact from the stored ids; `trace_summary` gives the tokens before and
+  intermediate answer (every `\\boxed{}` and final-answer statement, in order, found by the
+  scorer's own rules in `budgeteval.scoring.answers` and judged by the task's scorer), token-exact
+  from the stored ids; `trace_summary` gives the tokens before and
   after it and the outcome efficiency of Chen et al. 2024;
 - `early_exit(run)`: Dynasor-style "stop at the first probe where the last m forced answers agree",
   simulated from the forced-mode rows of a dense budget ladder.
@@ -25,7 +26,6 @@ writes nothing.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,6 +34,7 @@ import pandas as pd
 
 from budgeteval.errors import UserError
 from budgeteval.report.profile import PROBLEM_KEYS
+from budgeteval.scoring.answers import explicit_answers
 
 DEFAULT_BUCKET_EDGES = (0.0, 0.5, 1.0)
 """Difficulty buckets of the baseline's pass rate: hard = [0, 1/2], easy = (1/2, 1] (the seed talk's split)."""
@@ -271,35 +272,16 @@ class AnswerCandidate:
     """The text handed to the scorer for this candidate alone."""
 
 
-_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
-_STATED = re.compile(r"(?i)(?:final\s+answer\s*(?:is|:)|^\s*\**answer\**\s*[:：])")
-
-
 def answer_candidates(text: str) -> list[AnswerCandidate]:
-    """Every complete `\\boxed{...}`/`\\fbox{...}` and final-answer statement of `text`, in order of their end.
+    """Every box and final-answer statement of `text` that the scorer could read, in order of their end.
 
-    A statement is a line containing "final answer is"/"final answer:" or starting with
-    "Answer:", from that phrase to the end of the line, unless the rest of the line holds a box
-    (the box is then the candidate). An unclosed box (a response cut mid-answer) is no candidate.
+    These are `budgeteval.scoring.answers.explicit_answers`, found by the scorer's own rules: each
+    complete non-empty `\\boxed{...}`/`\\fbox{...}` on its own, and each final-answer statement
+    anywhere in the text ("the (final) answer is X", "Answer: X", "X is the correct answer"), unless
+    its answer holds a box (the box is then the candidate). An unclosed box (a response cut
+    mid-answer) is no candidate.
     """
-    candidates = []
-    for opening in _BOX.finditer(text):
-        depth, position = 1, opening.end()
-        while position < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[position], 0)
-            position += 1
-        if depth == 0:
-            candidates.append(AnswerCandidate("boxed", opening.start(), position, text[opening.start():position]))
-    for line in re.finditer(r"[^\n]+", text):
-        match = _STATED.search(line.group())
-        if not match:
-            continue
-        rest = line.group()[match.start():].rstrip()
-        if _BOX.search(rest) or not rest[len(match.group()):].strip():
-            continue
-        start = line.start() + match.start()
-        candidates.append(AnswerCandidate("stated", start, start + len(rest), rest))
-    return sorted(candidates, key=lambda c: (c.end, c.start))
+    return [AnswerCandidate(found.source, found.start, found.end, found.text(text)) for found in explicit_answers(text)]
 
 
 def token_end_positions(tokenizer, token_ids: Sequence[int], text: str, char_ends: Sequence[int]) -> list[int]:

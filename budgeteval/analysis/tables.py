@@ -3,7 +3,8 @@
 `analyze_runs` computes every analysis the runs' files allow (the trace analysis needs stored
 generations, a tokenizer and a math task; early exit needs forced-mode scores and is asked for)
 into an `Analysis`; `Analysis.format` writes them. Markdown and LaTeX hold every table; CSV is one
-tidy table (`--table`). Definitions of the numbers are in `budgeteval.analysis.efficiency`.
+tidy table (`--table`). Definitions of the numbers are in `budgeteval.analysis.efficiency`; cells are
+written with `budgeteval.report.cells`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,17 @@ import pandas as pd
 from budgeteval.analysis import efficiency
 from budgeteval.errors import UserError
 from budgeteval.generation.budgets import format_budget
-from budgeteval.report.compare import _escape_latex, _escape_markdown, _length_change
+from budgeteval.report.cells import (
+    EMPTY,
+    escape_latex,
+    escape_markdown,
+    length_change,
+    markdown_row,
+    number,
+    percent,
+    signed_points,
+    tokens,
+)
 from budgeteval.report.profile import SOLVED_FRACTION
 from budgeteval.rundir.layout import tokenizer_dir
 from budgeteval.rundir.store import store_dir
@@ -24,8 +35,6 @@ from budgeteval.rundir.store import store_dir
 ANALYSIS_FORMATS = ("markdown", "latex", "csv")
 ANALYSIS_TABLES = ("profile", "gains", "buckets", "trace", "early_exit")
 """Tables of an `Analysis`, in the order they are printed."""
-
-_EMPTY = "—"
 
 
 @dataclass(frozen=True)
@@ -164,15 +173,15 @@ def _grid(header: list[str], rows: list[list[str]], latex: bool, align: str) -> 
     """A markdown table or a booktabs tabular of already formatted cells (`align`: one l/r per column)."""
     if latex:
         def escape(cell: str) -> str:  # a cell already written as LaTeX math stays as it is
-            return cell if cell.startswith("$") and cell.endswith("$") else _escape_latex(cell)
+            return cell if cell.startswith("$") and cell.endswith("$") else escape_latex(cell)
 
         body = [" & ".join(escape(cell) for cell in row) + r" \\" for row in rows]
         return "\n".join([rf"\begin{{tabular}}{{{align}}}", r"\toprule",
                           " & ".join(escape(cell) for cell in header) + r" \\", r"\midrule", *body,
                           r"\bottomrule", r"\end{tabular}"])
     rule = ["---:" if a == "r" else "---" for a in align]
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(rule) + " |"]
-    lines += ["| " + " | ".join(_escape_markdown(cell) for cell in row) + " |" for row in rows]
+    lines = [markdown_row(header), markdown_row(rule)]
+    lines += [markdown_row([escape_markdown(cell) for cell in row]) for row in rows]
     return "\n".join(lines)
 
 
@@ -184,22 +193,16 @@ def _caption(text: str, latex: bool) -> str:
     return "\n".join("% " + line for line in text.splitlines()) if latex else text
 
 
-def _percent(value) -> str:
-    return _EMPTY if pd.isna(value) else f"{100 * value:.1f}"
-
-
 def _signed(value) -> str:
-    return "" if pd.isna(value) else f" ({100 * value:+.1f})"
-
-
-def _tokens(value) -> str:
-    return _EMPTY if pd.isna(value) else f"{value:.0f}"
+    """A delta in points after its cell, ` (+1.2)`; nothing on the baseline's rows."""
+    return "" if pd.isna(value) else f" ({signed_points(value)})"
 
 
 def _change(value, latex: bool) -> str:
+    """A length change after its cell: ` (↓40.3%)`; in LaTeX ` (-40.3%)`, no arrow (`_grid` escapes the cell)."""
     if pd.isna(value):
         return ""
-    return f" ({100 * value:+.1f}%)" if latex else f" ({_length_change(value, '↓', '↑', '%')})"
+    return f" ({signed_points(value)}%)" if latex else f" ({length_change(value)})"
 
 
 def _profile(result: Analysis, latex: bool) -> str:
@@ -217,7 +220,7 @@ def _profile(result: Analysis, latex: bool) -> str:
         for problem_id in sorted(wide.index, key=efficiency._natural):
             solved_from = per_problem.loc[problem_id, "solved_from"]
             rows.append([str(problem_id), *[str(wide.loc[problem_id, b]) for b in budgets],
-                         _EMPTY if pd.isna(solved_from) else format_budget(int(solved_from)),
+                         EMPTY if pd.isna(solved_from) else format_budget(int(solved_from)),
                          "lost" if per_problem.loc[problem_id, "lost"] else ""])
         largest = frame[frame["budget"] == budgets[-1]]
         lost = sorted(per_problem.index[per_problem["lost"]], key=efficiency._natural)
@@ -232,7 +235,7 @@ def _profile(result: Analysis, latex: bool) -> str:
 
 def _gains(result: Analysis, latex: bool) -> str:
     rows = [[format_budget(int(r.budget)), r.mode, r.run, str(r.gained), str(r.lost), f"{r.net:+d}",
-             r.gained_ids or _EMPTY, r.lost_ids or _EMPTY] for r in result.gains.itertuples(index=False)]
+             r.gained_ids or EMPTY, r.lost_ids or EMPTY] for r in result.gains.itertuples(index=False)]
     by_task = []
     for task in sorted(result.gains["task"].unique()):
         chosen = [row for row, r in zip(rows, result.gains.itertuples(index=False)) if r.task == task]
@@ -255,8 +258,8 @@ def _buckets(result: Analysis, latex: bool) -> str:
                        f"budget, (±points). Other groupings are the groups the task declares.", latex)]
     for (task, mode, grouping), frame in result.buckets.groupby(["task", "mode", "grouping"], sort=False):
         rows = [[r.bucket, format_budget(int(r.budget)), r.run, str(r.num_problems),
-                 _percent(r.accuracy) + _signed(r.accuracy_delta), _tokens(r.length) + _change(r.length_change, latex),
-                 _percent(r.truncation) + _signed(r.truncation_delta)] for r in frame.itertuples(index=False)]
+                 percent(r.accuracy) + _signed(r.accuracy_delta), tokens(r.length) + _change(r.length_change, latex),
+                 percent(r.truncation) + _signed(r.truncation_delta)] for r in frame.itertuples(index=False)]
         blocks += [_heading(f"{task} ({mode}) by {grouping}", latex),
                    _grid([grouping if grouping != "difficulty" else "bucket", "budget", "run", "problems", "accuracy",
                           "length", "truncated"], rows, latex, "lrlrrrr")]
@@ -265,11 +268,10 @@ def _buckets(result: Analysis, latex: bool) -> str:
 
 def _trace(result: Analysis, latex: bool) -> str:
     sources = "correct_from_fallback" in result.trace.columns  # answer sources recorded by the scoring
-    rows = [[r.run, r.task, format_budget(int(r.budget)), str(r.responses), _percent(r.accuracy),
-             _percent(r.with_correct_answer), _tokens(r.tokens_to_first_correct), _tokens(r.tokens_after_first_correct),
-             _percent(r.after_share), f"{r.outcome_efficiency:.3f}",
-             _EMPTY if pd.isna(r.correct_efficiency) else f"{r.correct_efficiency:.3f}"]
-            + ([_percent(r.correct_from_fallback)] if sources else [])
+    rows = [[r.run, r.task, format_budget(int(r.budget)), str(r.responses), percent(r.accuracy),
+             percent(r.with_correct_answer), tokens(r.tokens_to_first_correct), tokens(r.tokens_after_first_correct),
+             percent(r.after_share), f"{r.outcome_efficiency:.3f}", number(r.correct_efficiency, 3)]
+            + ([percent(r.correct_from_fallback)] if sources else [])
             for r in result.trace.itertuples(index=False)]
     return "\n\n".join([
         _heading("Where tokens go inside a trace", latex),
@@ -287,9 +289,9 @@ def _trace(result: Analysis, latex: bool) -> str:
 
 
 def _early_exit(result: Analysis, latex: bool) -> str:
-    rows = [[r.run, r.task, r.policy, str(r.responses), _percent(r.accuracy) + _signed(r.accuracy_delta if
-             r.policy != "full" else float("nan")), _tokens(r.tokens), _tokens(r.probe_tokens),
-             _tokens(r.total_tokens), _percent(r.saving), _percent(r.stopped_early)]
+    rows = [[r.run, r.task, r.policy, str(r.responses), percent(r.accuracy) + _signed(r.accuracy_delta if
+             r.policy != "full" else float("nan")), tokens(r.tokens), tokens(r.probe_tokens),
+             tokens(r.total_tokens), percent(r.saving), percent(r.stopped_early)]
             for r in result.early_exit.itertuples(index=False)]
     return "\n\n".join([
         _heading("Early exit on agreeing forced answers", latex),

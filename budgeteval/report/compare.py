@@ -4,7 +4,7 @@ Per task x mode x budget: mean@k, pass@k and mean length of every run, with the 
 baseline run at the same task, mode and budget (accuracy in points, length as a relative change)
 and O1-Pruner's Accuracy-Efficiency Score. Per task x mode: the normalised area under the
 accuracy vs log2(budget) curve and the smallest budget reaching 95% of the run's best accuracy.
-Tables are markdown, LaTeX (booktabs) or CSV.
+Tables are markdown, LaTeX (booktabs) or CSV, their cells written with `budgeteval.report.cells`.
 
 Inputs are `budgeteval.report.runs.Run` objects (their metrics files); nothing is re-scored. This
 module draws no figures (`budgeteval.plots.budget`) and does not print single-run reports
@@ -22,6 +22,14 @@ import pandas as pd
 
 from budgeteval.errors import UserError
 from budgeteval.generation.budgets import format_budget
+from budgeteval.report.cells import (
+    comparison_cells,
+    curve_cells,
+    efficiency_cells,
+    escape_latex,
+    escape_markdown,
+    markdown_row,
+)
 
 COMPARE_FORMATS = ("markdown", "latex", "csv")
 """Formats `Comparison.format` writes."""
@@ -50,8 +58,6 @@ SUMMARY_COLUMNS = (
     "auc", "auc_delta", "best_mean", "reach_budget",
 )
 """Columns of `Comparison.summary`: one row per task x mode x run."""
-
-_EMPTY = "—"
 
 
 def accuracy_efficiency_score(accuracy: float, baseline_accuracy: float, length: float, baseline_length: float,
@@ -251,72 +257,6 @@ def _ordered(frame: pd.DataFrame, columns: list[str], keys: list[str], cells: pd
 # --- text formats ----------------------------------------------------------------------------------
 
 
-def _points(value: float) -> str:
-    return _EMPTY if pd.isna(value) else f"{100 * value:.1f}"
-
-
-def _signed_points(delta: float) -> str:
-    return f"{100 * delta:+.1f}"
-
-
-def _length_change(change: float, arrow_down: str, arrow_up: str, percent: str) -> str:
-    """`↓40.3%` for 40.3% shorter, `↑5.0%` for longer; a change that rounds to 0.0 has no arrow."""
-    shown = round(100 * change, 1)
-    if shown < 0:
-        return f"{arrow_down}{-shown:.1f}{percent}"
-    if shown > 0:
-        return f"{arrow_up}{shown:.1f}{percent}"
-    return f"±0.0{percent}"
-
-
-def _cell_texts(row: dict, latex: bool) -> list[str]:
-    """mean@k, pass@k, length and AES cells of one table row (deltas only off the baseline)."""
-    def with_delta(value: str, delta: str) -> str:
-        return f"{value}\\,{{\\scriptsize ({delta})}}" if latex else f"{value} ({delta})"
-
-    mean, passed = _points(row["mean"]), _points(row["pass"])
-    length = _EMPTY if pd.isna(row["length"]) else f"{row['length']:.0f}"
-    if not pd.isna(row["mean_delta"]):
-        mean = with_delta(mean, _signed_points(row["mean_delta"]))
-    if not pd.isna(row["pass_delta"]):
-        passed = with_delta(passed, _signed_points(row["pass_delta"]))
-    if not pd.isna(row["length_change"]):
-        change = (_length_change(row["length_change"], "$\\downarrow$", "$\\uparrow$", "\\%") if latex
-                  else _length_change(row["length_change"], "↓", "↑", "%"))
-        length = with_delta(length, change)
-    aes = _EMPTY if pd.isna(row["aes"]) else f"{row['aes']:.2f}"
-    if latex:
-        aes = "--" if aes == _EMPTY else aes
-        mean, passed, length = (text.replace(_EMPTY, "--") for text in (mean, passed, length))
-    return [mean, passed, length, aes]
-
-
-def _efficiency_texts(row: dict, latex: bool) -> list[str]:
-    """Accuracy per 1k tokens and the correct / incorrect lengths of one table row (changes off the baseline)."""
-    per_1k = _EMPTY if pd.isna(row["accuracy_per_1k"]) else f"{100 * row['accuracy_per_1k']:.1f}"
-    texts = [per_1k]
-    for column in ("length_correct", "length_incorrect"):
-        text = _EMPTY if pd.isna(row[column]) else f"{row[column]:.0f}"
-        change = row[f"{column}_change"]
-        if not pd.isna(change):
-            arrows = ("$\\downarrow$", "$\\uparrow$", "\\%") if latex else ("↓", "↑", "%")
-            delta = _length_change(change, *arrows)
-            text = f"{text}\\,{{\\scriptsize ({delta})}}" if latex else f"{text} ({delta})"
-        texts.append(text)
-    return [text.replace(_EMPTY, "--") for text in texts] if latex else texts
-
-
-def _summary_texts(row: dict, latex: bool) -> list[str]:
-    auc = _EMPTY if pd.isna(row["auc"]) else f"{row['auc']:.3f}"
-    if not pd.isna(row["auc_delta"]):
-        delta = f"{row['auc_delta']:+.3f}"
-        auc = f"{auc}\\,{{\\scriptsize ({delta})}}" if latex else f"{auc} ({delta})"
-    best = _points(row["best_mean"])
-    reach = _EMPTY if pd.isna(row["reach_budget"]) else format_budget(int(row["reach_budget"]))
-    texts = [auc, best, reach]
-    return [text.replace(_EMPTY, "--") for text in texts] if latex else texts
-
-
 def _budget_range(summary: pd.DataFrame) -> str:
     ranges = {(int(r.budget_min), int(r.budget_max), int(r.num_budgets))
               for r in summary.itertuples(index=False) if not pd.isna(r.budget_min)}
@@ -338,16 +278,16 @@ def _format_markdown(comparison: Comparison) -> str:
                   f"| budget | mode | run | mean@{k} | pass@{k} | length | AES |",
                   "| ---: | --- | --- | ---: | ---: | ---: | ---: |"]
         for row in rows.to_dict("records"):
-            cells = [format_budget(int(row["budget"])), row["mode"], _escape_markdown(row["run"]), *_cell_texts(row, False)]
-            lines.append("| " + " | ".join(cells) + " |")
+            cells = [format_budget(int(row["budget"])), row["mode"], escape_markdown(row["run"]), *comparison_cells(row)]
+            lines.append(markdown_row(cells))
         lines += ["", f"Token efficiency: mean@{k} in percent per 1k mean tokens; length of the correct and of the incorrect "
                       f"samples (mean tokens at the budget, (↓/↑ %) vs the baseline).", "",
                   f"| budget | mode | run | mean@{k} (%) per 1k tokens | length correct | length incorrect |",
                   "| ---: | --- | --- | ---: | ---: | ---: |"]
         for row in rows.to_dict("records"):
-            cells = [format_budget(int(row["budget"])), row["mode"], _escape_markdown(row["run"]),
-                     *_efficiency_texts(row, False)]
-            lines.append("| " + " | ".join(cells) + " |")
+            cells = [format_budget(int(row["budget"])), row["mode"], escape_markdown(row["run"]),
+                     *efficiency_cells(row)]
+            lines.append(markdown_row(cells))
         summary = comparison.summary[comparison.summary["task"] == task]
         lines += ["", f"Budget curve of mean@{k} over {_budget_range(summary)}: AUC = area under accuracy vs "
                       f"log2(budget) normalised to [0, 1] ((±) vs the baseline); reach {int(REACH_FRACTION * 100)}% = "
@@ -355,20 +295,8 @@ def _format_markdown(comparison: Comparison) -> str:
                   f"| mode | run | AUC | best mean@{k} | reach {int(REACH_FRACTION * 100)}% |",
                   "| --- | --- | ---: | ---: | ---: |"]
         for row in summary.to_dict("records"):
-            lines.append("| " + " | ".join([row["mode"], _escape_markdown(row["run"]), *_summary_texts(row, False)]) + " |")
+            lines.append(markdown_row([row["mode"], escape_markdown(row["run"]), *curve_cells(row)]))
     return "\n".join(lines) + "\n"
-
-
-def _escape_markdown(text: str) -> str:
-    return str(text).replace("|", "\\|")
-
-
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-
-
-def _escape_latex(text: str) -> str:
-    return "".join(_LATEX_SPECIAL.get(char, char) for char in str(text))
 
 
 def _format_latex(comparison: Comparison) -> str:
@@ -380,13 +308,13 @@ def _format_latex(comparison: Comparison) -> str:
         several_modes = rows["mode"].nunique() > 1
         head = ["Budget"] + (["Mode"] if several_modes else []) + ["Model", f"Mean@{k}", f"Pass@{k}", "Length", "AES"]
         spec = "r" + ("l" if several_modes else "") + "lrrrr"
-        body = _latex_rows(rows, several_modes, _cell_texts)
-        blocks.append("\n".join([f"% {_escape_latex(task)}", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
+        body = _latex_rows(rows, several_modes, comparison_cells)
+        blocks.append("\n".join([f"% {escape_latex(task)}", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
                                  " & ".join(head) + r" \\", r"\midrule", *body, r"\bottomrule", r"\end{tabular}"]))
-        efficiency_body = _latex_rows(rows, several_modes, _efficiency_texts)
+        efficiency_body = _latex_rows(rows, several_modes, efficiency_cells)
         efficiency_head = (["Budget"] + (["Mode"] if several_modes else [])
                            + ["Model", f"Mean@{k}/1k tok.", "Len. correct", "Len. incorrect"])
-        blocks.append("\n".join([f"% {_escape_latex(task)}: token efficiency (mean@{k} per 1k mean tokens; lengths of "
+        blocks.append("\n".join([f"% {escape_latex(task)}: token efficiency (mean@{k} per 1k mean tokens; lengths of "
                                  f"correct and incorrect samples)",
                                  rf"\begin{{tabular}}{{{'r' + ('l' if several_modes else '') + 'lrrr'}}}", r"\toprule",
                                  " & ".join(efficiency_head) + r" \\", r"\midrule", *efficiency_body, r"\bottomrule",
@@ -395,11 +323,11 @@ def _format_latex(comparison: Comparison) -> str:
         summary_head = (["Mode"] if several_modes else []) + ["Model", "AUC", f"Best mean@{k}",
                                                               f"Reach {int(REACH_FRACTION * 100)}\\%"]
         summary_body = [
-            " & ".join(([_escape_latex(r["mode"])] if several_modes else []) + [_escape_latex(r["run"]), *_summary_texts(r, True)])
+            " & ".join(([escape_latex(r["mode"])] if several_modes else []) + [escape_latex(r["run"]), *curve_cells(r, True)])
             + r" \\" for r in summary.to_dict("records")
         ]
         blocks.append("\n".join([
-            f"% {_escape_latex(task)}: budget curve of mean@{k} over {_budget_range(summary)}; AUC normalised to [0, 1]",
+            f"% {escape_latex(task)}: budget curve of mean@{k} over {_budget_range(summary)}; AUC normalised to [0, 1]",
             rf"\begin{{tabular}}{{{('l' if several_modes else '') + 'lrrr'}}}", r"\toprule",
             " & ".join(summary_head) + r" \\", r"\midrule", *summary_body, r"\bottomrule", r"\end{tabular}"]))
     return "\n\n".join(blocks) + "\n"
@@ -450,8 +378,8 @@ def _latex_rows(rows: pd.DataFrame, several_modes: bool, texts) -> list[str]:
         first = group != previous
         lead = [format_budget(int(row["budget"])) if first else ""]
         if several_modes:
-            lead.append(_escape_latex(row["mode"]) if first else "")
-        body.append(" & ".join(lead + [_escape_latex(row["run"]), *texts(row, True)]) + r" \\")
+            lead.append(escape_latex(row["mode"]) if first else "")
+        body.append(" & ".join(lead + [escape_latex(row["run"]), *texts(row, True)]) + r" \\")
         previous = group
     return body
 

@@ -1,8 +1,8 @@
 """Render a metrics table for people: one markdown table per task, or the long table as CSV/JSON.
 
 Takes the output of `budgeteval.scoring.metrics.compute_metrics` (or `read_metrics`) and, optionally,
-`count_timeouts`. It computes nothing new and reads no files: comparisons between runs and plots
-live elsewhere.
+`count_timeouts`, cells written with `budgeteval.report.cells`. It computes nothing new and reads no
+files: comparisons between runs and plots live elsewhere.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pandas as pd
 
 from budgeteval.errors import UserError
 from budgeteval.generation.budgets import format_budget
+from budgeteval.report.cells import EMPTY, UNKNOWN, markdown_row, percent, percent_with_stderr, tokens
 from budgeteval.scoring.metrics import ACCURACY_METRICS, metrics_to_csv, metrics_to_json, normalise_metrics
 
 REPORT_FORMATS = ("markdown", "csv", "json")
@@ -21,10 +22,6 @@ REPORT_FORMATS = ("markdown", "csv", "json")
 
 MODE_ORDER = ("cutoff", "forced", "conditioned")
 """Order of budget modes in side-by-side tables."""
-
-_EMPTY = "—"
-_UNKNOWN = "n/a"
-"""A truncation rate that cannot be known (an import without finish reasons or --max-tokens)."""
 
 POLICY_WORDS = {
     "strict": "a response cut by its budget counts only with a boxed or stated answer",
@@ -139,20 +136,20 @@ def _task_table(metrics: pd.DataFrame, timeouts: dict[tuple[str, int], int],
         for r in metrics.itertuples(index=False)
     }
     cells = sorted({(int(b), str(m)) for b, m in zip(metrics["budget"], metrics["mode"])})
-    lines = [_markdown_row(header), _markdown_row(["---:", "---"] + ["---:"] * (len(header) - 2))]
+    lines = [markdown_row(header), markdown_row(["---:", "---"] + ["---:"] * (len(header) - 2))]
     for budget, mode in cells:
         row = [format_budget(budget), mode]
         for metric in ACCURACY_METRICS:
             for k in ks:
-                row.append(_percent_with_stderr(*lookup.get((mode, budget, metric, k), (math.nan, math.nan))))
-        row.append(_tokens(lookup.get((mode, budget, "length_mean", None), (math.nan,))[0]))
-        row.append(_tokens(lookup.get((mode, budget, "length_median", None), (math.nan,))[0]))
-        row.append(_percent(lookup.get((mode, budget, "truncation_rate", None), (math.nan,))[0], _UNKNOWN))
+                row.append(percent_with_stderr(*lookup.get((mode, budget, metric, k), (math.nan, math.nan))))
+        row.append(tokens(lookup.get((mode, budget, "length_mean", None), (math.nan,))[0]))
+        row.append(tokens(lookup.get((mode, budget, "length_median", None), (math.nan,))[0]))
+        row.append(percent(lookup.get((mode, budget, "truncation_rate", None), (math.nan,))[0], UNKNOWN))
         if fallback:
-            row.append(_percent(fallback.get((mode, budget), math.nan)))
+            row.append(percent(fallback.get((mode, budget), math.nan)))
         if timeouts:
             row.append(str(timeouts.get((mode, budget), 0)))
-        lines.append(_markdown_row(row))
+        lines.append(markdown_row(row))
     return "\n".join(lines)
 
 
@@ -165,36 +162,16 @@ def _modes_table(metrics: pd.DataFrame) -> str:
     lookup = {(str(r.mode), int(r.budget), str(r.metric), None if pd.isna(r.k) else int(r.k)): r.value
               for r in metrics.itertuples(index=False)}
     header = ["budget"] + [f"{mode} {label}" for _, _, label in columns for mode in modes]
-    lines = [_markdown_row(header), _markdown_row(["---:"] * len(header))]
+    lines = [markdown_row(header), markdown_row(["---:"] * len(header))]
     for budget in sorted({int(b) for b in metrics["budget"]}):
         row = [format_budget(budget)]
         for metric, metric_k, _ in columns:
             for mode in modes:
                 value = lookup.get((mode, budget, metric, metric_k), math.nan)
-                row.append(_tokens(value) if metric == "length_mean"
-                           else _percent(value, _UNKNOWN if metric == "truncation_rate" else _EMPTY))
-        lines.append(_markdown_row(row))
+                row.append(tokens(value) if metric == "length_mean"
+                           else percent(value, UNKNOWN if metric == "truncation_rate" else EMPTY))
+        lines.append(markdown_row(row))
     return "\n".join(lines)
-
-
-def _markdown_row(cells: list[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
-
-
-def _percent_with_stderr(value: float, stderr: float) -> str:
-    if pd.isna(value):
-        return _EMPTY
-    if pd.isna(stderr):
-        return _percent(value)
-    return f"{100 * value:.1f} ± {100 * stderr:.1f}"
-
-
-def _percent(value: float, missing: str = _EMPTY) -> str:
-    return missing if pd.isna(value) else f"{100 * value:.1f}"
-
-
-def _tokens(value: float) -> str:
-    return _EMPTY if pd.isna(value) else f"{value:.0f}"
 
 
 def report_run(run_dir, ks: Sequence[int] | None, fmt: str) -> str:

@@ -1,8 +1,9 @@
 """Where the answer of a response comes from, and which answers an answer policy accepts.
 
 Pure string functions, no math-verify: the scorers (`math`, `gsm8k`, and any scorer reading a
-final answer from prose) and the importer share them. An answer has one of four sources, tried in
-this order:
+final answer from prose), the importer and the analysis's intermediate answers (`explicit_answers`:
+every box and statement of a text, found by the same rules) share them. An answer has one of four
+sources, tried in this order:
 
 - `boxed`: the last complete, non-empty `\\boxed{...}`/`\\fbox{...}` (with the boxes just before it
   that math-verify's own rule joins to it, `\\boxed{1}, \\boxed{2}` -> `1,2`); an unclosed box (a
@@ -22,6 +23,7 @@ unclosed boxes costs what its length costs. Whatever a scorer sends to math-veri
 `MAX_VERIFY_CHARS` characters (see `cap`).
 """
 
+import bisect
 import re
 from dataclasses import dataclass
 
@@ -160,28 +162,94 @@ def last_box_span(text: str) -> tuple[int, int] | None:
     return None
 
 
-def stated_answer(text: str) -> str | None:
-    """The answer of the last final-answer statement in the last `STATED_WINDOW_CHARS`, or None.
+@dataclass(frozen=True)
+class Statement:
+    """One final-answer statement of a text (see `find_statements`)."""
+
+    phrase: int
+    """Index where its phrase matches ("answer is", "Answer:", or the space before "is the correct
+    answer"): statements are ordered by it, and the last one is the stated answer."""
+    start: int
+    """Index where the statement starts: its phrase, or for "X is the answer" the start of X's sentence."""
+    end: int
+    """Index just past the statement: past X, or for "X is the answer" past "answer"."""
+    answer_start: int
+    """Index of the first character of the stated answer X."""
+    answer_end: int
+    """Index just past X (the period that ends its sentence is not part of it)."""
+
+    def answer(self, text: str) -> str:
+        """The stated answer X, as `stated_answer` returns it."""
+        return text[self.answer_start:self.answer_end]
+
+
+def find_statements(text: str, window_start: int = 0) -> list[Statement]:
+    """The final-answer statements of `text` whose phrase matches from `window_start` on, in phrase order.
 
     "... answer is X" / "Answer: X": X runs to the end of its sentence (a period followed by a space
-    or the end, or a newline). "X is the correct answer": X is its sentence up to "is". A statement
-    whose X has no letter or digit ("the answer is:" at the end of a cut text) does not count.
+    or the end, or a newline). "X is the correct answer": X is its sentence up to "is". X is
+    stripped of spaces and closing periods; a statement whose X has no letter or digit ("the answer
+    is:" at the end of a cut text) does not count.
     """
-    window_start = max(0, len(text) - STATED_WINDOW_CHARS)
-    candidates: list[tuple[int, str]] = []
+    # (phrase index, X start, X end before stripping, statement end: None when X ends it)
+    spans: list[tuple[int, int, int, int | None]] = []
     for match in _STATED_AFTER.finditer(text, window_start):
         end_match = _SENTENCE_END.search(text, match.end())
-        stated = text[match.end():end_match.start() if end_match else len(text)]
-        candidates.append((match.start(), stated))
+        spans.append((match.start(), match.end(), end_match.start() if end_match else len(text), None))
+    sentence_starts = None  # where each sentence of the text starts, found once for every "X is the answer"
     for match in _STATED_BEFORE.finditer(text, window_start):
-        starts = [m.end() for m in _SENTENCE_START.finditer(text, 0, match.start())]
-        sentence_start = starts[-1] if starts else 0
-        candidates.append((match.start(), text[sentence_start:match.start()]))
-    for _, stated in sorted(candidates, key=lambda candidate: candidate[0], reverse=True):
-        stated = stated.strip().rstrip(".").strip()
-        if any(character.isalnum() for character in stated):
-            return stated
-    return None
+        if sentence_starts is None:
+            sentence_starts = [m.end() for m in _SENTENCE_START.finditer(text)]
+        before = bisect.bisect_right(sentence_starts, match.start())
+        spans.append((match.start(), sentence_starts[before - 1] if before else 0, match.start(), match.end()))
+    statements = []
+    for phrase, answer_start, answer_end, end in sorted(spans):
+        raw = text[answer_start:answer_end]
+        answer_start += len(raw) - len(raw.lstrip())
+        answer_end = answer_start + len(raw.strip().rstrip(".").strip())
+        if any(character.isalnum() for character in text[answer_start:answer_end]):
+            statements.append(Statement(phrase, phrase if end is None else answer_start,
+                                        answer_end if end is None else end, answer_start, answer_end))
+    return statements
+
+
+def stated_answer(text: str) -> str | None:
+    """The answer of the last final-answer statement (`find_statements`) in the last `STATED_WINDOW_CHARS`, or None."""
+    statements = find_statements(text, max(0, len(text) - STATED_WINDOW_CHARS))
+    return statements[-1].answer(text) if statements else None
+
+
+@dataclass(frozen=True)
+class ExplicitAnswer:
+    """One answer of a text that the scorer reads as `boxed` or `stated` (see `explicit_answers`)."""
+
+    source: str
+    """`boxed` or `stated` (`EXPLICIT_SOURCES`)."""
+    start: int
+    """Index where it starts: the backslash of the box, or the statement's start."""
+    end: int
+    """Index just past it: past the box's closing brace, or past the statement (`Statement.end`)."""
+
+    def text(self, text: str) -> str:
+        """The box or statement alone (`text[start:end]`): scored on its own, it gives this answer."""
+        return text[self.start:self.end]
+
+
+def explicit_answers(text: str) -> list[ExplicitAnswer]:
+    """Every box and final-answer statement of `text`, in the order they end (then start).
+
+    Boxes are those `boxed_answer` can read (complete, non-empty), each on its own (not joined);
+    statements are `find_statements` over the whole text (no window), except one whose X holds such
+    a box (the scorer reads the box first, so the box is the answer). An unclosed box is no answer.
+    """
+    boxes = [box for box in find_boxes(text) if not is_empty_box_content(text[box.content_start:box.close])]
+    found = [ExplicitAnswer("boxed", box.start, box.close + 1) for box in boxes]
+    box_starts = [box.start for box in boxes]  # in order: boxes are found in the order they open
+    for statement in find_statements(text):
+        first = bisect.bisect_left(box_starts, statement.answer_start)
+        if first == len(box_starts) or box_starts[first] >= statement.answer_end:
+            found.append(ExplicitAnswer("stated", statement.start, statement.end))
+    return sorted(found, key=lambda answer: (answer.end, answer.start))
 
 
 _DISPLAY_CLOSERS = {"\\]": "\\[", "$$": "$$", "\\)": "\\("}

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from budgeteval.errors import UserError
 from budgeteval.generation.budgets import format_budget
+from budgeteval.report.cells import UNKNOWN, comparison_cells, curve_cells, percent, percent_with_stderr, tokens
 from budgeteval.rundir.layout import problems_path, tokenizer_dir
 from budgeteval.rundir.store import CONDITIONED, CONTINUATIONS, GENERATIONS, read_task, task_dir
 from budgeteval.scoring.metrics import ACCURACY_METRICS, normalise_metrics
@@ -109,13 +110,6 @@ def _group_value(value):
 
 def overview_tables(run) -> list[dict]:
     """The report table of `run` per task, from `metrics.csv`: one row per budget x mode, cells as `report` writes them."""
-    from budgeteval.report.tables import (  # the report's own cell formats
-        _UNKNOWN,
-        _percent,
-        _percent_with_stderr,
-        _tokens,
-    )
-
     metrics = normalise_metrics(run.metrics)
     tables = []
     for task, task_metrics in metrics.groupby("task", sort=True):
@@ -131,11 +125,11 @@ def overview_tables(run) -> list[dict]:
             for metric, k, _ in columns:
                 value, stderr = lookup.get((mode, budget, metric, k), (float("nan"), float("nan")))
                 if metric in ("length_mean", "length_median"):
-                    text = _tokens(value)
+                    text = tokens(value)
                 elif metric == "truncation_rate":
-                    text = _percent(value, _UNKNOWN)  # NaN: unknown finishes (an import), "n/a" as in report
+                    text = percent(value, UNKNOWN)  # NaN: unknown finishes (an import), "n/a" as in report
                 else:
-                    text = _percent_with_stderr(value, stderr)
+                    text = percent_with_stderr(value, stderr)
                 cells.append({"metric": metric, "k": k, "value": _number(value), "text": text})
             rows.append({"budget": budget, "budget_text": format_budget(budget), "mode": mode, "cells": cells})
         tables.append({"task": str(task), "header": ["budget", "mode"] + [label for _, _, label in columns],
@@ -145,15 +139,15 @@ def overview_tables(run) -> list[dict]:
 
 def comparison_tables(runs: Sequence, baseline: str | None, k: int | None) -> dict | None:
     """The `budgeteval compare` tables of several runs (None for one run), cells as `compare` writes them."""
-    from budgeteval.report.compare import _cell_texts, _summary_texts, compare_runs  # compare's own cell formats
+    from budgeteval.report.compare import compare_runs
 
     if len(runs) < 2:
         return None
     comparison = compare_runs(runs, baseline=baseline, k=k)
     table = [{"task": row["task"], "mode": row["mode"], "budget": int(row["budget"]),
-              "cells": [format_budget(int(row["budget"])), row["mode"], row["run"], *_cell_texts(row, False)]}
+              "cells": [format_budget(int(row["budget"])), row["mode"], row["run"], *comparison_cells(row)]}
              for row in comparison.table.to_dict("records")]
-    summary = [{"task": row["task"], "cells": [row["mode"], row["run"], *_summary_texts(row, False)]}
+    summary = [{"task": row["task"], "cells": [row["mode"], row["run"], *curve_cells(row)]}
                for row in comparison.summary.to_dict("records")]
     kk = comparison.k
     return {"baseline": comparison.baseline, "k": kk,
