@@ -37,9 +37,9 @@ class _EngineReplica:
         # The engine core runs inside this actor process, so ending the actor ends the engine
         # (set here rather than as a runtime_env, which would cost a fresh worker process).
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
-        from budgeteval.generation.backends.vllm_backend import _engine
+        from budgeteval.generation.backends.vllm_backend import start_engine
 
-        self.llm, _ = _engine(model, tokenizer, replace(options, data_parallel_size=1), revision)
+        self.llm, _ = start_engine(model, tokenizer, replace(options, data_parallel_size=1), revision)
 
     def __call__(self, batch):
         import pyarrow as pa

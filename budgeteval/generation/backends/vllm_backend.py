@@ -76,7 +76,7 @@ def cpu_engine_options(options: EngineOptions) -> EngineOptions:
     return options
 
 
-def _engine(model: str, tokenizer: str, options: EngineOptions, revision: str | None):
+def start_engine(model: str, tokenizer: str, options: EngineOptions, revision: str | None):
     """Start one `vllm.LLM` (one replica)."""
     from vllm import LLM
     from vllm.platforms import current_platform
@@ -159,7 +159,7 @@ def _replica_main(connection, model, tokenizer, options, revision, devices) -> N
     os.setsid()
     if devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
-    llm, _ = _engine(model, tokenizer, options, revision)
+    llm, _ = start_engine(model, tokenizer, options, revision)
     connection.send(("ready", engine_facts(llm)))
     try:
         while True:
@@ -212,7 +212,7 @@ class VLLMBackend(LoadsModel):
         self._replica_facts: dict = {}
         self._in_flight = False
         if options.data_parallel_size <= 1:
-            self.llm, self.options = _engine(model, tokenizer, options, revision)
+            self.llm, self.options = start_engine(model, tokenizer, options, revision)
             return
         context = multiprocessing.get_context("spawn")
         for devices in _replica_devices(options):
