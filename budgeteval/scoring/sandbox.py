@@ -47,7 +47,6 @@ Python programs only; comparing outputs is the scorer's job (`budgeteval.scoring
 """
 
 import json
-import logging
 import os
 import shutil
 import signal
@@ -63,8 +62,6 @@ from pathlib import Path
 from typing import Literal
 
 from budgeteval.errors import UserError
-
-logger = logging.getLogger(__name__)
 
 Status = Literal["ok", "runtime_error", "time_limit", "memory_limit", "output_limit", "sandbox_error"]
 """How a sandboxed run ended (see `RunOutcome.status`)."""
