@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from budgeteval.errors import UserError
-from budgeteval.scoring.sandbox import _HARNESS, _SAFE_ENV, BACKENDS, Sandbox, SandboxLimits, _rlimits
+from budgeteval.scoring.sandbox import _HARNESS, _SAFE_ENV, BACKENDS, Sandbox, SandboxLimits, _harness_config
 from budgeteval.scoring.scorers.base import ScoreItem
 from budgeteval.scoring.scorers.code import LCB_PRELUDE, extract_code, score_batch
 from budgeteval.tasks.loading import load_problems, load_task
@@ -118,9 +118,7 @@ def main() -> None:
     }
 
     def harness_without_isolation():
-        config_path.write_text(json.dumps({"source": program, "prelude": LCB_PRELUDE, "function": None,
-                                           "rlimits": _rlimits(limits), "drop_to": None,
-                                           "sys_path": list(default.layout.site_packages)}))
+        config_path.write_text(json.dumps(_harness_config(default.layout, False, program, LCB_PRELUDE, None, limits)))
         with open(config_path, "rb") as config_file, open(os.devnull, "wb") as result_file:
             fds = (config_file.fileno(), result_file.fileno())
             subprocess.run([sys.executable, "-S", "-c", _HARNESS, str(fds[0]), str(fds[1])], input=stdin,

@@ -58,10 +58,6 @@ def _task_scorer(run, task: str) -> str:
     return entry.scorer if entry else ""
 
 
-def _think_end(run) -> str | None:
-    return run.manifest.think_end
-
-
 def problem_groups(run) -> pd.DataFrame:
     """Declared problem groups of `run`, long: task, problem_id, group (the column), value (as text).
 

@@ -120,16 +120,12 @@ class ScoringSection:
     policies were recorded (re-scoring without `--answer-policy` then uses the default, strict)."""
 
 
-MANIFEST_KINDS = ("run", "import", "test")
-"""What made the directory: `budgeteval run`, `budgeteval import` (and `watch`), or a test fixture."""
-
-
 @dataclass(frozen=True)
 class Manifest:
     """`manifest.json`: every number a run prints traces back to one of these."""
 
     kind: str
-    """What made the run (`MANIFEST_KINDS`)."""
+    """What made the run: `run` (`budgeteval run`), `import` (`budgeteval import` and `watch`) or `test` (a test fixture)."""
     config: RunConfig
     """The full configuration (for imports: the model label, tokenizer, tasks, budgets and n)."""
     tasks: dict[str, TaskEntry]

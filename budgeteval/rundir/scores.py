@@ -58,11 +58,6 @@ def scores_schema():
     return _scores_schema().with_metadata({_SCORES_FORMAT_KEY: str(SCORES_FORMAT_VERSION).encode()})
 
 
-def empty_scores():
-    """A scores frame with no rows and the schema's columns and dtypes."""
-    return _scores_schema().empty_table().to_pandas()
-
-
 def write_scores(run_dir: Path, scores) -> None:
     """Atomically write `scores.parquet`, sorted by `SCORE_SORT_ORDER`, in the scores schema."""
     import pyarrow as pa

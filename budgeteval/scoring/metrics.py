@@ -43,15 +43,6 @@ CI_LEVEL = 0.95
 ACCURACY_METRICS = ("mean", "pass", "maj")
 """Metrics that take a k (number of samples per problem); their values are fractions in [0, 1]."""
 
-LENGTH_METRICS = (
-    "length_mean",
-    "length_median",
-    "length_correct_mean",
-    "length_incorrect_mean",
-    "truncation_rate",
-)
-"""Metrics over all n samples of a problem at a budget; they have no k."""
-
 REQUIRED_SCORE_COLUMNS = tuple(column for column in SCORE_COLUMNS if column not in ("timed_out", "answer_source"))
 """Columns `compute_metrics` needs in the scores table (`timed_out` and `answer_source` are optional)."""
 

@@ -39,13 +39,14 @@ the program acting as that user inside the sandbox (its files are still invisibl
 the tmpfs mounts counts against the machine's RAM, not the program's address-space limit (each is
 capped by `scratch_bytes`).
 
-The interpreter is the caller's (`sys.executable`) started with `-S`: the harness puts the
-installation's site-packages on `sys.path` itself, so packages import but no `.pth` code runs.
+The interpreter is the caller's (`sys.executable`) started with `-S`: the harness
+(`sandbox_harness.py`, passed as `-c` text) puts the installation's site-packages on `sys.path`
+itself, so packages import but no `.pth` code runs. The unshare backend's mount set-up is
+`sandbox_unshare.sh`, run as `/bin/sh -c` text.
 Python programs only; comparing outputs is the scorer's job (`budgeteval.scoring.scorers.code`).
 """
 
 import json
-import logging
 import os
 import shutil
 import signal
@@ -56,12 +57,11 @@ import tempfile
 import time
 from dataclasses import dataclass
 from functools import cache, lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 from budgeteval.errors import UserError
-
-logger = logging.getLogger(__name__)
 
 Status = Literal["ok", "runtime_error", "time_limit", "memory_limit", "output_limit", "sandbox_error"]
 """How a sandboxed run ended (see `RunOutcome.status`)."""
@@ -74,9 +74,9 @@ NOBODY = 65534
 """The uid and gid a program runs as when the sandbox is started by root."""
 
 SETUP_FAILED_EXIT = 86
-"""Harness exit code when it could not lock the process down (never the program's)."""
+"""Harness exit code when it could not lock the process down (never the program's; sent in its config)."""
 MEMORY_EXIT = 87
-"""Harness exit code after the program raised MemoryError."""
+"""Harness exit code after the program raised MemoryError (sent in its config)."""
 _STARTED = "started"
 _READY = "ready"
 _STDERR_TAIL_BYTES = 4096
@@ -125,143 +125,9 @@ class RunOutcome:
     """Seconds from start to end, sandbox set-up included."""
 
 
-# --- the harness: the first code that runs inside the sandbox (trusted, stdlib only) ---------
-
-_HARNESS = r'''
-import json, os, sys
-def _harness():
-    config_fd, result_fd = int(sys.argv[1]), int(sys.argv[2])
-    with os.fdopen(config_fd, "rb") as stream:
-        config = json.loads(stream.read())
-    result = os.fdopen(result_fd, "w", encoding="utf-8")
-    result.write("started\n"); result.flush()
-    try:
-        sys.path.extend(config["sys_path"])
-        import builtins, ctypes, resource
-        builtins.exit = builtins.quit = sys.exit  # what `site` would add; scripts call exit()
-        namespace = {"__name__": "__main__", "__builtins__": __builtins__}
-        exec(compile(config["prelude"], "<prelude>", "exec"), namespace)
-        function = config["function"]
-        args = None
-        if function is not None:
-            args = [json.loads(line) for line in sys.stdin.read().split("\n")]
-        drop = config["drop_to"]
-        if drop is not None:
-            os.setgroups([]); os.setgid(drop[1]); os.setuid(drop[0])
-            if os.getuid() != drop[0] or os.geteuid() != drop[0] or os.getgid() != drop[1]:
-                raise RuntimeError("could not switch to the unprivileged uid")
-        if ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
-            raise RuntimeError("prctl(PR_SET_NO_NEW_PRIVS) failed")
-        for name, soft, hard in config["rlimits"]:
-            resource.setrlimit(getattr(resource, name), (soft, hard))
-    except BaseException as error:
-        sys.stderr.write(f"sandbox harness: {type(error).__name__}: {error}\n"); sys.stderr.flush()
-        os._exit(86)
-    result.write("ready\n"); result.flush()
-    if function is None:
-        result.close()
-    code = 0
-    try:
-        exec(compile(config["source"], "solution.py", "exec"), namespace)
-        if function is not None:
-            target = namespace.get(function)
-            solution = namespace.get("Solution")
-            if isinstance(solution, type) and hasattr(solution, function):
-                target = getattr(solution(), function)
-            if not callable(target):
-                raise NameError(f"the program defines no function or Solution method {function!r}")
-            value = target(*args)
-            result.write(json.dumps(_encode(value, top=True), allow_nan=True) + "\n"); result.flush()
-    except SystemExit:
-        if function is not None:
-            code = 1
-    except MemoryError:
-        os.write(2, b"MemoryError\n")
-        os._exit(87)
-    except BaseException:
-        import traceback
-        traceback.print_exc()
-        code = 1
-    try:
-        sys.stdout.flush(); sys.stderr.flush()
-    except BaseException:
-        code = code or 1
-    os._exit(code)
-
-def _plain(value):
-    # Only what json.loads can give back compares the way the program's own value would (LCB
-    # compares `prediction == expected` with expected from json.loads); anything else is marked.
-    if value is None or isinstance(value, bool):
-        return True, value
-    if isinstance(value, str):
-        return True, str.__str__(value)
-    if isinstance(value, int):
-        return True, int(value)
-    if isinstance(value, float):
-        return True, float(value)
-    if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
-        return _plain(value.item())
-    if isinstance(value, list):
-        items = [_plain(item) for item in value]
-        return all(ok for ok, _ in items), [item for _, item in items]
-    if isinstance(value, dict):
-        if not all(isinstance(key, str) for key in value):
-            return False, None
-        items = {key: _plain(item) for key, item in value.items()}
-        return all(ok for ok, _ in items.values()), {key: item for key, (_, item) in items.items()}
-    return False, None
-
-def _encode(value, top):
-    if top and isinstance(value, tuple):  # LCB turns a returned tuple into a list, nothing deeper
-        value = list(value)
-    ok, plain = _plain(value)
-    return {"value": plain} if ok else {"unrepresentable": type(value).__name__}
-
-_harness()
-'''
-
-# The unshare backend's set-up, run by root inside the new namespaces before the harness.
-# $1: tmpfs size; $2: count N of Python directories to re-expose; then N directories; then the
-# count M of directories to hide (not enterable by uid 65534); then M directories; then the command.
-_UNSHARE_SETUP = r'''
-set -eu
-size=$1; shift
-count=$1; shift
-expose=""
-while [ "$count" -gt 0 ]; do expose="$expose
-$1"; shift; count=$((count - 1)); done
-count=$1; shift
-hide=""
-while [ "$count" -gt 0 ]; do hide="$hide
-$1"; shift; count=$((count - 1)); done
-# Stage read-only binds of the Python directories on a fresh /dev/shm before anything is covered:
-# a virtual environment under /tmp, or an installation under a hidden /root, is moved back in place
-# on top of the new mounts.
-mount -t tmpfs -o "size=$size,mode=1777,nosuid,nodev" budgeteval-sandbox /dev/shm
-index=0
-printf '%s\n' "$expose" | while IFS= read -r dir; do
-  [ -n "$dir" ] || continue
-  index=$((index + 1)); mkdir -p "/dev/shm/.expose$index"
-  mount --bind "$dir" "/dev/shm/.expose$index"; mount -o remount,bind,ro "/dev/shm/.expose$index"
-done
-mount -t tmpfs -o "size=$size,mode=1777,nosuid,nodev" budgeteval-sandbox /tmp
-for dir in /var/tmp /run/lock; do
-  if [ -d "$dir" ]; then mount -t tmpfs -o "size=$size,mode=1777,nosuid,nodev" budgeteval-sandbox "$dir"; fi
-done
-# A directory to hide under /tmp (a 0700 `mktemp -d` folder holding a CI clone) is gone from the
-# fresh /tmp: it is made again, hidden, and the Python directories below it are moved in after.
-printf '%s\n' "$hide" | while IFS= read -r dir; do
-  [ -n "$dir" ] || continue
-  mkdir -p "$dir"; mount -t tmpfs -o "size=1m,mode=0755,nosuid,nodev" budgeteval-hidden "$dir"
-done
-index=0
-printf '%s\n' "$expose" | while IFS= read -r dir; do
-  [ -n "$dir" ] || continue
-  index=$((index + 1)); mkdir -p "$dir"; mount --move "/dev/shm/.expose$index" "$dir"; rmdir "/dev/shm/.expose$index"
-done
-cd /tmp
-"$@"
-'''
+# Package files rather than string literals so linters read them; both run as `-c` text.
+_HARNESS = resources.files(__package__).joinpath("sandbox_harness.py").read_text(encoding="utf-8")
+_UNSHARE_SETUP = resources.files(__package__).joinpath("sandbox_unshare.sh").read_text(encoding="utf-8")
 
 _SAFE_ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -407,6 +273,14 @@ def _rlimits(limits: SandboxLimits) -> list[tuple[str, int, int]]:
     ]
 
 
+def _harness_config(layout: _Layout, is_root: bool, source: str, prelude: str, function: str | None,
+                    limits: SandboxLimits) -> dict:
+    """What the harness reads from its config file descriptor (see `sandbox_harness.py`)."""
+    return {"source": source, "prelude": prelude, "function": function, "rlimits": _rlimits(limits),
+            "drop_to": [NOBODY, NOBODY] if is_root else None, "sys_path": list(layout.site_packages),
+            "setup_failed_exit": SETUP_FAILED_EXIT, "memory_exit": MEMORY_EXIT}
+
+
 def _bwrap_command(layout: _Layout, is_root: bool, limits: SandboxLimits) -> list[str]:
     command = ["bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
                "--die-with-parent", "--new-session", "--hostname", "sandbox"]
@@ -452,8 +326,7 @@ def _unshare_command(layout: _Layout, limits: SandboxLimits) -> list[str]:
 
 def _run(backend: str, layout: _Layout, is_root: bool, source: str, stdin: bytes, limits: SandboxLimits,
          prelude: str, function: str | None) -> RunOutcome:
-    config = {"source": source, "prelude": prelude, "function": function, "rlimits": _rlimits(limits),
-              "drop_to": [NOBODY, NOBODY] if is_root else None, "sys_path": list(layout.site_packages)}
+    config = _harness_config(layout, is_root, source, prelude, function, limits)
     with tempfile.TemporaryDirectory(prefix="budgeteval-sandbox-") as host_dir:
         host = Path(host_dir)  # 0700, owned by the caller; never mounted into the sandbox
         (host / "config.json").write_text(json.dumps(config), encoding="utf-8")

@@ -159,7 +159,6 @@ def run_in_workers(
     *,
     workers: int,
     hard_timeout_s: float,
-    on_done: Callable[[int], None] | None = None,
     on_outcome: Callable[[int, JobOutcome], None] | None = None,
     affinity: Sequence[Hashable] | None = None,
     startup_timeout_s: float = 300.0,
@@ -170,10 +169,11 @@ def run_in_workers(
 
     `job_function` must be importable by name (a module-level function). A job still running
     `hard_timeout_s` after it started is "killed" (its worker is replaced, the jobs queued behind
-    it go to other workers); a worker that dies mid-job gives "crashed". `on_done(job_index)` is
-    called as each job ends, and `on_outcome(job_index, outcome)` with how it ended. Jobs with equal `affinity` keys go to the same worker while the load
-    allows. `initializer()` (importable by name too) runs once in each worker before its first job.
-    `prestarted` workers (same function and initializer) are used before new ones are started.
+    it go to other workers); a worker that dies mid-job gives "crashed". `on_outcome(job_index,
+    outcome)` is called as each job ends, with how it ended. Jobs with equal `affinity` keys go to
+    the same worker while the load allows. `initializer()` (importable by name too) runs once in
+    each worker before its first job. `prestarted` workers (same function and initializer) are used
+    before new ones are started.
     """
     outcomes: list[JobOutcome | None] = [None] * len(jobs)
     if not jobs:
@@ -191,8 +191,6 @@ def run_in_workers(
         remaining -= 1
         if on_outcome is not None:
             on_outcome(index, outcome)
-        if on_done is not None:
-            on_done(index)
 
     def replace(worker: _Worker) -> None:
         worker.stop()

@@ -39,7 +39,6 @@ the trainer's attributes), and torch only when the policy generates.
 """
 
 import json
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,9 +51,6 @@ from budgeteval.errors import UserError
 from budgeteval.generation.backends.base import GenerationRequest, SamplingConfig
 from budgeteval.generation.seeds import derive_seed
 from budgeteval.tasks.prompts import PromptSettings
-
-logger = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True)

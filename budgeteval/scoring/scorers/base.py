@@ -88,10 +88,6 @@ class DistinctJobs:
         if progress is not None and unanswered:
             progress(unanswered)
 
-    def on_done(self, progress: "ProgressCallback") -> Callable[[int], None] | None:
-        """A callback for job `index` finishing that advances `progress` by that job's items."""
-        return (lambda index: progress(self.items_of_job[index])) if progress is not None else None
-
     def spread(self, verdict_of_job: Sequence["Verdict"], unanswered: Optional["Verdict"] = None) -> list["Verdict"]:
         """One verdict per item, in item order; an item without an answer gets `unanswered` (default:
         wrong, with nothing extracted)."""

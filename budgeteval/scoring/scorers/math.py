@@ -77,11 +77,6 @@ class AnswerKey:
     """fallback only: the answer text up to the end of its last complete line, its last
     `MAX_VERIFY_CHARS` characters (read when the last line gives nothing)."""
 
-    @property
-    def boxed(self) -> bool:
-        """True when the answer is a box's content."""
-        return self.source == "boxed"
-
 
 def answer_key(answer_text: str, reference: str = "") -> AnswerKey:
     """Read the answer key of one response (see the module docstring); no math-verify call.
