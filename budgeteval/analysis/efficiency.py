@@ -34,6 +34,7 @@ import pandas as pd
 
 from budgeteval.errors import UserError
 from budgeteval.report.profile import PROBLEM_KEYS
+from budgeteval.rundir.problems import natural_key, read_problem_groups
 
 DEFAULT_BUCKET_EDGES = (0.0, 0.5, 1.0)
 """Difficulty buckets of the baseline's pass rate: hard = [0, 1/2], easy = (1/2, 1] (the seed talk's split)."""
@@ -43,10 +44,6 @@ AGREEMENT_WINDOWS = (2, 3, 4)
 
 TRACE_SCORERS = ("math",)
 """Scorers whose intermediate answers `first_correct_positions` can judge (boxed / stated math answers)."""
-
-PROBLEM_COLUMNS = ("problem_id", "question", "reference")
-"""Columns of `problems/<task>.parquet` that are not groups; any other column is a declared group."""
-
 
 
 # --- the only places that read raw manifest keys and problem files ---------------------------
@@ -65,26 +62,10 @@ def problem_groups(run) -> pd.DataFrame:
     """Declared problem groups of `run`, long: task, problem_id, group (the column), value (as text).
 
     A group is any column of `problems/<task>.parquet` beyond problem_id, question and reference
-    (tasks declare them, e.g. MATH-500's `level`); empty when no task declares one.
+    (tasks declare them, e.g. MATH-500's `level`); empty when no task declares one. A problem without
+    a value has `budgeteval.rundir.problems.MISSING_GROUP_VALUE`; tasks without a problems file are skipped.
     """
-    import pyarrow.parquet as pq
-
-    from budgeteval.rundir.layout import problems_path
-
-    frames = []
-    for task in run.tasks:
-        path = problems_path(run.path, task)
-        if not path.is_file():
-            continue
-        table = pq.read_table(path).to_pandas()
-        for column in table.columns:
-            if column in PROBLEM_COLUMNS:
-                continue
-            frames.append(pd.DataFrame({"task": task, "problem_id": table["problem_id"].astype(str), "group": column,
-                                        "value": table[column].astype("string").fillna("—")}))
-    if not frames:
-        return pd.DataFrame(columns=["task", "problem_id", "group", "value"])
-    return pd.concat(frames, ignore_index=True)
+    return read_problem_groups(run.path, run.tasks, missing_ok=True)
 
 
 # --- 1. per-problem budget profile --------------------------------------------------------------
@@ -123,18 +104,13 @@ def gains_and_losses(runs: Sequence, baseline: str | None = None) -> pd.DataFram
     for run in others:
         joined = problem_profile(run)[keys + ["solved"]].merge(base_solved, on=keys, suffixes=("", "_base"))
         for (task, mode, budget), cell in joined.groupby(["task", "mode", "budget"], sort=True):
-            gained = sorted(cell.loc[cell["solved"] & ~cell["solved_base"], "problem_id"], key=_natural)
-            lost = sorted(cell.loc[~cell["solved"] & cell["solved_base"], "problem_id"], key=_natural)
+            gained = sorted(cell.loc[cell["solved"] & ~cell["solved_base"], "problem_id"], key=natural_key)
+            lost = sorted(cell.loc[~cell["solved"] & cell["solved_base"], "problem_id"], key=natural_key)
             rows.append({"task": task, "mode": mode, "budget": int(budget), "run": run.label, "baseline": base.label,
                          "gained": len(gained), "lost": len(lost), "net": len(gained) - len(lost),
                          "gained_ids": ",".join(gained), "lost_ids": ",".join(lost)})
     columns = ["task", "mode", "budget", "run", "baseline", "gained", "lost", "net", "gained_ids", "lost_ids"]
     return pd.DataFrame(rows, columns=columns)
-
-
-def _natural(problem_id: str):
-    """Sort key putting `2` before `10` (ids are often row numbers) and text ids in text order."""
-    return (0, int(problem_id), "") if str(problem_id).isdigit() else (1, 0, str(problem_id))
 
 
 def _split_baseline(runs: Sequence, baseline: str | None):

@@ -18,6 +18,7 @@ from budgeteval.errors import UserError
 from budgeteval.generation.budgets import format_budget
 from budgeteval.report.compare import _escape_latex, _escape_markdown, _length_change
 from budgeteval.report.profile import SOLVED_FRACTION
+from budgeteval.rundir.problems import natural_key
 
 ANALYSIS_FORMATS = ("markdown", "latex", "csv")
 ANALYSIS_TABLES = ("profile", "gains", "buckets", "trace", "early_exit")
@@ -212,13 +213,13 @@ def _profile(result: Analysis, latex: bool) -> str:
         wide = cells.pivot_table(index="problem_id", columns="budget", values="cell", aggfunc="first")
         per_problem = frame.groupby("problem_id")[["solved_from", "lost"]].first()
         rows = []
-        for problem_id in sorted(wide.index, key=efficiency._natural):
+        for problem_id in sorted(wide.index, key=natural_key):
             solved_from = per_problem.loc[problem_id, "solved_from"]
             rows.append([str(problem_id), *[str(wide.loc[problem_id, b]) for b in budgets],
                          _EMPTY if pd.isna(solved_from) else format_budget(int(solved_from)),
                          "lost" if per_problem.loc[problem_id, "lost"] else ""])
         largest = frame[frame["budget"] == budgets[-1]]
-        lost = sorted(per_problem.index[per_problem["lost"]], key=efficiency._natural)
+        lost = sorted(per_problem.index[per_problem["lost"]], key=natural_key)
         blocks += [_heading(f"{run}: {task} ({mode})", latex),
                    _caption(f"Solved at the largest budget ({format_budget(int(budgets[-1]))}): "
                             f"{int(largest['solved'].sum())} of {len(largest)} problems; lost: {len(lost)}"

@@ -41,7 +41,8 @@ from budgeteval.rundir.manifest import (
     task_entry,
     write_manifest,
 )
-from budgeteval.rundir.store import GenerationRecord, stored_problem_ids, write_problems, write_shard
+from budgeteval.rundir.problems import write_problems
+from budgeteval.rundir.store import GenerationRecord, stored_problem_ids, write_shard
 from budgeteval.scoring.answers import has_final_answer
 from budgeteval.scoring.replay import UNKNOWN_FINISH
 from budgeteval.tasks.loading import Problem, group_task_options, load_problems, load_task
