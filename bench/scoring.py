@@ -154,14 +154,14 @@ def naive_run_verdicts(run_dir: str, rule: str) -> tuple[list[tuple], float]:
     from math_verify import parse, verify
 
     from budgeteval.generation.tokenizer import load_decoder
+    from budgeteval.rundir.problems import read_problems
     from budgeteval.scoring.answers import accepts
     from budgeteval.scoring.replay import answer_region, cut
     from budgeteval.scoring.scorers.math import judge, prepare_worker
 
     prepare_worker()  # math-verify imported and warmed, as the workers are before their first job
     decoder = load_decoder(str(Path(run_dir) / "tokenizer"))
-    references = {row["problem_id"]: row["reference"]
-                  for row in pq.read_table(Path(run_dir) / "problems" / "math500.parquet").to_pylist()}
+    references = {problem_id: row["reference"] for problem_id, row in read_problems(Path(run_dir), "math500").items()}
     extraction = answer_extraction_config()
     started = time.perf_counter()
     samples = pq.read_table(Path(run_dir) / "generations" / "math500",

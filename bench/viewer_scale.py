@@ -47,6 +47,7 @@ def write_synthetic_run(run_dir: Path, tokenizer, problems: int, samples: int, b
 
     from budgeteval.generation.config import RunConfig
     from budgeteval.rundir.manifest import Manifest, ScoringSection, TaskEntry, write_manifest
+    from budgeteval.rundir.problems import write_problems
     from budgeteval.rundir.scores import write_scores
     from budgeteval.rundir.store import SCHEMA, task_dir
     from budgeteval.scoring.metrics import compute_metrics, write_metrics
@@ -59,10 +60,8 @@ def write_synthetic_run(run_dir: Path, tokenizer, problems: int, samples: int, b
     right = rng.random((problems, samples)) < ability[:, None]
     ids = [f"p{index:04d}" for index in range(problems)]
 
-    (run_dir / "problems").mkdir(parents=True)
-    pq.write_table(pa.table({"problem_id": ids, "question": [f"Problem {i}: {WORDS}" for i in range(problems)],
-                             "reference": ["42"] * problems, "level": [1 + i % 5 for i in range(problems)]}),
-                   run_dir / "problems" / f"{task}.parquet")
+    write_problems(run_dir, task, [{"problem_id": problem_id, "question": f"Problem {i}: {WORDS}", "reference": "42",
+                                    "level": 1 + i % 5} for i, problem_id in enumerate(ids)])
     tokenizer.save_pretrained(str(run_dir / "tokenizer"))
     stored, shard_problems = 0, 8
     for start in range(0, text_problems, shard_problems):

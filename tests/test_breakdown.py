@@ -10,7 +10,7 @@ from conftest import shared_path
 from synthetic_runs import samples, write_run
 
 from budgeteval.cli import main
-from budgeteval.rundir.store import read_problems, write_problems
+from budgeteval.rundir.problems import read_problems, write_problems
 
 # level 1: p1 (both right), p2 (second right); level 2: p3 (both wrong).
 CELLS = {1024: {"p1": samples(True, 100, True, 200), "p2": samples(False, 300, True, 100),

@@ -1,9 +1,11 @@
-"""Import real model outputs (Qwen2.5-Math on 100 MATH problems x 8) and reproduce the publisher's numbers."""
+"""Import real model outputs (Qwen2.5-Math on 100 MATH problems x 8) and reproduce the publisher's numbers;
+an import of answers to real MATH-500 problems keeps the task's groups, as `run` does."""
 
 import json
 
 import pandas as pd
 import pytest
+from cli_checks import budgeteval_in_process
 from conftest import shared_path
 
 from budgeteval.ingest.generations import import_generations
@@ -131,3 +133,22 @@ def test_decoding_in_small_windows_gives_the_same_bytes(imported, monkeypatch, t
     monkeypatch.setattr(scoring, "DECODE_WINDOW_TOKENS", 300)  # most windows hold one response or two
     evaluate_run(small, workers=2, progress=False)
     assert (small / "scores.parquet").read_bytes() == (out / "scores.parquet").read_bytes()
+
+
+def test_import_from_the_tasks_data_keeps_its_groups(tmp_path):
+    """An import whose references come from MATH-500's data stores each problem's level, so `report --by level` works."""
+    data = shared_path("data", "math500.jsonl")
+    rows = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines()]
+    chosen = [row for level in range(1, 6) for row in [r for r in rows if r["level"] == level][:2]]
+    source = tmp_path / "responses.jsonl"
+    source.write_text("".join(json.dumps({"problem_id": row["unique_id"], "response": f"So it is $\\boxed{{{row['answer']}}}$."})
+                              + "\n" for row in chosen), encoding="utf-8")
+    out = tmp_path / "run"
+    result = budgeteval_in_process("import", source, "--task", "math500", "--data", f"math500={data}", "--tokenizer",
+                                   shared_path("tokenizers", "qwen2.5"), "--budgets", "256", "--workers", "1",
+                                   "--bootstrap", "0", "--out", out, "--quiet")
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = budgeteval_in_process("report", out, "--by", "level")
+    assert report.returncode == 0, report.stderr[-2000:]
+    headings = [line for line in report.stdout.splitlines() if line.startswith("## ")]
+    assert headings == [f"## math500: level = {level} (2 problems)" for level in range(1, 6)]

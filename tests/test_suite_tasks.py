@@ -15,7 +15,7 @@ import pytest
 from conftest import shared_path
 
 from budgeteval.errors import UserError
-from budgeteval.rundir.store import read_problems, write_problems
+from budgeteval.rundir.problems import read_problems, write_problems
 from budgeteval.scoring.scorers.base import ScoreItem
 from budgeteval.tasks.loading import builtin_task_paths, load_problems, load_task, load_task_file
 from budgeteval.tasks.prompts import PromptSettings, render_prompt

@@ -34,6 +34,7 @@ import pandas as pd
 
 from budgeteval.errors import UserError
 from budgeteval.report.profile import PROBLEM_KEYS
+from budgeteval.rundir.problems import natural_key, read_problem_groups
 from budgeteval.scoring.answers import explicit_answers
 
 DEFAULT_BUCKET_EDGES = (0.0, 0.5, 1.0)
@@ -45,15 +46,11 @@ AGREEMENT_WINDOWS = (2, 3, 4)
 TRACE_SCORERS = ("math",)
 """Scorers whose intermediate answers `first_correct_positions` can judge (boxed / stated math answers)."""
 
-PROBLEM_COLUMNS = ("problem_id", "question", "reference")
-"""Columns of `problems/<task>.parquet` that are not groups; any other column is a declared group."""
-
-
 
 # --- the only places that read raw manifest keys and problem files ---------------------------
 
 
-def _task_scorer(run, task: str) -> str:
+def task_scorer(run, task: str) -> str:
     entry = run.manifest.tasks.get(task)
     return entry.scorer if entry else ""
 
@@ -62,26 +59,10 @@ def problem_groups(run) -> pd.DataFrame:
     """Declared problem groups of `run`, long: task, problem_id, group (the column), value (as text).
 
     A group is any column of `problems/<task>.parquet` beyond problem_id, question and reference
-    (tasks declare them, e.g. MATH-500's `level`); empty when no task declares one.
+    (tasks declare them, e.g. MATH-500's `level`); empty when no task declares one. A problem without
+    a value has `budgeteval.rundir.problems.MISSING_GROUP_VALUE`; tasks without a problems file are skipped.
     """
-    import pyarrow.parquet as pq
-
-    from budgeteval.rundir.layout import problems_path
-
-    frames = []
-    for task in run.tasks:
-        path = problems_path(run.path, task)
-        if not path.is_file():
-            continue
-        table = pq.read_table(path).to_pandas()
-        for column in table.columns:
-            if column in PROBLEM_COLUMNS:
-                continue
-            frames.append(pd.DataFrame({"task": task, "problem_id": table["problem_id"].astype(str), "group": column,
-                                        "value": table[column].astype("string").fillna("—")}))
-    if not frames:
-        return pd.DataFrame(columns=["task", "problem_id", "group", "value"])
-    return pd.concat(frames, ignore_index=True)
+    return read_problem_groups(run.path, run.tasks, missing_ok=True)
 
 
 # --- 1. per-problem budget profile --------------------------------------------------------------
@@ -113,15 +94,15 @@ def gains_and_losses(runs: Sequence, baseline: str | None = None) -> pd.DataFram
     Columns: gained / lost (counts), gained_ids / lost_ids (comma-separated problem ids, sorted),
     net = gained - lost. Only problems, budgets and modes both runs have are compared.
     """
-    base, others = _split_baseline(runs, baseline)
+    base, others = split_baseline(runs, baseline)
     keys = PROBLEM_KEYS + ["budget"]
     base_solved = problem_profile(base)[keys + ["solved"]]
     rows = []
     for run in others:
         joined = problem_profile(run)[keys + ["solved"]].merge(base_solved, on=keys, suffixes=("", "_base"))
         for (task, mode, budget), cell in joined.groupby(["task", "mode", "budget"], sort=True):
-            gained = sorted(cell.loc[cell["solved"] & ~cell["solved_base"], "problem_id"], key=_natural)
-            lost = sorted(cell.loc[~cell["solved"] & cell["solved_base"], "problem_id"], key=_natural)
+            gained = sorted(cell.loc[cell["solved"] & ~cell["solved_base"], "problem_id"], key=natural_key)
+            lost = sorted(cell.loc[~cell["solved"] & cell["solved_base"], "problem_id"], key=natural_key)
             rows.append({"task": task, "mode": mode, "budget": int(budget), "run": run.label, "baseline": base.label,
                          "gained": len(gained), "lost": len(lost), "net": len(gained) - len(lost),
                          "gained_ids": ",".join(gained), "lost_ids": ",".join(lost)})
@@ -129,12 +110,7 @@ def gains_and_losses(runs: Sequence, baseline: str | None = None) -> pd.DataFram
     return pd.DataFrame(rows, columns=columns)
 
 
-def _natural(problem_id: str):
-    """Sort key putting `2` before `10` (ids are often row numbers) and text ids in text order."""
-    return (0, int(problem_id), "") if str(problem_id).isdigit() else (1, 0, str(problem_id))
-
-
-def _split_baseline(runs: Sequence, baseline: str | None):
+def split_baseline(runs: Sequence, baseline: str | None):
     from budgeteval.report.compare import baseline_first, check_unique_labels
 
     runs = list(runs)
@@ -206,7 +182,7 @@ def breakdown(runs: Sequence, baseline: str | None = None, edges: Sequence[float
     budget); accuracy_delta and truncation_delta (points as fractions) and length_change
     (relative) vs the baseline in the same cell (NaN on the baseline's rows).
     """
-    base, _ = _split_baseline(runs, baseline)
+    base, _ = split_baseline(runs, baseline)
     ordered = [base] + [run for run in runs if run.label != base.label]
     assignments = [difficulty_buckets(base, edges).assign(grouping="difficulty")[["task", "problem_id", "grouping",
                                                                                    "bucket"]]]
@@ -333,7 +309,7 @@ def first_correct_positions(run, budget: int | None = None, workers: int = 2) ->
     from budgeteval.scoring.scorers.base import ScoreItem
     from budgeteval.tasks.registry import get_scorer
 
-    tasks = [task for task in run.tasks if _task_scorer(run, task) in TRACE_SCORERS]
+    tasks = [task for task in run.tasks if task_scorer(run, task) in TRACE_SCORERS]
     if not tasks:
         return pd.DataFrame(columns=list(TRACE_COLUMNS))
     tokenizer_path = tokenizer_dir(run.path)
@@ -366,7 +342,7 @@ def first_correct_positions(run, budget: int | None = None, workers: int = 2) ->
             candidates = answer_candidates(text)
             responses.append((str(sample.problem_id), int(sample.sample_idx), ids, text, candidates, len(items)))
             items += [ScoreItem(str(sample.problem_id), reference_of[str(sample.problem_id)], c.text) for c in candidates]
-        judged = get_scorer(_task_scorer(run, task))(items, workers=workers) if items else []
+        judged = get_scorer(task_scorer(run, task))(items, workers=workers) if items else []
         for problem_id, sample_idx, ids, text, candidates, offset in responses:
             first = next((c for i, c in enumerate(candidates) if judged[offset + i].correct), None)
             correct = correct_of.get((problem_id, sample_idx))

@@ -30,6 +30,7 @@ from budgeteval.report.cells import (
 )
 from budgeteval.report.profile import SOLVED_FRACTION
 from budgeteval.rundir.layout import tokenizer_dir
+from budgeteval.rundir.problems import natural_key
 from budgeteval.rundir.store import store_dir
 
 ANALYSIS_FORMATS = ("markdown", "latex", "csv")
@@ -113,7 +114,7 @@ def analyze_runs(runs: Sequence, baseline: str | None = None,
     the early-exit rule for every m in `windows` on each run with forced-mode scores (required of
     at least one run).
     """
-    base, others = efficiency._split_baseline(runs, baseline)
+    base, others = efficiency.split_baseline(runs, baseline)
     ordered = [base, *others]
     notes: list[str] = []
     profile = pd.concat([efficiency.problem_profile(run).assign(run=run.label) for run in ordered], ignore_index=True)
@@ -155,7 +156,7 @@ def analyze_runs(runs: Sequence, baseline: str | None = None,
 
 def _trace_unavailable(run) -> str | None:
     """Why first-correct positions cannot be computed for `run`, or None when they can."""
-    if not any(efficiency._task_scorer(run, task) in efficiency.TRACE_SCORERS for task in run.tasks):
+    if not any(efficiency.task_scorer(run, task) in efficiency.TRACE_SCORERS for task in run.tasks):
         return f"no task scored by {', '.join(efficiency.TRACE_SCORERS)}"
     if not store_dir(run.path).is_dir():
         return "no generations/ stored"
@@ -217,13 +218,13 @@ def _profile(result: Analysis, latex: bool) -> str:
         wide = cells.pivot_table(index="problem_id", columns="budget", values="cell", aggfunc="first")
         per_problem = frame.groupby("problem_id")[["solved_from", "lost"]].first()
         rows = []
-        for problem_id in sorted(wide.index, key=efficiency._natural):
+        for problem_id in sorted(wide.index, key=natural_key):
             solved_from = per_problem.loc[problem_id, "solved_from"]
             rows.append([str(problem_id), *[str(wide.loc[problem_id, b]) for b in budgets],
                          EMPTY if pd.isna(solved_from) else format_budget(int(solved_from)),
                          "lost" if per_problem.loc[problem_id, "lost"] else ""])
         largest = frame[frame["budget"] == budgets[-1]]
-        lost = sorted(per_problem.index[per_problem["lost"]], key=efficiency._natural)
+        lost = sorted(per_problem.index[per_problem["lost"]], key=natural_key)
         blocks += [_heading(f"{run}: {task} ({mode})", latex),
                    _caption(f"Solved at the largest budget ({format_budget(int(budgets[-1]))}): "
                             f"{int(largest['solved'].sum())} of {len(largest)} problems; lost: {len(lost)}"

@@ -2,7 +2,10 @@
 
 Columns are mapped with `--field NAME=COLUMN`; token ids come from re-tokenizing the response
 with the model's tokenizer. The result is a normal run directory, so `score`, `report`,
-`compare` and `plot` treat it exactly like a native run. It does not call any model.
+`compare` and `plot` treat it exactly like a native run. It does not call any model. When the
+file holds no references (no `reference` column, by that name or mapped), they come from the
+task's data, and the problems are stored with the task's groups (MATH-500 `level`, ...) as `run`
+stores them; with references from the file the task's data is not read, so the run has no groups.
 
 Why a response ended (`finish_reason` of the store), first rule that applies:
 
@@ -41,7 +44,8 @@ from budgeteval.rundir.manifest import (
     task_entry,
     write_manifest,
 )
-from budgeteval.rundir.store import GenerationRecord, stored_problem_ids, write_problems, write_shard
+from budgeteval.rundir.problems import write_problems
+from budgeteval.rundir.store import GenerationRecord, stored_problem_ids, write_shard
 from budgeteval.scoring.answers import has_final_answer
 from budgeteval.scoring.replay import UNKNOWN_FINISH
 from budgeteval.tasks.loading import Problem, group_task_options, load_problems, load_task
@@ -170,7 +174,7 @@ def import_frame(frame: pd.DataFrame, path: Path, task_name: str, tokenizer_name
     max_tokens = max_tokens or max(budgets)
     eos_strings = [token for token in {tokenizer.eos_token, tokenizer.pad_token} if token]
 
-    references = _references(frame, columns, task, path)
+    known = _known_problems(frame, columns, task, path)
     out = Path(out)
 
     records, counters = [], defaultdict(int)
@@ -203,8 +207,7 @@ def import_frame(frame: pd.DataFrame, path: Path, task_name: str, tokenizer_name
     if len(keys) != len(set(keys)):
         raise UserError(f"{path} repeats a (problem_id, sample_idx) pair; map a unique sample index with --field sample_idx=COLUMN.")
 
-    problems = [Problem(problem_id=problem_id, question=question, reference=reference, prompt_fields={})
-                for problem_id, (question, reference) in references.items() if problem_id in sample_counts]
+    problems = [problem for problem_id, problem in known.items() if problem_id in sample_counts]
     config = RunConfig(model=model or tokenizer_name, tasks=(task.name,), out=str(out), backend="import",
                        tokenizer=tokenizer_name, n=max(sample_counts.values()), budgets=tuple(budgets),
                        task_options=tuple(task_options))
@@ -220,8 +223,10 @@ def import_frame(frame: pd.DataFrame, path: Path, task_name: str, tokenizer_name
                 created=now_utc(), think_end=default_think_end(tokenizer) if think_end is None else (think_end or None),
                 packages=package_versions(), hardware=hardware()))
         save_tokenizer(out, tokenizer)
+        # With the task's groups, as `run` stores them, so `report --by GROUP` works on an import too.
         write_problems(out, task.name, [
-            {"problem_id": problem.problem_id, "question": problem.question, "reference": problem.reference}
+            {"problem_id": problem.problem_id, "question": problem.question, "reference": problem.reference,
+             **problem.groups}
             for problem in problems
         ])
         # One shard holds the whole import, so it is there completely or not at all.
@@ -258,13 +263,15 @@ def _check_keys(frame: pd.DataFrame, columns: dict, path: Path) -> None:
                             f"samples in order).")
 
 
-def _references(frame: pd.DataFrame, columns: dict, task, path: Path) -> dict[str, tuple[str, str]]:
-    """problem_id -> (question, reference), from the file when mapped, else from the task's data."""
+def _known_problems(frame: pd.DataFrame, columns: dict, task, path: Path) -> dict[str, Problem]:
+    """problem_id -> its `Problem`: question and reference from the file when its reference is mapped
+    (no groups then: the task's data is not read), else from the task's data, with the task's groups."""
     ids = frame[columns["problem_id"]].astype(str)
     if columns["reference"] in frame.columns:
         questions = frame[columns["question"]].astype(str) if columns["question"] in frame.columns else pd.Series([""] * len(frame))
         references = frame[columns["reference"]].astype(str)
-        return {pid: (question, reference) for pid, question, reference in zip(ids, questions, references)}
+        return {pid: Problem(problem_id=pid, question=question, reference=reference, prompt_fields={})
+                for pid, question, reference in zip(ids, questions, references)}
     problems = {problem.problem_id: problem for problem in load_problems(task)}
     missing = sorted(set(ids) - set(problems))
     if missing:
@@ -273,4 +280,5 @@ def _references(frame: pd.DataFrame, columns: dict, task, path: Path) -> dict[st
             f"{' …' if len(missing) > 3 else ''}; map the right column with --field problem_id=COLUMN "
             f"or give references with --field reference=COLUMN."
         )
-    return {pid: (problems[pid].question, problems[pid].reference) for pid in dict.fromkeys(ids)}
+    return {pid: Problem(problem_id=pid, question=problems[pid].question, reference=problems[pid].reference,
+                         prompt_fields={}, groups=problems[pid].groups) for pid in dict.fromkeys(ids)}

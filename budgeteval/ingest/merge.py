@@ -24,14 +24,13 @@ from budgeteval.generation.shards import Shard, shard_of
 from budgeteval.rundir.layout import foreign_entries, tokenizer_dir
 from budgeteval.rundir.lock import lock_run
 from budgeteval.rundir.manifest import Manifest, first_difference, now_utc, read_manifest, write_manifest
+from budgeteval.rundir.problems import read_problems, write_problems
 from budgeteval.rundir.store import (
     CONDITIONED,
     CONTINUATIONS,
     GENERATIONS,
     StoreKind,
-    read_problems,
     read_task,
-    write_problems,
     write_shard,
 )
 

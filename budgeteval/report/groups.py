@@ -10,7 +10,6 @@ a whole task), then renders one per-budget table per (task, value). It reads the
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from budgeteval.errors import UserError
-
-MISSING_VALUE = "(none)"
-"""The value printed for problems whose data had no value for the group."""
+from budgeteval.rundir.problems import natural_key, read_problem_groups
 
 
 @dataclass(frozen=True)
@@ -30,17 +27,11 @@ class GroupSubset:
     task: str
     """The task."""
     value: str
-    """The group value (`MISSING_VALUE` for problems without one)."""
+    """The group value (`budgeteval.rundir.problems.MISSING_GROUP_VALUE` for problems without one)."""
     problem_ids: tuple[str, ...]
     """Its problems, in the run's problem order."""
     scores: pd.DataFrame
     """The rows of `scores.parquet` for those problems."""
-
-
-def _natural_key(value: str):
-    """Sort `2` before `10` and text alphabetically; the missing value last."""
-    return (value == MISSING_VALUE, [(0, int(part), "") if part.isdigit() else (1, 0, part.lower())
-                                     for part in re.split(r"(\d+)", value) if part])
 
 
 def split_by_group(run_dir: Path, group: str) -> list[GroupSubset]:
@@ -50,24 +41,21 @@ def split_by_group(run_dir: Path, group: str) -> list[GroupSubset]:
     `UserError` naming the groups it does have.
     """
     from budgeteval.report.runs import load_run
-    from budgeteval.rundir.store import read_problems
-    from budgeteval.tasks.loading import BASE_PROBLEM_COLUMNS
 
     run = load_run(run_dir)
     scores = run.scores
-    subsets, available = [], set()
+    declared = read_problem_groups(run.path, run.tasks)
+    available = set(declared["group"])
+    subsets = []
     for task in run.tasks:
-        problems = read_problems(run.path, task)
-        columns = set().union(*(row.keys() for row in problems.values())) - set(BASE_PROBLEM_COLUMNS)
-        available |= columns
-        if group not in columns:
+        rows = declared[(declared["task"] == task) & (declared["group"] == group)]
+        if rows.empty:
             continue
         task_scores = scores[scores["task"] == task]
         by_value: dict[str, list[str]] = {}
-        for problem_id, row in problems.items():
-            value = row.get(group)
-            by_value.setdefault(MISSING_VALUE if value is None else str(value), []).append(problem_id)
-        for value in sorted(by_value, key=_natural_key):
+        for problem_id, value in zip(rows["problem_id"], rows["value"]):
+            by_value.setdefault(value, []).append(problem_id)
+        for value in sorted(by_value, key=natural_key):
             ids = tuple(by_value[value])
             subset = task_scores[task_scores["problem_id"].isin(ids)]
             if not subset.empty:

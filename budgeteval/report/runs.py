@@ -56,15 +56,12 @@ class Run:
     def problems(self) -> pd.DataFrame:
         """`problems/<task>.parquet` of every task: task, problem_id, question, reference, then the
         group columns any task declares (empty for the problems of tasks without that group)."""
-        from budgeteval.rundir.store import read_problems
+        from budgeteval.rundir.problems import read_problem_frame
+        from budgeteval.tasks.loading import BASE_PROBLEM_COLUMNS
 
-        base = ["problem_id", "question", "reference"]
-        frames = []
-        for task in self.tasks:
-            rows = list(read_problems(self.path, task).values())
-            columns = base + [key for key in (rows[0] if rows else {}) if key not in base]
-            frames.append(pd.DataFrame(rows, columns=columns).assign(task=task))
-        table = pd.concat(frames, ignore_index=True)
+        base = list(BASE_PROBLEM_COLUMNS)
+        table = pd.concat([read_problem_frame(self.path, task).assign(task=task) for task in self.tasks],
+                          ignore_index=True)
         return table[["task"] + base + [column for column in table.columns if column not in base + ["task"]]]
 
     @cached_property

@@ -1,5 +1,5 @@
-"""The run directory: its layout, the typed manifest, the write lock, the scores schema and the
-generation stores.
+"""The run directory: its layout, the typed manifest, the write lock, the scores schema, the
+generation stores and the problems (with their groups).
 
 Takes the records generation and scoring produce; gives the files every later stage reads. One
 package owns the contract every stage reads and writes, a module per job:

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from budgeteval.atomic import write_atomic
 from budgeteval.errors import UserError
-from budgeteval.rundir.layout import STORE_DIRS, problems_path
+from budgeteval.rundir.layout import STORE_DIRS
 
 STORE_FORMAT_VERSION = 1
 """On-disk format of generation shards; a reader refuses shards written by a newer format."""
@@ -269,33 +269,3 @@ def stored_tasks(run_dir: Path) -> list[str]:
     root = store_dir(run_dir)
     return sorted(path.name for path in root.iterdir() if path.is_dir()) if root.is_dir() else []
 
-
-
-
-PROBLEM_SCHEMA = pa.schema([
-    ("problem_id", pa.string()),
-    ("question", pa.string()),
-    ("reference", pa.string()),
-])
-
-
-def write_problems(run_dir: Path, task: str, rows: list[dict]) -> None:
-    """Store a task's problems (id, question, reference) so scoring never needs the dataset again.
-
-    Any other key of the rows (the task's groups: MATH-500's `level`, ...) becomes a nullable string
-    column after the three of `PROBLEM_SCHEMA`; files written before groups existed simply lack them.
-    """
-    extra = list(dict.fromkeys(key for row in rows for key in row if key not in PROBLEM_SCHEMA.names))
-    schema = pa.schema(list(PROBLEM_SCHEMA) + [(name, pa.string()) for name in extra])
-    table = pa.Table.from_pylist(
-        [{**row, **{name: None if row.get(name) is None else str(row[name]) for name in extra}} for row in rows],
-        schema=schema)
-    write_atomic(problems_path(run_dir, task), lambda temp: pq.write_table(table, temp))
-
-
-def read_problems(run_dir: Path, task: str) -> dict[str, dict]:
-    """problem_id -> {question, reference, and the task's groups if any} for one task of a run."""
-    path = problems_path(run_dir, task)
-    if not path.is_file():
-        raise UserError(f"Run {run_dir} has no problems file for task {task} ({path}); the run directory is incomplete.")
-    return {row["problem_id"]: row for row in pq.read_table(path).to_pylist()}

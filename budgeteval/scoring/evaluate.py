@@ -27,8 +27,9 @@ from budgeteval.generation.tokenizer import load_decoder
 from budgeteval.rundir.layout import tokenizer_dir, verdicts_dir
 from budgeteval.rundir.lock import lock_run
 from budgeteval.rundir.manifest import ScoringSection, read_manifest, write_manifest
+from budgeteval.rundir.problems import read_problems
 from budgeteval.rundir.scores import SCORE_COLUMNS, read_scores, write_scores
-from budgeteval.rundir.store import CONDITIONED, CONTINUATIONS, read_problems, read_task
+from budgeteval.rundir.store import CONDITIONED, CONTINUATIONS, read_task
 from budgeteval.scoring.answers import DEFAULT_POLICY, check_policy
 from budgeteval.scoring.metrics import (
     DEFAULT_BOOTSTRAP,

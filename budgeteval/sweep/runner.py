@@ -35,6 +35,7 @@ from budgeteval.rundir.manifest import (
     task_entry,
     write_manifest,
 )
+from budgeteval.rundir.problems import write_problems
 from budgeteval.rundir.store import (
     CONDITIONED,
     CONTINUATIONS,
@@ -44,7 +45,6 @@ from budgeteval.rundir.store import (
     read_task,
     stored_problem_ids,
     stored_units,
-    write_problems,
     write_shard,
 )
 from budgeteval.scoring.metrics import DEFAULT_BOOTSTRAP

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 
 from budgeteval.errors import UserError
 from budgeteval.generation.budgets import format_budget
 from budgeteval.report.cells import UNKNOWN, comparison_cells, curve_cells, percent, percent_with_stderr, tokens
-from budgeteval.rundir.layout import problems_path, tokenizer_dir
+from budgeteval.rundir.layout import tokenizer_dir
+from budgeteval.rundir.problems import group_columns_of, read_problem_frame
 from budgeteval.rundir.store import CONDITIONED, CONTINUATIONS, GENERATIONS, read_task, task_dir
 from budgeteval.scoring.metrics import ACCURACY_METRICS, normalise_metrics
 from budgeteval.tasks.prompts import response_is_thinking
@@ -40,7 +40,6 @@ MAX_GROUP_VALUES = 100
 CODE_VERDICTS = ("passed", "wrong_answer", "runtime_error", "time_limit", "memory_limit", "sandbox_error")
 """Program verdicts the code scorer writes before the program hash in `extracted` (`<verdict>:<hash>`)."""
 
-_PROBLEM_BASE_COLUMNS = ("problem_id", "question", "reference")
 _DECODE_BATCH = 256
 
 
@@ -76,22 +75,10 @@ class ProblemEntry:
 # --- problems and groups -----------------------------------------------------------------------------
 
 
-def read_problem_table(run, task: str) -> pd.DataFrame:
-    """`problems/<task>.parquet` with every column it has (extra columns are optional groups)."""
-    path = problems_path(Path(run.path), task)
-    if not path.is_file():
-        return pd.DataFrame(columns=list(_PROBLEM_BASE_COLUMNS))
-    frame = pq.read_table(path).to_pandas()
-    frame["problem_id"] = frame["problem_id"].astype(str)
-    return frame
-
-
 def group_columns(frame: pd.DataFrame) -> list[str]:
     """Extra problem columns usable as groups: scalar values, at most `MAX_GROUP_VALUES` distinct."""
     groups = []
-    for column in frame.columns:
-        if column in _PROBLEM_BASE_COLUMNS:
-            continue
+    for column in group_columns_of(frame.columns):
         values = frame[column]
         if values.map(lambda v: isinstance(v, (str, int, float, bool)) or v is None).all() and \
                 values.nunique(dropna=True) <= MAX_GROUP_VALUES:
@@ -206,7 +193,7 @@ def task_groups(runs: Sequence) -> dict:
     groups: dict = {}
     for run in runs:
         for task in _scored_tasks(run):
-            frame = read_problem_table(run, task)
+            frame = read_problem_frame(Path(run.path), task, missing_ok=True)
             for column in group_columns(frame):
                 values = {_group_value(v) for v in frame[column]} - {None}
                 groups.setdefault(task, {}).setdefault(column, set()).update(values)
@@ -238,7 +225,7 @@ class _TaskReader:
         self.code = facts.scorers.get(task) == "code"
         self.budgets = sorted(int(b) for b in scores["budget"].unique())
         self.scores = {str(pid): frame for pid, frame in scores.groupby("problem_id", sort=False)}
-        problems = read_problem_table(run, task)
+        problems = read_problem_frame(Path(run.path), task, missing_ok=True)
         self.groups = group_columns(problems)
         self.problems = {row["problem_id"]: row for row in problems.to_dict("records")}
         self.generations = _rows_by_problem(run.path, task, GENERATIONS,
