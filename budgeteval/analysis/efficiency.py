@@ -51,6 +51,7 @@ TRACE_SCORERS = ("math",)
 
 
 def task_scorer(run, task: str) -> str:
+    """The scorer `run`'s manifest names for `task` ("" when the task is not in it)."""
     entry = run.manifest.tasks.get(task)
     return entry.scorer if entry else ""
 
@@ -111,6 +112,7 @@ def gains_and_losses(runs: Sequence, baseline: str | None = None) -> pd.DataFram
 
 
 def split_baseline(runs: Sequence, baseline: str | None):
+    """(the baseline run, the other runs): `baseline` names it by label, else the first run is it."""
     from budgeteval.report.compare import baseline_first, check_unique_labels
 
     runs = list(runs)
