@@ -23,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 
 from budgeteval.errors import UserError
+from budgeteval.rundir.problems import MISSING_GROUP_VALUE
 from budgeteval.viewer.data import (
     INDEX_FORMAT_VERSION,
     comparison_tables,
@@ -95,7 +96,7 @@ def build_site(runs: Sequence, out_dir, baseline: str | None = None, k: int | No
         "overview": [overview_tables(run) for run in runs],
         "comparison": comparison_tables(runs, runs[0].label, k),
         "figures": figures, "figure_notes": figure_notes,
-        "budgets": task_budgets(runs), "groups": task_groups(runs),
+        "budgets": task_budgets(runs), "groups": task_groups(runs), "missing_group_value": MISSING_GROUP_VALUE,
         "modes": sorted({str(mode) for run in runs for mode in run.scores["mode"].unique()}),
         "problems": summaries,
     }

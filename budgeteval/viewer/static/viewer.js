@@ -251,7 +251,7 @@
     const rows = shown.map((problem) => el("tr", {dataset: {key: String(problem.key), problemId: problem.problem_id}},
       el("td", {class: "problem"}, el("a", {href: sampleHash(problem.key, 0, budgets[budgets.length - 1], grid.mode)},
         problem.problem_id), el("span", {class: "title"}, problem.title)),
-      groupNames.map((g) => el("td", {}, problem.groups[g] === null ? "—" : String(problem.groups[g]))),
+      groupNames.map((g) => el("td", {}, problem.groups[g] === null ? index.missing_group_value : String(problem.groups[g]))),
       budgets.map((budget, i) => index.runs.map((_, runIndex) => gridCell(problem, runIndex, budget, i)))));
     const legend = el("div", {class: "legend"}, "fraction correct: ",
       [0, 0.25, 0.5, 0.75, 1].map((f) => {
@@ -314,7 +314,7 @@
     const header = el("div", {class: "sample-head"},
       el("h1", {}, el("span", {id: "sample-problem"}, payload.problem_id), ` · ${payload.task}`),
       el("p", {}, el("a", {href: "#grid"}, "← problems"), " · reference: ", el("code", {id: "reference"}, payload.reference),
-        Object.entries(payload.groups).map(([g, v]) => ` · ${g}: ${v === null ? "—" : v}`)),
+        Object.entries(payload.groups).map(([g, v]) => ` · ${g}: ${v === null ? state.index.missing_group_value : v}`)),
       el("details", {open: true}, el("summary", {}, "Question"), el("pre", {class: "question", id: "question"}, payload.question)),
       el("div", {class: "controls"},
         el("label", {}, "sample ", select("sample-select", sampleIds.map((s) => [String(s), `${s}${verdictOf(s)}`]),
