@@ -1,18 +1,24 @@
-"""Shared test setup: offline hub settings, the path to ../shared, and the tiny model fixture."""
+"""Shared test setup: offline hub settings, the path to ../shared, the tiny model and the shared fixtures.
+
+The guards every test runs under (deadlines, CI=true failing what would skip, loopback only) are the
+plugin `tests/guards.py`, loaded by `addopts` in pyproject.toml.
+"""
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
+from guards import need
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Ray's single-machine mode: its GCS, raylets and object manager bind and advertise 127.0.0.1, not the
+# machine's external address (which Ray picks otherwise, even given _node_ip_address="127.0.0.1").
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 """`../shared` beside the repository: benchmarks, real generations, tokenizers."""
@@ -22,7 +28,7 @@ def shared_path(*parts: str) -> Path:
     """A path under ../shared, skipping the calling test when it is absent."""
     path = SHARED.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"{path} is absent: these tests need the project's ../shared folder beside the repository")
+        need(f"{path} is absent: these tests need the project's ../shared folder beside the repository")
     return path
 
 
@@ -68,7 +74,7 @@ def sandbox():
     try:
         return Sandbox()
     except UserError as error:
-        pytest.skip(str(error))
+        need(f"no sandbox works here (install bubblewrap): {error}")
 
 
 # --- end scorer tests ------------------------------------------------------------------------------

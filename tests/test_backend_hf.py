@@ -1,6 +1,7 @@
 """The transformers backend: replay equivalence with separate max_new_tokens runs."""
 
 import pytest
+from guards import import_or_need
 from sweep_checks import (
     assert_replay_equivalent,
     check_conditioned_sweep,
@@ -11,7 +12,7 @@ from sweep_checks import (
 
 from budgeteval.sweep.runner import run
 
-pytest.importorskip("torch", reason="the hf backend needs torch (pip install -e '.[hf]')")
+import_or_need("torch", "the hf backend needs torch (pip install -e '.[hf]')")
 
 
 @pytest.fixture(scope="module")

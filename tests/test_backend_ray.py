@@ -10,6 +10,7 @@ import tempfile
 import time
 
 import pytest
+from guards import import_or_need
 from sweep_checks import stored_samples, sweep_config
 
 from budgeteval.generation.config import EngineOptions
@@ -22,8 +23,8 @@ BUDGETS = (16, 32)
 @pytest.fixture(scope="module")
 def ray_cluster():
     """A local Ray cluster; yields its address. On exit, checks that every Ray process of it is gone."""
-    ray = pytest.importorskip("ray", reason="needs Ray (pip install -e '.[ray]')")
-    pytest.importorskip("vllm", reason="needs vLLM (pip install -e '.[cpu]' on CPU machines)")
+    ray = import_or_need("ray", "needs Ray (pip install -e '.[ray]')")
+    import_or_need("vllm", "needs vLLM (pip install -e '.[cpu]' on CPU machines)")
     import psutil
 
     temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths must fit

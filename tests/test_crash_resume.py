@@ -1,10 +1,12 @@
 """Nothing a user does can wedge a run: kill -9 at every write point, two writers at once, duplicate repair.
 
 - `run` (hf backend, tiny model, 2 GSM8K problems x 2 samples, one problem per shard), `import`
-  and `score` are each killed right after every one of their file operations
-  (`BUDGETEVAL_KILL_AFTER_WRITES=N`, `budgeteval.atomic`), for every N up to the command's total;
+  and `score` are each killed right after one file operation of every kind they do
+  (`BUDGETEVAL_KILL_AFTER_WRITES=N`, `budgeteval.atomic`; a kind is the operation and the file it
+  touches, numbers and temp names aside: the first generation shard stands for the others);
   re-running the same command must give scores.parquet and metrics.csv byte-identical to an
-  uninterrupted run, with every sample stored exactly once.
+  uninterrupted run, with every sample stored exactly once. `-m full_kill_sweep` kills each command
+  after every one of its file operations instead.
 - A second `run` into a directory a live run is writing is refused at once (its pid and command
   named), and the first run ends exactly as a lone run does.
 - `budgeteval repair` keeps one copy of identical duplicate samples and refuses differing ones.
@@ -16,6 +18,7 @@ SIGKILL is real.
 
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -143,10 +146,31 @@ def _samples(run_dir: Path) -> list[tuple]:
     return sorted(zip(*(table.column(name).to_pylist() for name in table.column_names)))
 
 
-def _kill_everywhere(tmp_path, args, writes, reference, prepare=lambda out: None):
-    """Kill the command after each of its write points, resume it, and compare with the reference."""
-    assert writes, "the command wrote nothing through budgeteval.atomic"
+def write_kind(line: str, run_dir: Path) -> tuple[str, str]:
+    """The kind of one write-log line: its operation and its path in the run, numbers and temp names masked."""
+    _, operation, path = line.split("\t")
+    relative = Path(path).relative_to(run_dir).as_posix() if Path(path).is_relative_to(run_dir) else Path(path).name
+    relative = re.sub(r"\.[a-z0-9_]{6,}\.tmp$", ".*.tmp", relative)  # tempfile's random part
+    return operation, re.sub(r"[0-9a-f]{32}|\d+", "#", relative)
+
+
+def kill_points(writes: list[str], run_dir: Path, full: bool) -> list[int]:
+    """The write points to kill at: all of them, or the first of each kind."""
+    if full:
+        return list(range(1, len(writes) + 1))
+    first = {}
     for point, line in enumerate(writes, start=1):
+        first.setdefault(write_kind(line, run_dir), point)
+    return sorted(first.values())
+
+
+def _kill_everywhere(tmp_path, args, writes, reference, request, prepare=lambda out: None):
+    """Kill the command after its write points (`kill_points`), resume it, and compare with the reference."""
+    assert writes, "the command wrote nothing through budgeteval.atomic"
+    points = kill_points(writes, reference, request.node.get_closest_marker("full_kill_sweep") is not None)
+    print(f"killing at {len(points)} of {len(writes)} write points")
+    for point in points:
+        line = writes[point - 1]
         out = tmp_path / f"kill-{point}"
         prepare(out)
         log = tmp_path / f"kill-{point}.log"
@@ -159,21 +183,31 @@ def _kill_everywhere(tmp_path, args, writes, reference, prepare=lambda out: None
         shutil.rmtree(out)
 
 
-@pytest.mark.timeout(2400)  # 20 killed + 20 resumed runs: minutes on a quiet machine, far more on a crowded one
-def test_run_killed_at_every_write_point_resumes_to_the_same_results(run_reference, run_args, tmp_path):
+def test_kill_points_take_the_first_write_of_each_kind(tmp_path):
+    run = tmp_path / "run"
+    writes = [f"1\ttemp written\t{run}/.manifest.json.k2j4_x9q.tmp", f"2\tmoved\t{run}/manifest.json",
+              f"3\ttemp written\t{run}/generations/gsm8k/.part-00000.parquet.a8d0e1zz.tmp",
+              f"4\tmoved\t{run}/generations/gsm8k/part-00000.parquet",
+              f"5\ttemp written\t{run}/generations/gsm8k/.part-00001.parquet.q0w9e8rr.tmp",
+              f"6\tmoved\t{run}/generations/gsm8k/part-00001.parquet",
+              f"7\tmoved\t{run}/verdicts/part-0123456789abcdef0123456789abcdef.parquet",
+              f"8\ttemp written\t{run}/.manifest.json.zz9912ab.tmp", f"9\tmoved\t{run}/manifest.json"]
+    assert kill_points(writes, run, full=False) == [1, 2, 3, 4, 7]
+    assert kill_points(writes, run, full=True) == list(range(1, 10))
+
+
+def _sweep_run(run_reference, run_args, tmp_path, request):
     reference, writes = run_reference
     assert len(_samples(reference)) == N_PROBLEMS * N_SAMPLES
-    print(f"run: {len(writes)} write points")
-    _kill_everywhere(tmp_path, run_args, writes, reference)
+    _kill_everywhere(tmp_path, run_args, writes, reference, request)
 
 
-def test_import_killed_at_every_write_point_resumes_to_the_same_results(tmp_path_factory, import_args, tmp_path):
+def _sweep_import(tmp_path_factory, import_args, tmp_path, request):
     reference, writes = _reference(tmp_path_factory, "import-reference", import_args)
-    print(f"import: {len(writes)} write points")
-    _kill_everywhere(tmp_path, import_args, writes, reference)
+    _kill_everywhere(tmp_path, import_args, writes, reference, request)
 
 
-def test_score_killed_at_every_write_point_resumes_to_the_same_results(run_reference, tmp_path):
+def _sweep_score(run_reference, tmp_path, request):
     finished, _ = run_reference
 
     def args(out):
@@ -186,9 +220,38 @@ def test_score_killed_at_every_write_point_resumes_to_the_same_results(run_refer
     log = tmp_path / "writes.log"
     assert fork_cli(args(tmp_path / "reference"), {"BUDGETEVAL_WRITE_LOG": str(log)}) == 0
     writes = log.read_text().splitlines()
-    print(f"score: {len(writes)} write points")
     assert _results(tmp_path / "reference") != _results(finished), "re-scoring at new budgets must change results"
-    _kill_everywhere(tmp_path, args, writes, tmp_path / "reference", prepare=fresh_copy)
+    _kill_everywhere(tmp_path, args, writes, tmp_path / "reference", request, prepare=fresh_copy)
+
+
+def test_run_killed_at_each_kind_of_write_resumes_to_the_same_results(run_reference, run_args, tmp_path, request):
+    _sweep_run(run_reference, run_args, tmp_path, request)
+
+
+def test_import_killed_at_each_kind_of_write_resumes_to_the_same_results(tmp_path_factory, import_args, tmp_path,
+                                                                         request):
+    _sweep_import(tmp_path_factory, import_args, tmp_path, request)
+
+
+def test_score_killed_at_each_kind_of_write_resumes_to_the_same_results(run_reference, tmp_path, request):
+    _sweep_score(run_reference, tmp_path, request)
+
+
+@pytest.mark.full_kill_sweep
+@pytest.mark.timeout(2400)  # 20 killed + 20 resumed runs: minutes on a quiet machine, far more on a crowded one
+def test_run_killed_at_every_write_point_resumes_to_the_same_results(run_reference, run_args, tmp_path, request):
+    _sweep_run(run_reference, run_args, tmp_path, request)
+
+
+@pytest.mark.full_kill_sweep
+def test_import_killed_at_every_write_point_resumes_to_the_same_results(tmp_path_factory, import_args, tmp_path,
+                                                                        request):
+    _sweep_import(tmp_path_factory, import_args, tmp_path, request)
+
+
+@pytest.mark.full_kill_sweep
+def test_score_killed_at_every_write_point_resumes_to_the_same_results(run_reference, tmp_path, request):
+    _sweep_score(run_reference, tmp_path, request)
 
 
 def test_a_second_writer_is_refused_before_it_generates(run_reference, run_args, tmp_path):

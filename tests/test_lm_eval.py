@@ -14,10 +14,11 @@ import pandas as pd
 import pytest
 from cli_checks import assert_user_error, budgeteval
 from conftest import shared_path
+from guards import import_or_need
 
 from budgeteval.errors import UserError
 
-lm_eval = pytest.importorskip("lm_eval", reason="the lm-eval extra is not installed")
+lm_eval = import_or_need("lm_eval", "the lm-eval extra is not installed")
 
 TASK = "gsm8k_cot_local"
 NAME = f"lm-eval:{TASK}"

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import shared_path
+from guards import import_or_need
 
 from budgeteval.cli import main
 
@@ -39,8 +40,8 @@ def two_runs(tmp_path_factory):
 
 
 def test_notebook_runs_clean_and_reproduces_tables_and_figures(two_runs, tmp_path, monkeypatch):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
+    nbformat = import_or_need("nbformat", "the notebook test needs nbformat (pip install -e '.[dev]')")
+    nbclient = import_or_need("nbclient", "the notebook test needs nbclient (pip install -e '.[dev]')")
     monkeypatch.setenv("BUDGETEVAL_RUN_A", str(two_runs["first"]))
     monkeypatch.setenv("BUDGETEVAL_RUN_B", str(two_runs["second"]))
     monkeypatch.setenv("BUDGETEVAL_LABEL_B", "second half")

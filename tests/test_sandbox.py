@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from guards import need
 
 from budgeteval.errors import UserError
 from budgeteval.scoring.sandbox import BACKENDS, Sandbox, SandboxLimits
@@ -32,7 +33,7 @@ def sandbox(request) -> Sandbox:
     try:
         return Sandbox(request.param)
     except UserError as error:
-        pytest.skip(f"{request.param} sandbox unavailable here: {error}")
+        need(f"{request.param} sandbox unavailable here: {error}")
 
 
 def _processes_with(mark: bytes) -> list[int]:

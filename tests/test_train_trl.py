@@ -13,8 +13,9 @@ import threading
 import pandas as pd
 import pytest
 from conftest import shared_path
+from guards import import_or_need
 
-trl = pytest.importorskip("trl")
+trl = import_or_need("trl", "the TRL tests need trl (pip install -e '.[train]')")
 
 BUDGETS = (4, 8)
 

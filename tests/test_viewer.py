@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from conftest import shared_path
+from guards import import_or_need, need
 from viewer_runs import write_text_run
 
 from budgeteval.cli import main
@@ -65,16 +66,16 @@ PROBLEMS = [
 @pytest.fixture(scope="module")
 def browser():
     """One headless Chromium for the module; skips when Playwright or the browser cannot start."""
-    psutil = pytest.importorskip("psutil")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[view]')")
+    psutil = import_or_need("psutil", "the viewer tests need psutil (pip install -e '.[view]')")
+    sync_api = import_or_need("playwright.sync_api", "playwright is not installed (pip install -e '.[view]')")
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set BUDGETEVAL_CHROMIUM)")
+        need(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set BUDGETEVAL_CHROMIUM)")
     playwright = sync_api.sync_playwright().start()
     try:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     except Exception as error:  # any launch failure means: no browser on this machine
         playwright.stop()
-        pytest.skip(f"Chromium at {CHROMIUM} does not start headless: {str(error).splitlines()[0]}")
+        need(f"Chromium at {CHROMIUM} does not start headless: {str(error).splitlines()[0]}")
     yield browser
     browser.close()
     playwright.stop()
