@@ -62,7 +62,7 @@ CASES = Path(__file__).resolve().parent / "cases"
 
 def read_cases(name: str) -> list[dict]:
     """The rows of `tests/cases/<name>` (JSONL)."""
-    return [json.loads(line) for line in (CASES / name).read_text().splitlines()]
+    return [json.loads(line) for line in (CASES / name).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +78,56 @@ def sandbox():
 
 
 # --- end scorer tests ------------------------------------------------------------------------------
+
+
+# --- analysis runs (tests/test_analysis*.py) -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bucket_runs(tmp_path_factory):
+    """Baseline pass rates at 400 tokens: q1 4/4, q2 3/4, q3 2/4, q4 1/4, q5 0/4; the other run is all right."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from synthetic_runs import write_run
+
+    from budgeteval.report.runs import load_run
+
+    root = tmp_path_factory.mktemp("buckets")
+    rates = {"q1": 4, "q2": 3, "q3": 2, "q4": 1, "q5": 0}
+    base = {200: {p: [(i < c - 1, 100 + 10 * i) for i in range(4)] for p, c in rates.items()},
+            400: {p: [(i < c, 100 + 10 * i) for i in range(4)] for p, c in rates.items()}}
+    ours = {b: {p: [(True, 50)] * 4 for p in rates} for b in (200, 400)}
+    runs = [write_run(root / "base", "org/base", base, bootstrap=0), write_run(root / "ours", "org/ours", ours, bootstrap=0)]
+    # A declared group, as a task declaring `level` writes it into problems/<task>.parquet.
+    for run_dir in runs:
+        (run_dir / "problems").mkdir(exist_ok=True)
+        pq.write_table(pa.table({"problem_id": list(rates), "question": [""] * 5, "reference": [""] * 5,
+                                 "level": ["L1", "L1", "L2", "L2", "L2"]}), run_dir / "problems" / "t.parquet")
+    return [load_run(path) for path in runs]
+
+
+def forced_sweep():
+    """Probes every 100 tokens up to 500. Sample 0 settles on "4" at probe 300 and is never finished; sample 1
+    says "7" at 100 and 200 and finishes on its own with 250 tokens and "4"."""
+    import pandas as pd
+
+    answers = {0: [None, "3", "4", "4", "4"], 1: ["7", "7", "4", "4", "4"]}
+    rows = []
+    for sample_idx, sequence in answers.items():
+        for budget, answer in zip((100, 200, 300, 400, 500), sequence):
+            finished = sample_idx == 1 and budget >= 300
+            rows.append({"task": "t", "problem_id": "p1", "sample_idx": sample_idx, "budget": budget, "mode": "forced",
+                         "num_tokens": 250 if finished else budget + 10, "finished": finished, "extracted": answer,
+                         "correct": answer == "4", "timed_out": False})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def sweep_run(tmp_path_factory):
+    """A run of forced-mode scores only: `forced_sweep`'s probes."""
+    from synthetic_runs import write_run
+
+    from budgeteval.report.runs import load_run
+
+    return load_run(write_run(tmp_path_factory.mktemp("sweep") / "run", "org/sweep", {}, extra_scores=forced_sweep(),
+                              bootstrap=0))

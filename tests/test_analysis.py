@@ -13,11 +13,10 @@ import math
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from conftest import shared_path
+from conftest import forced_sweep, read_cases, shared_path
 from synthetic_runs import RUN_A, RUN_B, write_run
 
 from budgeteval.analysis import efficiency
@@ -25,12 +24,6 @@ from budgeteval.analysis.tables import analyze_runs
 from budgeteval.cli import main
 from budgeteval.errors import UserError
 from budgeteval.report.runs import load_run
-
-CASES = Path(__file__).parent / "cases"
-
-
-def read_cases(name: str) -> list[dict]:
-    return [json.loads(line) for line in (CASES / name).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def invoke(*args):
@@ -76,23 +69,6 @@ def test_gains_and_losses_by_hand(tmp_path):
 
 
 # --- 2. buckets ---------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def bucket_runs(tmp_path_factory):
-    """Baseline pass rates at 400 tokens: q1 4/4, q2 3/4, q3 2/4, q4 1/4, q5 0/4; the other run is all right."""
-    root = tmp_path_factory.mktemp("buckets")
-    rates = {"q1": 4, "q2": 3, "q3": 2, "q4": 1, "q5": 0}
-    base = {200: {p: [(i < c - 1, 100 + 10 * i) for i in range(4)] for p, c in rates.items()},
-            400: {p: [(i < c, 100 + 10 * i) for i in range(4)] for p, c in rates.items()}}
-    ours = {b: {p: [(True, 50)] * 4 for p in rates} for b in (200, 400)}
-    runs = [write_run(root / "base", "org/base", base, bootstrap=0), write_run(root / "ours", "org/ours", ours, bootstrap=0)]
-    # A declared group, as a task declaring `level` writes it into problems/<task>.parquet.
-    for run_dir in runs:
-        (run_dir / "problems").mkdir(exist_ok=True)
-        pq.write_table(pa.table({"problem_id": list(rates), "question": [""] * 5, "reference": [""] * 5,
-                                 "level": ["L1", "L1", "L2", "L2", "L2"]}), run_dir / "problems" / "t.parquet")
-    return [load_run(path) for path in runs]
 
 
 def test_difficulty_buckets_come_from_the_baseline_only(bucket_runs):
@@ -206,26 +182,6 @@ def test_outcome_efficiency_by_hand():
 
 
 # --- 4. early exit ------------------------------------------------------------------------------
-
-
-def forced_sweep() -> pd.DataFrame:
-    """Probes every 100 tokens up to 500. Sample 0 settles on "4" at probe 300 and is never finished; sample 1
-    says "7" at 100 and 200 and finishes on its own with 250 tokens and "4"."""
-    answers = {0: [None, "3", "4", "4", "4"], 1: ["7", "7", "4", "4", "4"]}
-    rows = []
-    for sample_idx, sequence in answers.items():
-        for budget, answer in zip((100, 200, 300, 400, 500), sequence):
-            finished = sample_idx == 1 and budget >= 300
-            rows.append({"task": "t", "problem_id": "p1", "sample_idx": sample_idx, "budget": budget, "mode": "forced",
-                         "num_tokens": 250 if finished else budget + 10, "finished": finished, "extracted": answer,
-                         "correct": answer == "4", "timed_out": False})
-    return pd.DataFrame(rows)
-
-
-@pytest.fixture(scope="module")
-def sweep_run(tmp_path_factory):
-    return load_run(write_run(tmp_path_factory.mktemp("sweep") / "run", "org/sweep", {}, extra_scores=forced_sweep(),
-                              bootstrap=0))
 
 
 def test_early_exit_stops_where_the_answers_agree(sweep_run):

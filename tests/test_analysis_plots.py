@@ -3,7 +3,6 @@
 import pytest
 from click.testing import CliRunner
 from synthetic_runs import RUN_A, RUN_B, write_run
-from test_analysis import bucket_runs, forced_sweep, sweep_run  # noqa: F401 (fixtures)
 
 from budgeteval.cli import main
 from budgeteval.errors import UserError
@@ -60,7 +59,7 @@ def test_pass_at_k_lines_at_the_chosen_budgets(two_runs):
         pass_at_k_figure(list(two_runs), PlotOptions(pass_budgets=(512,)))
 
 
-def test_difficulty_panels_are_the_baselines_buckets(bucket_runs):  # noqa: F811
+def test_difficulty_panels_are_the_baselines_buckets(bucket_runs):
     figure = difficulty_figure(bucket_runs)
     assert [ax.get_title() for ax in figure.axes] == ["hard [0, 0.5], 3 problems", "easy (0.5, 1], 2 problems"]
     hard = lines(figure.axes[0])
@@ -70,7 +69,7 @@ def test_difficulty_panels_are_the_baselines_buckets(bucket_runs):  # noqa: F811
     assert "pass rate of base" in figure._suptitle.get_text()
 
 
-def test_early_exit_figure_points(sweep_run):  # noqa: F811
+def test_early_exit_figure_points(sweep_run):
     figure = early_exit_figure([sweep_run])
     line = lines(figure.axes[0])["sweep"]
     assert list(line.get_xdata()) == pytest.approx([380, 330, 410, 410])  # full, agree 2, 3, 4

@@ -62,4 +62,4 @@ def test_agrees_with_openai_labels() -> None:
     }
     expected = {(row["model"], row["problem_idx"]): row["ours"] for row in read_jsonl(DISAGREEMENTS_PATH)}
     assert disagreements == expected, "the disagreement set changed: update the file with a reason per row"
-    assert 1 - len(disagreements) / len(rows) >= 0.99
+    assert (len(rows), len(disagreements)) == (5276, 0)  # today's figure, exact: every label agrees
