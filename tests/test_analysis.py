@@ -25,6 +25,8 @@ from budgeteval.cli import main
 from budgeteval.errors import UserError
 from budgeteval.report.runs import load_run
 
+pytestmark = [pytest.mark.shared]
+
 
 def invoke(*args):
     return CliRunner().invoke(main, [str(a) for a in args])

@@ -20,6 +20,8 @@ from budgeteval.scoring.evaluate import evaluate_run, read_scores
 from budgeteval.scoring.scorers.base import ScoreItem
 from budgeteval.scoring.scorers.gsm8k import score_batch as gsm8k_score_batch
 
+pytestmark = [pytest.mark.shared]
+
 BUDGETS = (128, 4096)
 FIELDS = {"problem_id": "problem_idx", "sample_idx": "sample_idx", "response": "response", "reference": "gold",
           "question": "question"}

@@ -12,6 +12,8 @@ from sweep_checks import (
 
 from budgeteval.sweep.runner import run
 
+pytestmark = [pytest.mark.shared]
+
 import_or_need("torch", "the hf backend needs torch (pip install -e '.[hf]')")
 
 
@@ -35,9 +37,11 @@ def test_replay_equals_separate_max_token_runs(engine, tiny_model, aime25_file, 
         assert_replay_equivalent(big, small, budget)
 
 
+@pytest.mark.slow
 def test_forced_mode_continues_exactly_the_unfinished_samples(engine, tiny_model, aime25_file, tmp_path):
     check_forced_sweep(engine, tiny_model, tmp_path / "forced", aime25_file, "hf")
 
 
+@pytest.mark.slow
 def test_conditioned_mode_generates_once_per_budget(engine, tiny_model, aime25_file, tmp_path):
     check_conditioned_sweep(engine, tiny_model, tmp_path / "conditioned", aime25_file, "hf")

@@ -26,6 +26,8 @@ from budgeteval.generation.config import EngineOptions
 from budgeteval.rundir.manifest import read_manifest
 from budgeteval.sweep.runner import run
 
+pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.shared]
+
 SERVER_START_TIMEOUT_S = 240
 
 

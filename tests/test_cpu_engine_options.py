@@ -6,6 +6,8 @@ from budgeteval.generation.backends import vllm_backend
 from budgeteval.generation.backends.vllm_backend import cpu_engine_options, cpu_has_native_bf16
 from budgeteval.generation.config import EngineOptions
 
+pytestmark = [pytest.mark.vllm]
+
 CASES = [
     # machine, cpuinfo flags, native bf16?
     ("x86_64", {"avx2", "fma", "avx512f"}, False),

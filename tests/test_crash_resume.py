@@ -30,6 +30,8 @@ import pytest
 from cli_checks import assert_user_error, budgeteval, budgeteval_in_process
 from conftest import shared_path
 
+pytestmark = [pytest.mark.shared]
+
 N_PROBLEMS, N_SAMPLES = 2, 2
 
 
@@ -224,36 +226,43 @@ def _sweep_score(run_reference, tmp_path, request):
     _kill_everywhere(tmp_path, args, writes, tmp_path / "reference", request, prepare=fresh_copy)
 
 
+@pytest.mark.slow
 def test_run_killed_at_each_kind_of_write_resumes_to_the_same_results(run_reference, run_args, tmp_path, request):
     _sweep_run(run_reference, run_args, tmp_path, request)
 
 
+@pytest.mark.slow
 def test_import_killed_at_each_kind_of_write_resumes_to_the_same_results(tmp_path_factory, import_args, tmp_path,
                                                                          request):
     _sweep_import(tmp_path_factory, import_args, tmp_path, request)
 
 
+@pytest.mark.slow
 def test_score_killed_at_each_kind_of_write_resumes_to_the_same_results(run_reference, tmp_path, request):
     _sweep_score(run_reference, tmp_path, request)
 
 
+@pytest.mark.slow
 @pytest.mark.full_kill_sweep
 @pytest.mark.timeout(2400)  # 20 killed + 20 resumed runs: minutes on a quiet machine, far more on a crowded one
 def test_run_killed_at_every_write_point_resumes_to_the_same_results(run_reference, run_args, tmp_path, request):
     _sweep_run(run_reference, run_args, tmp_path, request)
 
 
+@pytest.mark.slow
 @pytest.mark.full_kill_sweep
 def test_import_killed_at_every_write_point_resumes_to_the_same_results(tmp_path_factory, import_args, tmp_path,
                                                                         request):
     _sweep_import(tmp_path_factory, import_args, tmp_path, request)
 
 
+@pytest.mark.slow
 @pytest.mark.full_kill_sweep
 def test_score_killed_at_every_write_point_resumes_to_the_same_results(run_reference, tmp_path, request):
     _sweep_score(run_reference, tmp_path, request)
 
 
+@pytest.mark.slow
 def test_a_second_writer_is_refused_before_it_generates(run_reference, run_args, tmp_path):
     reference, _ = run_reference
     out = tmp_path / "shared"

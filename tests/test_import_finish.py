@@ -18,6 +18,8 @@ from budgeteval.ingest.generations import (
 from budgeteval.rundir.store import read_task
 from budgeteval.scoring.evaluate import evaluate_run, read_scores
 
+pytestmark = [pytest.mark.shared]
+
 
 @pytest.mark.parametrize("value, expected", [
     ("stop", "stop"), ("length", "length"),  # vLLM, OpenAI

@@ -12,6 +12,8 @@ from budgeteval.ingest.generations import import_generations
 from budgeteval.scoring.evaluate import evaluate_run, read_scores
 from budgeteval.scoring.metrics import compute_metrics
 
+pytestmark = [pytest.mark.shared]
+
 
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory):

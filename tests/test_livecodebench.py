@@ -18,6 +18,8 @@ from budgeteval.sweep.runner import run
 from budgeteval.tasks.loading import load_problems, load_task
 from budgeteval.tasks.prompts import PromptSettings, render_prompt
 
+pytestmark = [pytest.mark.sandbox, pytest.mark.shared]
+
 SYSTEM = ("You are an expert Python programmer. You will be given a question (problem specification) and will "
           "generate a correct Python program that matches the specification and passes all tests. You will NOT "
           "return anything except for the program.")

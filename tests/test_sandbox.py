@@ -22,6 +22,8 @@ from guards import need
 from budgeteval.errors import UserError
 from budgeteval.scoring.sandbox import BACKENDS, Sandbox, SandboxLimits
 
+pytestmark = [pytest.mark.sandbox]
+
 LIMITS = SandboxLimits(cpu_time_s=1, wall_time_s=5, memory_bytes=512 * 2**20, processes=32,
                        file_size_bytes=4 * 2**20, open_files=64, scratch_bytes=8 * 2**20)
 REPO = Path(__file__).resolve().parents[1]
@@ -106,6 +108,7 @@ def tcp_listener():
 # --- processes, CPU, memory ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_fork_bomb_is_contained(sandbox):
     outcome = attack(sandbox, "import os\nprint('ATTEMPT', flush=True)\nwhile True:\n    try:\n        os.fork()\n"
                               "    except OSError:\n        pass\n")
@@ -137,6 +140,7 @@ def test_infinite_loop(sandbox):
     assert outcome.status == "time_limit" and outcome.signal == signal.SIGXCPU
 
 
+@pytest.mark.slow
 def test_sleeping_forever_hits_the_wall_clock(sandbox):
     started = time.monotonic()
     outcome = attack(sandbox, "import time\ntime.sleep(10**6)\n")
@@ -157,6 +161,7 @@ def test_ignoring_sigxcpu_still_ends(sandbox):
     assert outcome.status == "time_limit"
 
 
+@pytest.mark.slow
 def test_ignoring_sigterm_still_ends(sandbox):
     outcome = attack(sandbox, "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
                               "while True:\n    time.sleep(0.05)\n")

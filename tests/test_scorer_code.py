@@ -26,6 +26,8 @@ from budgeteval.scoring.scorers.code import (
 )
 from budgeteval.tasks.loading import load_problems, load_task
 
+pytestmark = [pytest.mark.sandbox, pytest.mark.shared]
+
 CASES = Path(__file__).parent / "cases"
 LIMITS = SandboxLimits(cpu_time_s=2, wall_time_s=8)
 

@@ -11,6 +11,8 @@ from budgeteval.scoring.scorers.base import ScoreItem, Verdict
 from budgeteval.scoring.scorers.gsm8k import extract_number, score_batch
 from budgeteval.tasks.registry import get_scorer
 
+pytestmark = [pytest.mark.shared]
+
 CASES_DIR = Path(__file__).parent / "cases"
 HAND_CASES = [json.loads(line) for line in (CASES_DIR / "gsm8k_cases.jsonl").read_text().splitlines()]
 DISAGREEMENTS_PATH = CASES_DIR / "gsm8k_openai_disagreements.jsonl"

@@ -27,6 +27,8 @@ from budgeteval.scoring.scorers.math import (
 )
 from budgeteval.tasks.registry import get_scorer
 
+pytestmark = [pytest.mark.shared]
+
 CASES_DIR = Path(__file__).parent / "cases"
 HAND_CASES = [json.loads(line) for line in (CASES_DIR / "math_cases.jsonl").read_text().splitlines()]
 DISAGREEMENTS_PATH = CASES_DIR / "qwen25math_disagreements.jsonl"

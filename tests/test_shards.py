@@ -15,6 +15,8 @@ from budgeteval.generation.shards import Shard, parse_shard, shard_of
 from budgeteval.ingest.merge import merge_runs
 from budgeteval.sweep.runner import run
 
+pytestmark = [pytest.mark.slow, pytest.mark.shared]
+
 LIMIT = 11  # the first 11 AIME 2025 problems put 5, 1 and 5 problems in shards 0, 1, 2 of 3
 MODES = ModeSettings(modes=("cutoff", "forced"), answer_tokens=4)
 

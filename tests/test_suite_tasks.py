@@ -23,6 +23,8 @@ from budgeteval.tasks.registry import get_scorer
 from budgeteval.tasks.row_builders import gpqa_choice_order
 from budgeteval.tasks.suites import builtin_suites, expand_tasks
 
+pytestmark = [pytest.mark.shared]
+
 MATH_TASKS = {"amc23": ("amc23.jsonl", 40), "minerva_math": ("minerva_math.jsonl", 272),
               "olympiadbench": ("olympiadbench.jsonl", 675), "aime26": ("aime2026.jsonl", 30),
               "hmmt_feb25": ("hmmt_feb2025.jsonl", 30)}

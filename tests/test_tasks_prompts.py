@@ -7,6 +7,8 @@ from budgeteval.errors import UserError
 from budgeteval.tasks.loading import builtin_task_paths, load_problems, load_task, problems_hash
 from budgeteval.tasks.prompts import PromptSettings, default_think_end, prompt_closes_thinking, render_prompt
 
+pytestmark = [pytest.mark.shared]
+
 LOCAL_FILES = {"aime24": ("aime2024.jsonl", 30), "aime25": ("aime2025.jsonl", 30),
                "math500": ("math500.jsonl", 500), "gsm8k": ("gsm8k_test.jsonl", 1319)}
 

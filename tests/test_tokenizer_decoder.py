@@ -10,6 +10,8 @@ from conftest import shared_path
 
 from budgeteval.generation.tokenizer import FastDecoder, load_decoder, load_tokenizer
 
+pytestmark = [pytest.mark.shared]
+
 TOKENIZERS = ["qwen2.5", "qwen3", "deepseek-r1-distill-qwen"]
 
 

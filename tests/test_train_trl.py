@@ -15,6 +15,8 @@ import pytest
 from conftest import shared_path
 from guards import import_or_need
 
+pytestmark = [pytest.mark.slow, pytest.mark.shared]
+
 trl = import_or_need("trl", "the TRL tests need trl (pip install -e '.[train]')")
 
 BUDGETS = (4, 8)

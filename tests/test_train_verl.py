@@ -17,6 +17,8 @@ from conftest import shared_path
 from budgeteval.cli import main
 from budgeteval.errors import UserError
 
+pytestmark = [pytest.mark.shared, pytest.mark.sandbox]
+
 MATH = "HuggingFaceH4/MATH-500"
 
 

@@ -33,6 +33,8 @@ from budgeteval.viewer import build_site
 from budgeteval.viewer.data import cut_offset, problem_entries
 from budgeteval.viewer.site import script_json
 
+pytestmark = [pytest.mark.shared]
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("BUDGETEVAL_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -201,6 +203,8 @@ def test_cut_offset_at_a_split_character(qwen3):
 # --- overview, grid, sample page -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_overview_numbers_equal_metrics_csv(page, example_site):
     from budgeteval.report.cells import percent as _percent
     from budgeteval.report.cells import percent_with_stderr as _percent_with_stderr
@@ -228,6 +232,8 @@ def test_overview_numbers_equal_metrics_csv(page, example_site):
     assert page.eval_on_selector_all(".figures img", "imgs => imgs.every(i => i.complete && i.naturalWidth > 0)")
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_clicking_a_grid_cell_opens_that_problem_at_that_budget(page, example_site):
     run_dir, index = example_site
     open_site(page, index, "#grid", "grid")
@@ -244,6 +250,8 @@ def test_clicking_a_grid_cell_opens_that_problem_at_that_budget(page, example_si
     assert page.get_attribute("table.verdicts tr.current", "data-budget") == "384"
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_cut_markers_sit_at_the_stored_token_offsets(page, example_site):
     from transformers import AutoTokenizer
 
@@ -279,6 +287,8 @@ def test_cut_markers_sit_at_the_stored_token_offsets(page, example_site):
     assert checked >= 3
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_filters_change_the_visible_rows(page, text_sites):
     open_site(page, text_sites["pair"], "#grid", "grid")  # outcomes of the baseline run
     everything = set(TEXTS)
@@ -297,6 +307,8 @@ def test_filters_change_the_visible_rows(page, text_sites):
     assert visible_problems(page) == {"never"}  # forced at 16 and 48, `cut` answers 4: right
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_two_runs_filters_and_side_by_side(page, text_sites):
     open_site(page, text_sites["pair"], "#grid", "grid")
     page.select_option("#filter-outcome", "base_only")
@@ -313,6 +325,8 @@ def test_two_runs_filters_and_side_by_side(page, text_sites):
     assert page.locator("section.run[data-run='1'] table.verdicts tr.current td").last.text_content() == "boxed"
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_forced_mode_shows_the_forcing_string_and_the_stored_answer(page, text_sites):
     open_site(page, text_sites["pair"], "#sample/2/0/16/forced", "sample:2:0:16:forced")
     assert page.text_content("#forced-0 .force-string") == "\n</think>\n\nFinal answer: "
@@ -323,6 +337,8 @@ def test_forced_mode_shows_the_forcing_string_and_the_stored_answer(page, text_s
     assert "nothing was forced" in page.text_content("#forced-0")
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_hostile_sample_renders_as_text_and_runs_no_script(page, text_sites):
     site = text_sites["pair"].parent
     for path in (site / "data").rglob("*.js"):
