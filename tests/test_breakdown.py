@@ -64,6 +64,7 @@ def test_run_predating_groups_says_so(tmp_path):
     assert result.exit_code == 2 and "predates them" in result.output
 
 
+@pytest.mark.slow
 def test_deepscaler_suite_runs_end_to_end_on_the_tiny_model(tiny_model, tmp_path):
     files = {"aime24": "aime2024.jsonl", "amc23": "amc23.jsonl", "math500": "math500.jsonl",
              "minerva_math": "minerva_math.jsonl", "olympiadbench": "olympiadbench.jsonl"}

@@ -294,6 +294,7 @@ def test_a_second_writer_is_refused_before_it_generates(run_reference, run_args,
     assert _results(out) == _results(reference)
 
 
+@pytest.mark.slow
 def test_repair_keeps_one_copy_of_identical_duplicates(run_reference, tmp_path):
     reference, _ = run_reference
     run = shutil.copytree(reference, tmp_path / "run")
@@ -310,6 +311,7 @@ def test_repair_keeps_one_copy_of_identical_duplicates(run_reference, tmp_path):
     assert "none found" in budgeteval_in_process("repair", run).stdout
 
 
+@pytest.mark.slow
 def test_repair_refuses_copies_that_differ(run_reference, tmp_path):
     import pyarrow.compute as pc
     import pyarrow.parquet as pq

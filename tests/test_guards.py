@@ -103,6 +103,7 @@ def test_a_hung_test_fails_at_its_deadline_naming_its_threads_and_children(tmp_p
     assert "child pid" in result.stdout and "sleep 61" in result.stdout
 
 
+@pytest.mark.slow
 def test_a_test_that_ignores_the_deadline_ends_the_session(tmp_path, monkeypatch):
     monkeypatch.setenv("BUDGETEVAL_TEST_HARD_EXIT_GRACE_S", "2")
     result = run_session(tmp_path, """

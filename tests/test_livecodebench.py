@@ -165,6 +165,7 @@ def test_run_scores_known_solutions_at_every_budget(tmp_path, data_file, sandbox
 # --- the CLI: `budgeteval import` of responses holding known solutions ------------------------------
 
 
+@pytest.mark.slow
 def test_cli_import_scores_stdin_and_functional_solutions(tmp_path, data_file, sandbox):
     pairs = {}  # per problem: a passing response, then a failing one (every problem needs the same n)
     for case in read_cases("livecodebench_solutions.jsonl"):

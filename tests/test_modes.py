@@ -97,6 +97,7 @@ def test_mode_errors(tmp_path):
                     "conditioned")
 
 
+@pytest.mark.slow
 def test_scoring_forced_without_continuations_is_refused(tmp_path):
     rows = [{"pid": "p0", "gold": "1", "out": "\\boxed{1}"}, {"pid": "p0", "gold": "1", "out": "\\boxed{2}"}]
     source = tmp_path / "gens.jsonl"

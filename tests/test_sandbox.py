@@ -30,7 +30,9 @@ REPO = Path(__file__).resolve().parents[1]
 HARNESS_MARK = b"def _harness():"
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+# The fast tier checks every protection on bubblewrap; the unshare fallback repeats them in the slow tier.
+@pytest.fixture(scope="module", params=[pytest.param(name, marks=pytest.mark.slow) if name == "unshare" else name
+                                        for name in BACKENDS])
 def sandbox(request) -> Sandbox:
     try:
         return Sandbox(request.param)

@@ -120,6 +120,7 @@ def write_dump(folder: Path, step: int, rows: pd.DataFrame, complete: bool = Tru
     return path
 
 
+@pytest.mark.slow
 def test_watch_scores_each_validation_step(generations, disagreements, qwen_tokenizer, tmp_path):
     from budgeteval.report.steps import read_step_metrics
 
