@@ -26,9 +26,11 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 def shared_path(*parts: str) -> Path:
     """A path under ../shared, skipping the calling test when it is absent."""
+    if not SHARED.is_dir():
+        need(f"{SHARED} is absent: these tests need the project's ../shared folder beside the repository")
     path = SHARED.joinpath(*parts)
     if not path.exists():
-        need(f"{path} is absent: these tests need the project's ../shared folder beside the repository")
+        need(f"{path} is absent from the project's ../shared folder")
     return path
 
 
