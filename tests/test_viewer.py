@@ -38,7 +38,9 @@ pytestmark = [pytest.mark.shared]
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("BUDGETEVAL_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 # No name is ever looked up: the browser's own DNS queries would leave loopback (the guard saw one).
+                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost", "--dns-prefetch-disable"]
 BUDGETS = [16, 48, 256]
 HOSTILE_ID = "<i>hostile</i>"
 HOSTILE = ("<script>window.__pwned = 1</script></textarea></pre><img src=x onerror=\"window.__pwned = 2\">"
