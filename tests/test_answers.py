@@ -49,7 +49,7 @@ def test_normalised_answers_verify(tmp_path) -> None:
     assert {case["id"]: verdict.correct for case, verdict in zip(NORMALISATION_CASES, verdicts)} == {
         case["id"]: case["correct"] for case in NORMALISATION_CASES}
     assert {case["rule"] for case in NORMALISATION_CASES} == {
-        "ordinal suffix", "trailing words", "degree sign", "text-wrapped word"}
+        "ordinal suffix", "trailing words", "degree sign", "text-wrapped word", "number word"}
 
 
 @pytest.mark.parametrize("policy", answers.POLICIES)

@@ -57,8 +57,9 @@ Twice math-verify's default of 5 s: a verdict must not depend on how loaded the 
 honest parse that takes over a second on an idle core can pass 5 s on a busy one (seen here at a
 load average of 6 on 2 cores). Pathological inputs still end, just later."""
 
-SCORER_VERSION = 2
-"""Bump when a change could change verdicts (2: answer sources, policies, our normalisation)."""
+SCORER_VERSION = 3
+"""Bump when a change could change verdicts (2: answer sources, policies, our normalisation; 3: issue 23's
+statement rules, number words, bold last lines, equations up to ±1, the retried timeout)."""
 
 
 # --- answer keys: cheap, in the parent --------------------------------------------------------
