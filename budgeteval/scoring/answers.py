@@ -343,14 +343,70 @@ def last_complete_line(text: str) -> tuple[str | None, str]:
     return None, ""
 
 
+MAX_VERIFY_BOXES = 8
+"""The most `\\boxed`/`\\fbox` openings of one text sent to math-verify (rule "bounded structure"): a
+response looping on empty or unclosed boxes has hundreds, each a match math-verify's extraction tries."""
+
+MAX_VERIFY_OPERATORS = 256
+"""The most operators (`+ - * / ^ = _` and `\\frac`-like commands) of one text sent to math-verify."""
+
+MAX_VERIFY_DEPTH = 24
+"""The deepest nesting of `{ ( [` in one text sent to math-verify."""
+
+_BOX_OPENING = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_OPERATOR = re.compile(r"[-+*/^=_]|\\(?:frac|dfrac|tfrac|sqrt|cdot|times|div)\b")
+
+
+def _cut_points(text: str) -> list[int]:
+    """Indices where `text` exceeds a structural bound, read from its start."""
+    points = []
+    boxes = [match.start() for match in _BOX_OPENING.finditer(text)]
+    if len(boxes) > MAX_VERIFY_BOXES:
+        points.append(boxes[MAX_VERIFY_BOXES])
+    operators = [match.start() for match in _OPERATOR.finditer(text)]
+    if len(operators) > MAX_VERIFY_OPERATORS:
+        points.append(operators[MAX_VERIFY_OPERATORS])
+    depth = 0
+    for index, character in enumerate(text):
+        if character in "{([":
+            depth += 1
+            if depth > MAX_VERIFY_DEPTH:
+                points.append(index)
+                break
+        elif character in "})]":
+            depth = max(0, depth - 1)
+    return points
+
+
 def cap_head(text: str) -> str:
-    """`text` cut to its first `MAX_VERIFY_CHARS` characters (a box or a statement)."""
-    return text[:MAX_VERIFY_CHARS]
+    """`text` cut to its first `MAX_VERIFY_CHARS` characters (a box or a statement), and before the
+    first point past a structural bound (`MAX_VERIFY_BOXES`, `MAX_VERIFY_OPERATORS`, `MAX_VERIFY_DEPTH`)."""
+    text = text[:MAX_VERIFY_CHARS]
+    points = _cut_points(text)
+    return text[:min(points)] if points else text
 
 
 def cap_tail(text: str) -> str:
-    """`text` cut to its last `MAX_VERIFY_CHARS` characters (a fallback text)."""
-    return text[-MAX_VERIFY_CHARS:]
+    """`text` cut to its last `MAX_VERIFY_CHARS` characters (a fallback text), and after the last
+    point past a structural bound, read from its end (the bounds of `cap_head`)."""
+    text = text[-MAX_VERIFY_CHARS:]
+    starts = [0]
+    boxes = [match.start() for match in _BOX_OPENING.finditer(text)]
+    if len(boxes) > MAX_VERIFY_BOXES:
+        starts.append(boxes[-MAX_VERIFY_BOXES])
+    operators = [match.end() for match in _OPERATOR.finditer(text)]
+    if len(operators) > MAX_VERIFY_OPERATORS:
+        starts.append(operators[-MAX_VERIFY_OPERATORS - 1])
+    depth = 0
+    for index in range(len(text) - 1, -1, -1):
+        if text[index] in "})]":
+            depth += 1
+            if depth > MAX_VERIFY_DEPTH:
+                starts.append(index + 1)
+                break
+        elif text[index] in "{([":
+            depth = max(0, depth - 1)
+    return text[max(starts):]
 
 
 def has_final_answer(text: str) -> bool:

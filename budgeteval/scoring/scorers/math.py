@@ -178,6 +178,8 @@ def judge(reference: str, key: AnswerKey, timeout_s: int | None = None) -> Judge
     else:
         pred = parse(f"\\boxed{{{key.text}}}", config, parsing_timeout=timeout_s)
     correct = bool(gold and pred) and verify(gold, pred, timeout_seconds=timeout_s)
+    if correct and not equations_match(gold, pred):
+        correct = False
     timed_out = not correct and (gold_timed_out or _TIMEOUTS.count > before)
     extracted = key.text if key.source != "fallback" else None
     if pred:
@@ -186,6 +188,41 @@ def judge(reference: str, key: AnswerKey, timeout_s: int | None = None) -> Judge
         except Exception:  # noqa: BLE001  (a printing bug must not turn a verdict into an error)
             pass
     return Judgement(extracted, bool(correct), timed_out)
+
+
+def _equation(parsed: list):
+    """The sympy equation math-verify parsed first, or None when the first parse is not an equation."""
+    from sympy import Eq
+
+    first = parsed[0] if parsed else None
+    return first if isinstance(first, Eq) else None
+
+
+def equations_match(gold: list, pred: list) -> bool:
+    """Rule "equation up to ±1": an equation answer matches an equation reference only when
+    lhs − rhs of the answer is lhs − rhs of the reference times 1 or −1.
+
+    math-verify compares two equations by solving them, so `10x - 14y + 22z + 8 = 0` would match
+    `5x - 7y + 11z + 4 = 0`; a scaled equation is a different answer when the question asks for
+    coprime coefficients. The same equation rearranged or negated still matches: `y = 2x + 1`
+    against `2x - y + 1 = 0` (y − 2x − 1 = −(2x − y + 1)). True when either side is no equation
+    (math-verify's verdict stands).
+    """
+    gold_equation, pred_equation = _equation(gold), _equation(pred)
+    if gold_equation is None or pred_equation is None:
+        return True
+    from sympy import count_ops, expand, simplify
+
+    gold_side = gold_equation.lhs - gold_equation.rhs
+    pred_side = pred_equation.lhs - pred_equation.rhs
+    for difference in (pred_side - gold_side, pred_side + gold_side):
+        try:
+            expanded = expand(difference)
+            if expanded == 0 or (count_ops(expanded) < 100 and simplify(expanded) == 0):
+                return True
+        except Exception:  # noqa: BLE001  (sympy failing on an odd expression: no match by this rule)
+            continue
+    return False
 
 
 def _judge_job(job: tuple[str, AnswerKey, int]) -> Judgement:
@@ -380,6 +417,15 @@ def score_batch(
         if view is not None:
             view.flush()  # what was verified survives a crash or a signal
 
+    retried = [index for index in to_verify if verdict_of_job[index].timed_out]
+    if retried:
+        # A timeout may be the machine's load, not the answer: each is verified once more, alone
+        # (one worker, one job at a time), before it counts.
+        retry_outcomes = _verify(folded, retried, verdict_of_job, view, stored_keys, 1, timeout_s, hard_timeout_s,
+                                 None, Prestarted(_judge_job, prepare_worker))
+        outcomes = list(outcomes)
+        for index, outcome in zip(retried, retry_outcomes):
+            outcomes[to_verify.index(index)] = outcome
     for index, outcome in zip(to_verify, outcomes):
         if outcome.status == "error":
             logger.warning("math-verify failed on an answer (%s); counted wrong", outcome.value)
