@@ -9,7 +9,9 @@ sources, tried in this order:
   that math-verify's own rule joins to it, `\\boxed{1}, \\boxed{2}` -> `1,2`); an unclosed box (a
   cut) and an empty one (`\\boxed{}`, `\\boxed{\\phantom{2}}`) never count and never join;
 - `stated`: the last explicit final-answer statement in the last `STATED_WINDOW_CHARS` of the
-  answer region: "the (final) answer is X", "Answer: X", "X is the correct/final answer";
+  answer region: "the (final) answer is X", "Answer: X", "X is the correct/final answer" (X the
+  expression ending its sentence, "So, I think 48" -> 48); a question ("is the answer 18?") and a
+  verdict word ("our answer is correct") are no statements;
 - `fallback`: nothing explicit; the scorer reads the text itself (for `math`: math-verify on the
   last complete line first, then on the tail of the text);
 - `none`: no answer (a thinking response cut before its answer, or refused by the policy).
@@ -20,7 +22,7 @@ is unknown (an import without finish reasons or a generation limit) counts as fi
 
 Box scanning is one linear pass over the text (a brace stack), so a looping response full of
 unclosed boxes costs what its length costs. Whatever a scorer sends to math-verify is at most
-`MAX_VERIFY_CHARS` characters (see `cap`).
+`MAX_VERIFY_CHARS` characters and bounded by structure (`cap_head`, `cap_tail`).
 """
 
 import bisect
