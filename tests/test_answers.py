@@ -117,8 +117,12 @@ def test_explicit_answers_are_what_the_scorer_reads_from_each_alone() -> None:
 
 def test_what_reaches_math_verify_is_capped() -> None:
     looping = "We keep going and going. " * 10_000
-    key = math_scorer.answer_key(looping + "\n\\boxed{" + "1+" * 5000 + "1}")
+    # Digits only: the character cap binds (a box of 5,000 `1+` is cut earlier, by the operator bound
+    # of issue 23's rule "bounded structure": see the test below).
+    key = math_scorer.answer_key(looping + "\n\\boxed{" + "12" * 5000 + "1}")
     assert key.source == "boxed" and len(key.text) == answers.MAX_VERIFY_CHARS
+    operators = math_scorer.answer_key(looping + "\n\\boxed{" + "1+" * 5000 + "1}")
+    assert operators.source == "boxed" and operators.text.count("+") == answers.MAX_VERIFY_OPERATORS
     fallback = math_scorer.answer_key(looping + "\nSo 7")
     assert fallback.source == "fallback" and len(fallback.tail) == answers.MAX_VERIFY_CHARS
     assert fallback.tail.endswith("So 7") and fallback.text == "So 7"
