@@ -405,7 +405,8 @@ def _evaluate_locked(run_dir: Path, budgets, workers: int, progress: bool, modes
     write_metrics(metrics, run_dir)
     write_manifest(run_dir, manifest.replace(scoring=ScoringSection(
         budgets=tuple(budgets), modes=tuple(modes), ks=tuple(ks), think_end=think_end, bootstrap=bootstrap,
-        bootstrap_seed=bootstrap_seed, answer_policy=answer_policy, math_verify_timeout_s=MATH_TIMEOUT_S)))
+        bootstrap_seed=bootstrap_seed, answer_policy=answer_policy,
+        math_verify_timeout_s=MATH_TIMEOUT_S if any(entry.scorer == "math" for entry in manifest.tasks.values()) else None)))
     return scores
 
 

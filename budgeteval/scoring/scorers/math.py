@@ -412,20 +412,20 @@ def score_batch(
                     progress(folded.items_of_job[index])
         outcomes = _verify(folded, to_verify, verdict_of_job, view, stored_keys, workers, timeout_s, hard_timeout_s,
                            progress, prestarted)
+        prestarted.stop()  # the retry below starts its own single worker
+        retried = [position for position, index in enumerate(to_verify) if verdict_of_job[index].timed_out]
+        if retried:
+            # A timeout may be the machine's load, not the answer: each is verified once more, alone
+            # (one worker, one job at a time, after every other job ended), before it counts.
+            retry_outcomes = _verify(folded, [to_verify[position] for position in retried], verdict_of_job, view,
+                                     stored_keys, 1, timeout_s, hard_timeout_s, None, None)
+            outcomes = list(outcomes)
+            for position, outcome in zip(retried, retry_outcomes):
+                outcomes[position] = outcome
     finally:
         prestarted.stop()
         if view is not None:
-            view.flush()  # what was verified survives a crash or a signal
-
-    retried = [index for index in to_verify if verdict_of_job[index].timed_out]
-    if retried:
-        # A timeout may be the machine's load, not the answer: each is verified once more, alone
-        # (one worker, one job at a time), before it counts.
-        retry_outcomes = _verify(folded, retried, verdict_of_job, view, stored_keys, 1, timeout_s, hard_timeout_s,
-                                 None, Prestarted(_judge_job, prepare_worker))
-        outcomes = list(outcomes)
-        for index, outcome in zip(retried, retry_outcomes):
-            outcomes[to_verify.index(index)] = outcome
+            view.flush()  # what was verified (retries included) survives a crash or a signal
     for index, outcome in zip(to_verify, outcomes):
         if outcome.status == "error":
             logger.warning("math-verify failed on an answer (%s); counted wrong", outcome.value)
@@ -437,7 +437,7 @@ def score_batch(
 
 def _verify(folded: DistinctJobs, to_verify: list[int], verdict_of_job: list, view, stored_keys: list[str],
             workers: int, timeout_s: int, hard_timeout_s: float | None, progress: ProgressCallback,
-            prestarted: Prestarted) -> list:
+            prestarted: Prestarted | None) -> list:
     """Verify the jobs `to_verify` in workers, filling `verdict_of_job` and the cache as they end."""
     def on_outcome(position: int, outcome) -> None:
         index = to_verify[position]
