@@ -205,13 +205,17 @@ def equations_match(gold: list, pred: list) -> bool:
     math-verify compares two equations by solving them, so `10x - 14y + 22z + 8 = 0` would match
     `5x - 7y + 11z + 4 = 0`; a scaled equation is a different answer when the question asks for
     coprime coefficients. The same equation rearranged or negated still matches: `y = 2x + 1`
-    against `2x - y + 1 = 0` (y − 2x − 1 = −(2x − y + 1)). True when either side is no equation
-    (math-verify's verdict stands).
+    against `2x - y + 1 = 0` (y − 2x − 1 = −(2x − y + 1)). True when either side is no equation, or
+    an equation with a side that is no expression (`x = {a, b}`): math-verify's verdict stands.
     """
     gold_equation, pred_equation = _equation(gold), _equation(pred)
     if gold_equation is None or pred_equation is None:
         return True
-    from sympy import count_ops, expand, simplify
+    from sympy import Expr, count_ops, expand, simplify
+
+    sides = (gold_equation.lhs, gold_equation.rhs, pred_equation.lhs, pred_equation.rhs)
+    if not all(isinstance(side, Expr) for side in sides):
+        return True  # `x = {a, b}` (a set of solutions) or another non-expression side: not this rule's case
 
     gold_side = gold_equation.lhs - gold_equation.rhs
     pred_side = pred_equation.lhs - pred_equation.rhs
