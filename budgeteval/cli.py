@@ -420,6 +420,9 @@ def report_command(run_dir, ks, fmt, by):
 @click.option("--cut-tolerance", default=0.02, show_default=True, type=click.FloatRange(0, 1, max_open=True),
               help="With --max-tokens M: a response of at least (1 - tolerance) x M re-tokenized tokens with no "
                    "end-of-sequence and no final answer counts as cut (re-tokenizing undercounts).")
+@click.option("--unfinished-text", type=click.Choice(["cut", "unknown"]), default="cut", show_default=True,
+              help="Without a finish reason and --max-tokens: a response whose text stops mid-sentence (no "
+                   ". ! ? ) ] } $ * > or \\] at its end) counts as cut (cut), or its finish stays unknown (unknown).")
 @click.option("--model", help="Label for the model (default: the tokenizer).")
 @click.option("--data", "data", multiple=True, metavar="TASK=PATH", help="Local data file for the task's references.")
 @click.option("--task-option", "task_options", multiple=True, metavar="TASK.KEY=VALUE",
@@ -437,7 +440,7 @@ def report_command(run_dir, ks, fmt, by):
 @_answer_policy_option("strict")
 @_verdict_cache_option
 @_bootstrap_options
-def import_command(path, task_name, tokenizer, fields, out, budgets, max_tokens, cut_tolerance, model, data,
+def import_command(path, task_name, tokenizer, fields, out, budgets, max_tokens, cut_tolerance, unfinished_text, model, data,
                    task_options, think_end, file_format, lm_eval_include, workers, overwrite, quiet, answer_policy,
                    verdict_cache, bootstrap, bootstrap_seed):
     """Make a run directory from existing generations (JSONL/parquet, one row per sample, or another
@@ -459,12 +462,12 @@ def import_command(path, task_name, tokenizer, fields, out, budgets, max_tokens,
             run_dir = import_harness_file(
                 path, file_format, task_name, tokenizer, out, budgets, model=model, max_tokens=max_tokens,
                 data_files=dict(_data_files(data)), think_end=think_end, overwrite=overwrite, task_options=options,
-                cut_tolerance=cut_tolerance)
+                cut_tolerance=cut_tolerance, unfinished_text=unfinished_text)
         else:
             run_dir = import_generations(
                 path, task_name, tokenizer, out, field_map, budgets, model=model, max_tokens=max_tokens,
                 data_files=dict(_data_files(data)), think_end=think_end, overwrite=overwrite, task_options=options,
-                cut_tolerance=cut_tolerance)
+                cut_tolerance=cut_tolerance, unfinished_text=unfinished_text)
         evaluate_run(run_dir, budgets=budgets, workers=workers, progress=not quiet, bootstrap=bootstrap,
                      bootstrap_seed=bootstrap_seed, answer_policy=answer_policy, verdict_cache=verdict_cache)
     if not quiet:

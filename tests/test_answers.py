@@ -49,7 +49,7 @@ def test_normalised_answers_verify(tmp_path) -> None:
     assert {case["id"]: verdict.correct for case, verdict in zip(NORMALISATION_CASES, verdicts)} == {
         case["id"]: case["correct"] for case in NORMALISATION_CASES}
     assert {case["rule"] for case in NORMALISATION_CASES} == {
-        "ordinal suffix", "trailing words", "degree sign", "text-wrapped word"}
+        "ordinal suffix", "trailing words", "degree sign", "text-wrapped word", "number word"}
 
 
 @pytest.mark.parametrize("policy", answers.POLICIES)
@@ -117,8 +117,28 @@ def test_explicit_answers_are_what_the_scorer_reads_from_each_alone() -> None:
 
 def test_what_reaches_math_verify_is_capped() -> None:
     looping = "We keep going and going. " * 10_000
-    key = math_scorer.answer_key(looping + "\n\\boxed{" + "1+" * 5000 + "1}")
+    # Digits only: the character cap binds (a box of 5,000 `1+` is cut earlier, by the operator bound
+    # of issue 23's rule "bounded structure": see the test below).
+    key = math_scorer.answer_key(looping + "\n\\boxed{" + "12" * 5000 + "1}")
     assert key.source == "boxed" and len(key.text) == answers.MAX_VERIFY_CHARS
+    operators = math_scorer.answer_key(looping + "\n\\boxed{" + "1+" * 5000 + "1}")
+    assert operators.source == "boxed" and operators.text.count("+") == answers.MAX_VERIFY_OPERATORS
     fallback = math_scorer.answer_key(looping + "\nSo 7")
     assert fallback.source == "fallback" and len(fallback.tail) == answers.MAX_VERIFY_CHARS
     assert fallback.tail.endswith("So 7") and fallback.text == "So 7"
+
+
+def test_bounded_structure_reaches_math_verify() -> None:
+    """Rule "bounded structure" (issue 23): what reaches math-verify holds at most MAX_VERIFY_BOXES box
+    openings, MAX_VERIFY_OPERATORS operators and MAX_VERIFY_DEPTH nesting, whatever its length."""
+    looping = "We check again. " + "\\boxed{} and " * 200 + "so x = 3"
+    tail = answers.cap_tail(looping)
+    assert tail.count("\\boxed") == answers.MAX_VERIFY_BOXES and tail.endswith("so x = 3")
+    head = answers.cap_head("\\boxed{} " * 200)
+    assert head.count("\\boxed") == answers.MAX_VERIFY_BOXES
+    assert answers.cap_tail("1+" * 1000 + "1").count("+") == answers.MAX_VERIFY_OPERATORS
+    nested = "{" * 100 + "x" + "}" * 100
+    assert answers.cap_head(nested).count("{") == answers.MAX_VERIFY_DEPTH
+    assert answers.cap_tail(nested).count("}") == answers.MAX_VERIFY_DEPTH
+    for plain in ("\\frac{1}{2}", "x = 42", "(1, 2)", "5x - 7y + 11z + 4 = 0"):
+        assert answers.cap_head(plain) == answers.cap_tail(plain) == plain

@@ -1,7 +1,9 @@
 """How `import` decides why a response ended: finish-reason spellings, --max-tokens with the cut
-tolerance, and "unknown" (truncation n/a, counted as finished by the answer policies)."""
+tolerance, the unfinished-text rule (tests/cases/import_finish_cases.jsonl), and "unknown" (truncation
+n/a, counted as finished by the answer policies)."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -19,6 +21,16 @@ from budgeteval.rundir.store import read_task
 from budgeteval.scoring.evaluate import evaluate_run, read_scores
 
 pytestmark = [pytest.mark.shared]
+
+FINISH_CASES = [json.loads(line) for line in
+                (Path(__file__).parent / "cases" / "import_finish_cases.jsonl").read_text(encoding="utf-8").splitlines()
+                if line.strip()]
+
+
+@pytest.mark.parametrize("case", FINISH_CASES, ids=[case["id"] for case in FINISH_CASES])
+def test_unfinished_text_case(case: dict) -> None:
+    assert inferred_finish_reason(case["text"], 10, None, DEFAULT_CUT_TOLERANCE, ["<|im_end|>"],
+                                  case["unfinished_text"]) == case["finish_reason"]
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -48,7 +60,9 @@ def test_cut_tolerance_rule():
     assert inferred_finish_reason("… done<|im_end|>", 32_467, 32_768, DEFAULT_CUT_TOLERANCE, eos) == "stop"
     assert inferred_finish_reason("… and so we", 32_000, 32_768, DEFAULT_CUT_TOLERANCE, eos) == "stop"  # 2.3% short
     assert inferred_finish_reason("… and so we", 32_467, 32_768, 0.0, eos) == "stop"
-    assert inferred_finish_reason("… and so we", 32_768, None, DEFAULT_CUT_TOLERANCE, eos) == "unknown"
+    assert inferred_finish_reason("… and so we.", 32_768, None, DEFAULT_CUT_TOLERANCE, eos) == "unknown"
+    assert inferred_finish_reason("… and so we", 32_768, None, DEFAULT_CUT_TOLERANCE, eos) == "length"
+    assert inferred_finish_reason("… and so we", 32_768, None, DEFAULT_CUT_TOLERANCE, eos, "unknown") == "unknown"
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +102,7 @@ def test_without_finish_reasons_or_max_tokens_finishing_is_unknown(tmp_path, tok
     source = write_rows(tmp_path / "gen.jsonl", ROWS)
     result = budgeteval("import", source, "--task", "math500", "--tokenizer", tokenizer_dir, "--field", "problem_id=pid",
                         "--field", "response=out", "--field", "reference=gold", "--budgets", "4,64", "--workers", "1",
-                        "--bootstrap", "0", "--out", tmp_path / "run")
+                        "--bootstrap", "0", "--unfinished-text", "unknown", "--out", tmp_path / "run")
     assert result.returncode == 0, result.stderr[-2000:]
     rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.strip("|").split("|")]
             for line in result.stdout.splitlines() if line.startswith("| 4 ") or line.startswith("| 64 ")}
@@ -106,3 +120,18 @@ def test_without_finish_reasons_or_max_tokens_finishing_is_unknown(tmp_path, tok
     metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
     rate = metrics[(metrics.metric == "truncation_rate")].set_index("budget")["value"]
     assert rate[4] == 1.0 and pd.isna(rate[64])
+
+
+def test_unfinished_text_counts_as_cut_by_default(tmp_path, tokenizer_dir):
+    source = write_rows(tmp_path / "gen.jsonl", ROWS)
+    out = import_generations(source, "math500", tokenizer_dir, tmp_path / "run", FIELDS, budgets=(64,))
+    stored = read_task(out, "math500", columns=["finish_reason"]).to_pylist()
+    # "... The answer is 2." ends a sentence; the three others stop mid-sentence.
+    assert [row["finish_reason"] for row in stored] == ["unknown", "length", "length", "length"]
+    from budgeteval.rundir.manifest import read_manifest
+
+    assert read_manifest(out).generation["unfinished_text"] == "cut"
+    evaluate_run(out, workers=1, progress=False, bootstrap=0)
+    scores = read_scores(out).set_index(["problem_id", "sample_idx"])
+    # strict: b/0 "So it is 5" is now cut and states no answer: not credited from the fallback.
+    assert scores.loc[("b", 0), "answer_source"] == "none" and not scores.loc[("b", 0), "correct"]

@@ -68,6 +68,7 @@ def test_manifest_records_the_import(imported):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["generation"]["task"] == "math500"
     assert manifest["scoring"]["budgets"] == [128, 256, 512, 1024, 4096]
+    assert manifest["scoring"]["math_verify_timeout_s"] == 10  # issue 23: the math scorer's timeout is recorded
 
 
 def _counting_workers(monkeypatch) -> list[int]:

@@ -16,8 +16,14 @@ Why a response ended (`finish_reason` of the store), first rule that applies:
    (1 - `--cut-tolerance`) x M tokens with no end-of-sequence token in its text and no boxed or
    stated final answer (re-tokenizing undercounts: responses cut at 32,768 generated tokens
    re-tokenize to as few as 32,467); otherwise `stop`;
-3. otherwise `unknown`: the response may have stopped or been cut; its truncation rate is not
-   known (the report prints n/a) and the answer policies count it as finished.
+3. otherwise, with `--unfinished-text cut` (the default): `length` when the text visibly stops
+   mid-sentence, i.e. ends (after trailing whitespace) with none of `. ! ? ) ] } $ * >` and no
+   closing `\\]`, and holds no end-of-sequence token ("... and then multiply both sides by");
+4. otherwise `unknown`: the response may have stopped or been cut; its truncation rate is not
+   known (the report prints n/a) and the answer policies count it as finished. With
+   `--unfinished-text unknown`, rule 3 is off and every such response is `unknown`.
+
+The rule 3 setting is recorded in the manifest's `generation` fingerprint (`unfinished_text`).
 """
 
 import hashlib
@@ -94,10 +100,28 @@ def finish_reason_of(value, path: Path) -> str | None:
     return spelled
 
 
+UNFINISHED_TEXT_CHOICES = ("cut", "unknown")
+"""`--unfinished-text`: whether a response of unknown finish whose text stops mid-sentence counts as
+cut (`cut`, rule 3 of the module docstring) or stays unknown (`unknown`)."""
+
+DEFAULT_UNFINISHED_TEXT = "cut"
+
+_TEXT_END = (".", "!", "?", ")", "]", "}", "$", "*", ">", "\\]")
+
+
+def ends_unfinished(text: str) -> bool:
+    """True when `text` ends (after trailing whitespace) without a sentence or expression end (rule 3)."""
+    stripped = text.rstrip()
+    return bool(stripped) and not stripped.endswith(_TEXT_END)
+
+
 def inferred_finish_reason(text: str, num_tokens: int, max_tokens: int | None, tolerance: float,
-                           eos_strings: Sequence[str]) -> str:
-    """Rules 2 and 3 of the module docstring, for a response without a stated finish reason."""
+                           eos_strings: Sequence[str], unfinished_text: str = DEFAULT_UNFINISHED_TEXT) -> str:
+    """Rules 2 to 4 of the module docstring, for a response without a stated finish reason."""
     if max_tokens is None:
+        if (unfinished_text == "cut" and ends_unfinished(text)
+                and not any(eos and eos in text for eos in eos_strings)):
+            return "length"
         return UNKNOWN_FINISH
     if num_tokens >= max_tokens:
         return "length"
@@ -137,11 +161,12 @@ def import_generations(path: Path, task_name: str, tokenizer_name: str, out: Pat
                        budgets: Sequence[int], model: str | None = None, max_tokens: int | None = None,
                        data_files: dict[str, str] | None = None, think_end: str | None = None,
                        overwrite: bool = False, task_options: Sequence[tuple[str, str, str]] = (),
-                       cut_tolerance: float = DEFAULT_CUT_TOLERANCE) -> Path:
+                       cut_tolerance: float = DEFAULT_CUT_TOLERANCE,
+                       unfinished_text: str = DEFAULT_UNFINISHED_TEXT) -> Path:
     """Write a run directory holding the file's generations; score it with `evaluate_run`."""
     return import_frame(read_table(path), path, task_name, tokenizer_name, out, field_map, budgets, model=model,
                         max_tokens=max_tokens, data_files=data_files, think_end=think_end, overwrite=overwrite,
-                        task_options=task_options, cut_tolerance=cut_tolerance)
+                        task_options=task_options, cut_tolerance=cut_tolerance, unfinished_text=unfinished_text)
 
 
 def import_frame(frame: pd.DataFrame, path: Path, task_name: str, tokenizer_name: str, out: Path,
@@ -149,7 +174,8 @@ def import_frame(frame: pd.DataFrame, path: Path, task_name: str, tokenizer_name
                  max_tokens: int | None = None, data_files: dict[str, str] | None = None,
                  think_end: str | None = None, overwrite: bool = False,
                  task_options: Sequence[tuple[str, str, str]] = (),
-                 cut_tolerance: float = DEFAULT_CUT_TOLERANCE) -> Path:
+                 cut_tolerance: float = DEFAULT_CUT_TOLERANCE,
+                 unfinished_text: str = DEFAULT_UNFINISHED_TEXT) -> Path:
     """`import_generations` for generations already read into `frame` from the file at `path`.
 
     `path` names the source in messages and in the run's fingerprint (`budgeteval watch` reads
@@ -169,6 +195,8 @@ def import_frame(frame: pd.DataFrame, path: Path, task_name: str, tokenizer_name
         raise UserError(f"--task-option names task(s) other than {task.name}: {', '.join(sorted(set(options) - {task.name}))}.")
     if not 0 <= cut_tolerance < 1:
         raise UserError(f"--cut-tolerance {cut_tolerance} must be a fraction in [0, 1), e.g. 0.02 for 2%.")
+    if unfinished_text not in UNFINISHED_TEXT_CHOICES:
+        raise UserError(f"--unfinished-text {unfinished_text!r}: use one of {', '.join(UNFINISHED_TEXT_CHOICES)}.")
     tokenizer = load_tokenizer(tokenizer_name)
     stated_max_tokens = max_tokens
     max_tokens = max_tokens or max(budgets)
@@ -193,7 +221,7 @@ def import_frame(frame: pd.DataFrame, path: Path, task_name: str, tokenizer_name
             finish_reason = finish_reason_of(record_values[columns["finish_reason"]], path)
         if finish_reason is None:
             finish_reason = inferred_finish_reason(responses[row_index], len(token_ids), stated_max_tokens,
-                                                   cut_tolerance, eos_strings)
+                                                   cut_tolerance, eos_strings, unfinished_text)
         records.append(GenerationRecord(
             task=task.name, problem_id=problem_id, sample_idx=sample_idx,
             prompt=str(record_values.get(columns["prompt"], "") or ""), prompt_num_tokens=0,
@@ -213,7 +241,7 @@ def import_frame(frame: pd.DataFrame, path: Path, task_name: str, tokenizer_name
                        task_options=tuple(task_options))
     fingerprint = {"imported_from": str(Path(path).resolve()), "task": task.name, "tokenizer": tokenizer_name,
                    "fields": columns, "max_tokens": max_tokens, "max_tokens_stated": stated_max_tokens is not None,
-                   "cut_tolerance": cut_tolerance, "responses_sha256": _records_hash(records)}
+                   "cut_tolerance": cut_tolerance, "unfinished_text": unfinished_text, "responses_sha256": _records_hash(records)}
     with lock_run(out, "import"):
         # Re-importing the same file into its own run resumes it: a kill at any point of an import
         # (or of the scoring after it) leaves a directory the same command completes.

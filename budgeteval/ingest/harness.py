@@ -110,7 +110,7 @@ def import_harness_file(path: Path, file_format: str, task_name: str, tokenizer_
                         budgets: Sequence[int], model: str | None = None, max_tokens: int | None = None,
                         data_files: dict[str, str] | None = None, think_end: str | None = None,
                         overwrite: bool = False, task_options: Sequence[tuple[str, str, str]] = (),
-                        cut_tolerance: float | None = None) -> Path:
+                        cut_tolerance: float | None = None, unfinished_text: str = "cut") -> Path:
     """Write a run directory holding another harness's responses (`file_format` in `FORMATS`)."""
     from budgeteval.ingest.generations import DEFAULT_CUT_TOLERANCE, import_frame
 
@@ -144,4 +144,4 @@ def import_harness_file(path: Path, file_format: str, task_name: str, tokenizer_
     frame = frame.drop(columns=[column for column in ("doc", "doc_id", "target") if column in frame.columns])
     return import_frame(frame, path, task_name, tokenizer_name, out, {}, budgets, model=model, max_tokens=max_tokens,
                         data_files=data_files, think_end=think_end, overwrite=overwrite, task_options=task_options,
-                        cut_tolerance=cut_tolerance)
+                        cut_tolerance=cut_tolerance, unfinished_text=unfinished_text)

@@ -118,6 +118,9 @@ class ScoringSection:
     answer_policy: str | None = None
     """The answer policy of the verdicts (`budgeteval.scoring.answers.POLICIES`); None: scored before
     policies were recorded (re-scoring without `--answer-policy` then uses the default, strict)."""
+    math_verify_timeout_s: int | None = None
+    """math-verify's parse/verify timeout the math scorer ran with (a timed-out verification is retried
+    once alone before it counts); None: not recorded (scored before it was)."""
 
 
 @dataclass(frozen=True)
@@ -203,6 +206,8 @@ class Manifest:
                                "modes": list(self.scoring.modes), "ks": list(self.scoring.ks)}
             if self.scoring.answer_policy is None:  # scored before policies: keep the section as it was
                 del data["scoring"]["answer_policy"]
+            if self.scoring.math_verify_timeout_s is None:
+                del data["scoring"]["math_verify_timeout_s"]
         return data
 
     @classmethod

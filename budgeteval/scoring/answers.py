@@ -9,7 +9,9 @@ sources, tried in this order:
   that math-verify's own rule joins to it, `\\boxed{1}, \\boxed{2}` -> `1,2`); an unclosed box (a
   cut) and an empty one (`\\boxed{}`, `\\boxed{\\phantom{2}}`) never count and never join;
 - `stated`: the last explicit final-answer statement in the last `STATED_WINDOW_CHARS` of the
-  answer region: "the (final) answer is X", "Answer: X", "X is the correct/final answer";
+  answer region: "the (final) answer is X", "Answer: X", "X is the correct/final answer" (X the
+  expression ending its sentence, "So, I think 48" -> 48); a question ("is the answer 18?") and a
+  verdict word ("our answer is correct") are no statements;
 - `fallback`: nothing explicit; the scorer reads the text itself (for `math`: math-verify on the
   last complete line first, then on the tail of the text);
 - `none`: no answer (a thinking response cut before its answer, or refused by the policy).
@@ -20,7 +22,7 @@ is unknown (an import without finish reasons or a generation limit) counts as fi
 
 Box scanning is one linear pass over the text (a brace stack), so a looping response full of
 unclosed boxes costs what its length costs. Whatever a scorer sends to math-verify is at most
-`MAX_VERIFY_CHARS` characters (see `cap`).
+`MAX_VERIFY_CHARS` characters and bounded by structure (`cap_head`, `cap_tail`).
 """
 
 import bisect
@@ -62,8 +64,46 @@ _STATED_AFTER = re.compile(
 _STATED_BEFORE = re.compile(
     r"\s+is\s+(?:indeed\s+)?the\s+(?:correct\s+|final\s+|right\s+)?answer\b", re.IGNORECASE
 )
-_SENTENCE_END = re.compile(r"\.(?:\s|$)|\n")
+_SENTENCE_END = re.compile(r"\.(?:\s|$)|\?(?:\s|$)|\n")
 _SENTENCE_START = re.compile(r"(?:^|\n|\.\s|[!?:]\s)")
+_CLAUSE_END = re.compile(r"[.?](?:\s|$)|\n|$")
+_VERDICT_WORD = re.compile(
+    r"^(?:(?:indeed|also|still|now|definitely|clearly|therefore|thus|then)\s+)*"
+    r"(?:correct|incorrect|right|wrong|valid|invalid|consistent|inconsistent|confirmed|verified|reasonable"
+    r"|plausible|accurate|sound)\b",
+    re.IGNORECASE,
+)
+_NUMBER_WORD_NAMES = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen"
+).split()
+_TENS_NAMES = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+NUMBER_WORDS = {name: value for value, name in enumerate(_NUMBER_WORD_NAMES)}
+NUMBER_WORDS.update({name: 10 * (value + 2) for value, name in enumerate(_TENS_NAMES)})
+NUMBER_WORDS.update({f"{tens}-{unit}": NUMBER_WORDS[tens] + value
+                     for tens in _TENS_NAMES for value, unit in enumerate(_NUMBER_WORD_NAMES[1:10], start=1)})
+"""Number words `normalise_answer` reads as their number: zero ... ninety-nine (tens hyphenated)."""
+_PROSE_WORD = re.compile(r"^(?:[A-Za-z]{2,}'?[A-Za-z]*|[A-Za-z]'[A-Za-z]+|[A-Za-z],)[,;:]?$")
+_MATH_SPAN = re.compile(r"\$[^$]*\$|\\\(.*?\\\)|\\\[.*?\\\]|\\[A-Za-z]+\s*\{[^{}]*\}|\S+")
+
+
+def answer_of_sentence(sentence: str) -> str:
+    """X of "X is the correct answer": the expression that ends the sentence before "is".
+
+    The words of the sentence are dropped from the left up to its last prose word (two or more
+    letters, or a word ending in a comma, outside math delimiters and LaTeX commands; number words
+    stay): "So, I think 48" -> "48", "the value \\(x = 4\\)" -> "\\(x = 4\\)", "So," -> "".
+    """
+    tokens = [match for match in _MATH_SPAN.finditer(sentence)]
+    keep = len(tokens)
+    while keep > 0:
+        token = tokens[keep - 1].group()
+        if _PROSE_WORD.match(token) and token.lower().rstrip(",;:") not in NUMBER_WORDS:
+            break
+        keep -= 1
+    if keep == len(tokens):
+        return ""
+    return sentence[tokens[keep].start():]
 
 
 @dataclass(frozen=True)
@@ -195,18 +235,27 @@ def find_statements(text: str, window_start: int = 0) -> list[Statement]:
     spans: list[tuple[int, int, int, int | None]] = []
     for match in _STATED_AFTER.finditer(text, window_start):
         end_match = _SENTENCE_END.search(text, match.end())
+        if end_match and end_match.group().startswith("?"):
+            continue  # rule "question": "So the answer is 18? Let me check." states nothing
         spans.append((match.start(), match.end(), end_match.start() if end_match else len(text), None))
     sentence_starts = None  # where each sentence of the text starts, found once for every "X is the answer"
     for match in _STATED_BEFORE.finditer(text, window_start):
+        if text[_CLAUSE_END.search(text, match.end()).start():].startswith("?"):
+            continue  # rule "question": "So, is the answer 18?" states nothing
         if sentence_starts is None:
             sentence_starts = [m.end() for m in _SENTENCE_START.finditer(text)]
         before = bisect.bisect_right(sentence_starts, match.start())
-        spans.append((match.start(), sentence_starts[before - 1] if before else 0, match.start(), match.end()))
+        sentence_start = sentence_starts[before - 1] if before else 0
+        # rule "answer ends the sentence": X is the expression before "is", not the prose that leads to it
+        answer = answer_of_sentence(text[sentence_start:match.start()])
+        spans.append((match.start(), match.start() - len(answer), match.start(), match.end()))
     statements = []
     for phrase, answer_start, answer_end, end in sorted(spans):
         raw = text[answer_start:answer_end]
         answer_start += len(raw) - len(raw.lstrip())
         answer_end = answer_start + len(raw.strip().rstrip(".").strip())
+        if end is None and _VERDICT_WORD.match(text[answer_start:answer_end]):
+            continue  # rule "verdict word": "so our answer is correct" states no answer
         if any(character.isalnum() for character in text[answer_start:answer_end]):
             statements.append(Statement(phrase, phrase if end is None else answer_start,
                                         answer_end if end is None else end, answer_start, answer_end))
@@ -253,7 +302,8 @@ def explicit_answers(text: str) -> list[ExplicitAnswer]:
 
 
 _DISPLAY_CLOSERS = {"\\]": "\\[", "$$": "$$", "\\)": "\\("}
-_DANGLING = re.compile(r"(?:=|\+|-|\*|/|\\times|\\cdot|\\div|\(|,)\s*$")
+_DANGLING = re.compile(r"(?:=|\+|-|(?<!\*)\*|/|\\times|\\cdot|\\div|\(|,)\s*$")
+_BOLD = re.compile(r"^\*\*(.+)\*\*$", re.DOTALL)
 
 
 def last_complete_line(text: str) -> tuple[str | None, str]:
@@ -261,7 +311,8 @@ def last_complete_line(text: str) -> tuple[str | None, str]:
 
     Lines are non-empty after stripping; a display block (`\\[ ... \\]`, `$$ ... $$`) counts as one
     line. A last line ending in an operator or `=` ("daps = 42 * (20/21) =") is unfinished: it is
-    dropped, and the line before it is the last one. None when no line is left.
+    dropped, and the line before it is the last one. A line in bold (`**x = 42**`) is read without
+    its `**` markers. None when no line is left.
     """
     lines = text.splitlines(keepends=True)
     ends, position = [], 0
@@ -284,6 +335,9 @@ def last_complete_line(text: str) -> tuple[str | None, str]:
                 continue
             block = "".join(lines[first:index + 1]).strip()
             return block, text[:ends[index]]
+        bold = _BOLD.match(stripped)
+        if bold:  # rule "bold last line": `**x = 42**` is the line `x = 42`, not a line ending in `*`
+            stripped = bold.group(1).strip()
         if _DANGLING.search(stripped):
             index -= 1
             continue
@@ -291,14 +345,70 @@ def last_complete_line(text: str) -> tuple[str | None, str]:
     return None, ""
 
 
+MAX_VERIFY_BOXES = 8
+"""The most `\\boxed`/`\\fbox` openings of one text sent to math-verify (rule "bounded structure"): a
+response looping on empty or unclosed boxes has hundreds, each a match math-verify's extraction tries."""
+
+MAX_VERIFY_OPERATORS = 256
+"""The most operators (`+ - * / ^ = _` and `\\frac`-like commands) of one text sent to math-verify."""
+
+MAX_VERIFY_DEPTH = 24
+"""The deepest nesting of `{ ( [` in one text sent to math-verify."""
+
+_BOX_OPENING = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_OPERATOR = re.compile(r"[-+*/^=_]|\\(?:frac|dfrac|tfrac|sqrt|cdot|times|div)\b")
+
+
+def _cut_points(text: str) -> list[int]:
+    """Indices where `text` exceeds a structural bound, read from its start."""
+    points = []
+    boxes = [match.start() for match in _BOX_OPENING.finditer(text)]
+    if len(boxes) > MAX_VERIFY_BOXES:
+        points.append(boxes[MAX_VERIFY_BOXES])
+    operators = [match.start() for match in _OPERATOR.finditer(text)]
+    if len(operators) > MAX_VERIFY_OPERATORS:
+        points.append(operators[MAX_VERIFY_OPERATORS])
+    depth = 0
+    for index, character in enumerate(text):
+        if character in "{([":
+            depth += 1
+            if depth > MAX_VERIFY_DEPTH:
+                points.append(index)
+                break
+        elif character in "})]":
+            depth = max(0, depth - 1)
+    return points
+
+
 def cap_head(text: str) -> str:
-    """`text` cut to its first `MAX_VERIFY_CHARS` characters (a box or a statement)."""
-    return text[:MAX_VERIFY_CHARS]
+    """`text` cut to its first `MAX_VERIFY_CHARS` characters (a box or a statement), and before the
+    first point past a structural bound (`MAX_VERIFY_BOXES`, `MAX_VERIFY_OPERATORS`, `MAX_VERIFY_DEPTH`)."""
+    text = text[:MAX_VERIFY_CHARS]
+    points = _cut_points(text)
+    return text[:min(points)] if points else text
 
 
 def cap_tail(text: str) -> str:
-    """`text` cut to its last `MAX_VERIFY_CHARS` characters (a fallback text)."""
-    return text[-MAX_VERIFY_CHARS:]
+    """`text` cut to its last `MAX_VERIFY_CHARS` characters (a fallback text), and after the last
+    point past a structural bound, read from its end (the bounds of `cap_head`)."""
+    text = text[-MAX_VERIFY_CHARS:]
+    starts = [0]
+    boxes = [match.start() for match in _BOX_OPENING.finditer(text)]
+    if len(boxes) > MAX_VERIFY_BOXES:
+        starts.append(boxes[-MAX_VERIFY_BOXES])
+    operators = [match.end() for match in _OPERATOR.finditer(text)]
+    if len(operators) > MAX_VERIFY_OPERATORS:
+        starts.append(operators[-MAX_VERIFY_OPERATORS - 1])
+    depth = 0
+    for index in range(len(text) - 1, -1, -1):
+        if text[index] in "})]":
+            depth += 1
+            if depth > MAX_VERIFY_DEPTH:
+                starts.append(index + 1)
+                break
+        elif text[index] in "{([":
+            depth = max(0, depth - 1)
+    return text[max(starts):]
 
 
 def has_final_answer(text: str) -> bool:
@@ -345,7 +455,8 @@ _DEGREE = re.compile(r"\s*(?:\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\degree|°)")
 _DEGREE_IN_REFERENCE = re.compile(r"\\circ|\\degree|°")
 _TEXT_WRAPPED = re.compile(r"^\\(?:text|textbf|textit|mathrm|mbox)\s*\{\s*([^{}]*?)\s*\}$")
 _BARE_WORDS = re.compile(r"^(?=[A-Za-z ]*[a-z])[A-Za-z]{2,}(?: [A-Za-z]+)*$")  # a lower-case letter: not AB, ABC
-_PLAIN_NUMBER = re.compile(r"^\$?\s*-?\d[\d,{}]*(?:\.\d+)?\s*\$?$")
+_PLAIN_NUMBER = re.compile(r"^\$?\s*-?\d(?:[\d,{}]|\\[!,])*(?:\.\d+)?\s*\$?$")
+_NUMBER_WORD = re.compile(r"^([A-Za-z]+(?:-[A-Za-z]+)?)(?:\s+[A-Za-z][A-Za-z ]*)?\.?$")
 
 
 def normalise_answer(answer: str, reference: str, as_text: bool = True) -> str:
@@ -354,6 +465,9 @@ def normalise_answer(answer: str, reference: str, as_text: bool = True) -> str:
     - ordinal suffixes: `12^{\\text{th}}`, `12^{\\mathrm{th}}`, `3^{rd}`, `21st` -> the number;
     - trailing words after a number (`12\\text{ grade}`, `5 apples`) -> the number, when the
       reference is a plain number;
+    - a number word, alone or with trailing words (`three boxes`, `\\text{twenty-one}`) -> the
+      number, when the reference is a plain number (zero ... ninety-nine, `NUMBER_WORDS`); not for a
+      fallback line (`as_text=False`: "One way is ..." is prose);
     - degree signs (`^{\\circ}`, `^\\circ`, `\\degree`, `°`) dropped when the reference has none;
     - a text-wrapped answer (`\\text{east}`, `\\textbf{east}`, `\\mathrm{east}`) or a bare word
       (`east`) is read as the text `\\text{east}`, so it compares as a word (math-verify reads a bare
@@ -367,12 +481,34 @@ def normalise_answer(answer: str, reference: str, as_text: bool = True) -> str:
         text = _DEGREE.sub("", text)
     if _PLAIN_NUMBER.match(reference.strip()):
         text = _TRAILING_WORDS.sub(r"\1", text)
+        if as_text:
+            text = _number_word(text)
     return _as_text(text) if as_text else text
 
 
 def normalise_reference(reference: str) -> str:
     """The reference as math-verify should read it: a bare word becomes `\\text{word}` (see `normalise_answer`)."""
     return _as_text(reference.strip())
+
+
+_NOT_A_UNIT = set(NUMBER_WORDS) | set(
+    "hundred hundreds thousand thousands million millions billion billions trillion dozen dozens score half halves "
+    "third thirds quarter quarters fourth fourths fifth fifths sixth sixths seventh sevenths eighth eighths ninth "
+    "ninths tenth tenths and or to point over out times plus minus divided percent squared cubed".split())
+"""Words after a number word that make it part of a larger number or expression ("ten thousand",
+"two thirds", "three and a half", "one or two"): such an answer is left as it is."""
+
+
+def _number_word(text: str) -> str:
+    wrapped = _TEXT_WRAPPED.match(text)
+    inner = wrapped.group(1) if wrapped else text
+    match = _NUMBER_WORD.match(inner)
+    if not match or match.group(1).lower() not in NUMBER_WORDS:
+        return text
+    following = inner[match.end(1):].split()
+    if following and following[0].lower().rstrip(".") in _NOT_A_UNIT:
+        return text
+    return str(NUMBER_WORDS[match.group(1).lower()])
 
 
 def _as_text(text: str) -> str:

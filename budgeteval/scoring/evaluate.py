@@ -40,6 +40,7 @@ from budgeteval.scoring.metrics import (
 )
 from budgeteval.scoring.replay import UNKNOWN_FINISH, answer_region, cut
 from budgeteval.scoring.scorers.base import ScoreItem
+from budgeteval.scoring.scorers.math import DEFAULT_TIMEOUT_S as MATH_TIMEOUT_S
 from budgeteval.scoring.verdict_cache import VerdictCache, compact, shared_cache_dir
 from budgeteval.tasks.prompts import response_is_thinking
 from budgeteval.tasks.registry import get_scorer
@@ -404,7 +405,8 @@ def _evaluate_locked(run_dir: Path, budgets, workers: int, progress: bool, modes
     write_metrics(metrics, run_dir)
     write_manifest(run_dir, manifest.replace(scoring=ScoringSection(
         budgets=tuple(budgets), modes=tuple(modes), ks=tuple(ks), think_end=think_end, bootstrap=bootstrap,
-        bootstrap_seed=bootstrap_seed, answer_policy=answer_policy)))
+        bootstrap_seed=bootstrap_seed, answer_policy=answer_policy,
+        math_verify_timeout_s=MATH_TIMEOUT_S if any(entry.scorer == "math" for entry in manifest.tasks.values()) else None)))
     return scores
 
 

@@ -57,8 +57,9 @@ Twice math-verify's default of 5 s: a verdict must not depend on how loaded the 
 honest parse that takes over a second on an idle core can pass 5 s on a busy one (seen here at a
 load average of 6 on 2 cores). Pathological inputs still end, just later."""
 
-SCORER_VERSION = 2
-"""Bump when a change could change verdicts (2: answer sources, policies, our normalisation)."""
+SCORER_VERSION = 3
+"""Bump when a change could change verdicts (2: answer sources, policies, our normalisation; 3: issue 23's
+statement rules, number words, bold last lines, equations up to ±1, the retried timeout)."""
 
 
 # --- answer keys: cheap, in the parent --------------------------------------------------------
@@ -177,6 +178,8 @@ def judge(reference: str, key: AnswerKey, timeout_s: int | None = None) -> Judge
     else:
         pred = parse(f"\\boxed{{{key.text}}}", config, parsing_timeout=timeout_s)
     correct = bool(gold and pred) and verify(gold, pred, timeout_seconds=timeout_s)
+    if correct and not equations_match(gold, pred):
+        correct = False
     timed_out = not correct and (gold_timed_out or _TIMEOUTS.count > before)
     extracted = key.text if key.source != "fallback" else None
     if pred:
@@ -185,6 +188,45 @@ def judge(reference: str, key: AnswerKey, timeout_s: int | None = None) -> Judge
         except Exception:  # noqa: BLE001  (a printing bug must not turn a verdict into an error)
             pass
     return Judgement(extracted, bool(correct), timed_out)
+
+
+def _equation(parsed: list):
+    """The sympy equation math-verify parsed first, or None when the first parse is not an equation."""
+    from sympy import Eq
+
+    first = parsed[0] if parsed else None
+    return first if isinstance(first, Eq) else None
+
+
+def equations_match(gold: list, pred: list) -> bool:
+    """Rule "equation up to ±1": an equation answer matches an equation reference only when
+    lhs − rhs of the answer is lhs − rhs of the reference times 1 or −1.
+
+    math-verify compares two equations by solving them, so `10x - 14y + 22z + 8 = 0` would match
+    `5x - 7y + 11z + 4 = 0`; a scaled equation is a different answer when the question asks for
+    coprime coefficients. The same equation rearranged or negated still matches: `y = 2x + 1`
+    against `2x - y + 1 = 0` (y − 2x − 1 = −(2x − y + 1)). True when either side is no equation, or
+    an equation with a side that is no expression (`x = {a, b}`): math-verify's verdict stands.
+    """
+    gold_equation, pred_equation = _equation(gold), _equation(pred)
+    if gold_equation is None or pred_equation is None:
+        return True
+    from sympy import Expr, count_ops, expand, simplify
+
+    sides = (gold_equation.lhs, gold_equation.rhs, pred_equation.lhs, pred_equation.rhs)
+    if not all(isinstance(side, Expr) for side in sides):
+        return True  # `x = {a, b}` (a set of solutions) or another non-expression side: not this rule's case
+
+    gold_side = gold_equation.lhs - gold_equation.rhs
+    pred_side = pred_equation.lhs - pred_equation.rhs
+    for difference in (pred_side - gold_side, pred_side + gold_side):
+        try:
+            expanded = expand(difference)
+            if expanded == 0 or (count_ops(expanded) < 100 and simplify(expanded) == 0):
+                return True
+        except Exception:  # noqa: BLE001  (sympy failing on an odd expression: no match by this rule)
+            continue
+    return False
 
 
 def _judge_job(job: tuple[str, AnswerKey, int]) -> Judgement:
@@ -374,11 +416,20 @@ def score_batch(
                     progress(folded.items_of_job[index])
         outcomes = _verify(folded, to_verify, verdict_of_job, view, stored_keys, workers, timeout_s, hard_timeout_s,
                            progress, prestarted)
+        prestarted.stop()  # the retry below starts its own single worker
+        retried = [position for position, index in enumerate(to_verify) if verdict_of_job[index].timed_out]
+        if retried:
+            # A timeout may be the machine's load, not the answer: each is verified once more, alone
+            # (one worker, one job at a time, after every other job ended), before it counts.
+            retry_outcomes = _verify(folded, [to_verify[position] for position in retried], verdict_of_job, view,
+                                     stored_keys, 1, timeout_s, hard_timeout_s, None, None)
+            outcomes = list(outcomes)
+            for position, outcome in zip(retried, retry_outcomes):
+                outcomes[position] = outcome
     finally:
         prestarted.stop()
         if view is not None:
-            view.flush()  # what was verified survives a crash or a signal
-
+            view.flush()  # what was verified (retries included) survives a crash or a signal
     for index, outcome in zip(to_verify, outcomes):
         if outcome.status == "error":
             logger.warning("math-verify failed on an answer (%s); counted wrong", outcome.value)
@@ -390,7 +441,7 @@ def score_batch(
 
 def _verify(folded: DistinctJobs, to_verify: list[int], verdict_of_job: list, view, stored_keys: list[str],
             workers: int, timeout_s: int, hard_timeout_s: float | None, progress: ProgressCallback,
-            prestarted: Prestarted) -> list:
+            prestarted: Prestarted | None) -> list:
     """Verify the jobs `to_verify` in workers, filling `verdict_of_job` and the cache as they end."""
     def on_outcome(position: int, outcome) -> None:
         index = to_verify[position]
