@@ -139,7 +139,7 @@ def tasks_command(lm_eval, lm_eval_include):
                 values = f" [{', '.join(value for value, _ in option.choices)}]" if option.choices else ""
                 click.echo(f"  {option.name}: {option.help} (default: {option.default or 'off'}){values}")
     _echo_suites()
-    click.echo("\nA task of your own: write a YAML file (see README, 'Adding a task') and pass its path to --tasks.")
+    click.echo("\nA task of your own: write a YAML file (see docs/tasks.md, 'Adding a task') and pass its path to --tasks.")
 
 
 def _echo_suites() -> None:
@@ -323,7 +323,7 @@ def repair_command(run_dir):
 @click.option("--k", "ks", default=None, help="Comma-separated k values (default: 1 and n).")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "csv", "json"]), default="markdown", show_default=True)
 @click.option("--by", "by", default=None, metavar="GROUP",
-              help="Break each table down by a group the task declares (e.g. level, subject; see README).")
+              help="Break each table down by a group the task declares (e.g. level, subject; see docs/tasks.md).")
 def report_command(run_dir, ks, fmt, by):
     """Print a table per task x budget: mean@k, pass@k, maj@k, length, truncation."""
     from budgeteval.api import load_run
