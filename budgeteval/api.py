@@ -63,23 +63,7 @@ class Run(runs.Run):
         (e.g. level), as `report --by`. `fmt`: "frame" (the long metrics table as a pandas frame, the
         csv text read back), or "markdown", "csv", "json" (exactly the text `budgeteval report` prints).
         """
-        if fmt not in REPORT_FORMATS:
-            raise UserError(f"Unknown report format {fmt!r}: choose one of {', '.join(REPORT_FORMATS)}.")
-        ks = parse_ks(k)
-        text_format = "csv" if fmt == "frame" else fmt
-        if by:
-            from budgeteval.report.groups import format_group_report
-
-            text = format_group_report(self.path, by, ks, text_format)
-        else:
-            from budgeteval.report.tables import report_run
-
-            text = report_run(self.path, ks, text_format)
-        if fmt != "frame":
-            return text
-        import pandas as pd
-
-        return pd.read_csv(io.StringIO(text))
+        return report(self.path, k=k, by=by, fmt=fmt)
 
     def analyze(self, *others: runs.Run, **options: Any) -> Analysis:
         """Analyses of this run (the baseline unless `baseline=` says otherwise) and `others`; see `analyze`."""
@@ -102,6 +86,27 @@ class Run(runs.Run):
 
         loaded = [self, *others]
         return build_site(loaded, Path(out_dir), baseline=_baseline(loaded, baseline), k=k)
+
+
+def report(run_dir: str | os.PathLike, k=None, by: str | None = None, fmt: str = "frame") -> pd.DataFrame | str:
+    """The report of the run directory `run_dir` (see `Run.report`), read from its files alone."""
+    if fmt not in REPORT_FORMATS:
+        raise UserError(f"Unknown report format {fmt!r}: choose one of {', '.join(REPORT_FORMATS)}.")
+    ks = parse_ks(k)
+    text_format = "csv" if fmt == "frame" else fmt
+    if by:
+        from budgeteval.report.groups import format_group_report
+
+        text = format_group_report(Path(run_dir), by, ks, text_format)
+    else:
+        from budgeteval.report.tables import report_run
+
+        text = report_run(Path(run_dir), ks, text_format)
+    if fmt != "frame":
+        return text
+    import pandas as pd
+
+    return pd.read_csv(io.StringIO(text))
 
 
 def load_run(path: str | os.PathLike, label: str | None = None) -> Run:

@@ -326,9 +326,9 @@ def repair_command(run_dir):
               help="Break each table down by a group the task declares (e.g. level, subject; see docs/tasks.md).")
 def report_command(run_dir, ks, fmt, by):
     """Print a table per task x budget: mean@k, pass@k, maj@k, length, truncation."""
-    from budgeteval.api import load_run
+    from budgeteval.api import report
 
-    click.echo(load_run(run_dir).report(k=ks, by=by, fmt=fmt))
+    click.echo(report(run_dir, k=ks, by=by, fmt=fmt))
 
 
 @main.command("import")
