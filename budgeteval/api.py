@@ -51,6 +51,9 @@ RUN_SETTINGS: dict[str, Any] = {
 }
 """Every keyword `evaluate` takes besides its named parameters, with its default (the `run` command's)."""
 
+EVALUATE_PARAMETERS = ("model", "tasks", "out", "budgets", "n", "backend", "data", "limit", "modes")
+"""The named parameters of `evaluate` (close matches for a misspelt keyword)."""
+
 
 class Run(runs.Run):
     """One run directory, its label, its files as pandas frames, its report, analysis, figures and viewer."""
@@ -122,12 +125,14 @@ def load_runs(arguments: Sequence[str]) -> list[Run]:
 # ---- settings as the CLI takes them --------------------------------------------------------------
 
 
-def check_keywords(function: str, given: Iterable[str], known: Iterable[str]) -> None:
-    """Refuse a keyword `function` does not take, in one sentence naming the close matches."""
+def check_keywords(function: str, given: Iterable[str], known: Iterable[str], named: Iterable[str] = ()) -> None:
+    """Refuse a keyword `function` does not take, in one sentence naming the close matches among
+    `known` and its `named` parameters."""
     known = sorted(known)
+    candidates = sorted({*known, *named})
     for name in given:
         if name not in known:
-            close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+            close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.75)
             hint = (f"did you mean {' or '.join(close)}?" if close
                     else f"it takes {', '.join(known)}.")
             raise TypeError(f"{function}() got an unexpected keyword argument {name!r}: {hint}")
@@ -203,19 +208,20 @@ def default_ks(n: int, k=None) -> list[int]:
     return ks
 
 
-def data_files_of(data) -> dict[str, str]:
-    """`--data` as a dict task -> path, or TASK=PATH strings."""
+def data_files_of(data) -> tuple[tuple[str, str], ...]:
+    """`--data` as a dict task -> path, or TASK=PATH strings -> (task, path) pairs, every one kept in
+    order as the CLI keeps a repeated `--data` (where a task is named twice, its last file is read)."""
     if data is None:
-        return {}
+        return ()
     if isinstance(data, Mapping):
-        return {str(task): str(path) for task, path in data.items()}
-    pairs = {}
+        return tuple((str(task), str(path)) for task, path in data.items())
+    pairs = []
     for value in ([data] if isinstance(data, str) else data):
         task, sep, path = str(value).partition("=")
         if not sep or not task or not path:
             raise UserError(f"--data {value!r} must look like TASK=PATH, e.g. math500=data/math500.jsonl.")
-        pairs[task] = path
-    return pairs
+        pairs.append((task, path))
+    return tuple(pairs)
 
 
 def task_options_of(options, tasks: Sequence[str], include: str | os.PathLike | None) -> tuple[tuple[str, str, str], ...]:
@@ -268,7 +274,7 @@ def run_config(model: str, tasks, *, out, budgets=DEFAULT_BUDGETS_TEXT, n: int =
     from budgeteval.generation.shards import parse_shard
     from budgeteval.tasks.prompts import PromptSettings
 
-    check_keywords("evaluate", settings, RUN_SETTINGS)
+    check_keywords("evaluate", settings, RUN_SETTINGS, EVALUATE_PARAMETERS)
     s = {**RUN_SETTINGS, **settings}
     task_names = expand_task_names(tasks)
     base_urls = _items(s["base_url"], "base_url")
@@ -277,7 +283,7 @@ def run_config(model: str, tasks, *, out, budgets=DEFAULT_BUDGETS_TEXT, n: int =
         shard = parse_shard(shard)
     config = RunConfig(
         model=str(model), tasks=task_names, out=str(out), backend=backend, tokenizer=s["tokenizer"],
-        revision=s["revision"], data_files=tuple(data_files_of(data).items()),
+        revision=s["revision"], data_files=data_files_of(data),
         task_options=task_options_of(s["task_options"], task_names, s["lm_eval_include"]),
         limit=limit, n=n, budgets=budgets_of(budgets), seed=s["seed"],
         sampling=SamplingConfig(temperature=s["temperature"], top_p=s["top_p"], top_k=s["top_k"], min_p=s["min_p"]),
@@ -381,7 +387,7 @@ def import_outputs(path, *, task: str, tokenizer: str, out, fields=None, format:
     if format != "table" and fields:
         raise UserError(f"--field maps columns of --format table files; --format {format} reads its own.")
     field_map = parse_field_map(fields)
-    common = dict(model=model, max_tokens=max_tokens, data_files=data_files_of(data), think_end=think_end,
+    common = dict(model=model, max_tokens=max_tokens, data_files=dict(data_files_of(data)), think_end=think_end,
                   overwrite=overwrite, task_options=options, cut_tolerance=cut_tolerance)
     with lock_run(out, "import"):  # one lock over the import and its scoring
         if format != "table":

@@ -503,7 +503,7 @@ def watch_command(folder, task_name, tokenizer, out, budgets, max_tokens, think_
 
     check_max_tokens(max_tokens, budgets)
     config = WatchConfig(folder=folder, out=out, task=task_name, tokenizer=tokenizer, budgets=tuple(budgets),
-                         max_tokens=max_tokens, think_end=think_end, data_files=data_files_of(data),
+                         max_tokens=max_tokens, think_end=think_end, data_files=dict(data_files_of(data)),
                          workers=workers)
     try:
         watch(config, once=once, interval_s=interval, progress=not quiet,

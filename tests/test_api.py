@@ -40,6 +40,15 @@ def test_an_unknown_keyword_names_the_close_matches():
     assert message.count("\n") == 0
     with pytest.raises(TypeError, match="it takes"):
         api.run_config("m", "gsm8k", out="x", zzzz=1)
+    with pytest.raises(TypeError, match="did you mean budgets"):
+        api.run_config("m", "gsm8k", out="x", budget="1k")
+
+
+def test_a_repeated_data_option_keeps_every_entry_as_the_cli_did():
+    pairs = (("gsm8k", "a.jsonl"), ("gsm8k", "b.jsonl"))
+    assert api.data_files_of(["gsm8k=a.jsonl", "gsm8k=b.jsonl"]) == pairs
+    config = api.run_config("m", "gsm8k", out="x", data=("gsm8k=a.jsonl", "gsm8k=b.jsonl"))
+    assert config.data_files == pairs and config.to_dict()["data_files"] == {"gsm8k": "b.jsonl"}
 
 
 def test_suites_tasks_and_settings_become_the_run_config():
