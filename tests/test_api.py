@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 from cli_checks import budgeteval as budgeteval_cli
+from cli_checks import budgeteval_in_process
 from conftest import shared_path
 
 import budgeteval
@@ -97,9 +98,9 @@ def test_import_outputs_equals_the_import_command(tmp_path):
     source = tmp_path / "gen.jsonl"
     source.write_text("".join(json.dumps(row) + "\n" for row in ROWS), encoding="utf-8")
     fields = {"problem_id": "pid", "response": "out", "reference": "gold", "finish_reason": "why"}
-    result = budgeteval_cli("import", source, "--task", "math500", "--tokenizer", tokenizer,
-                            *[f"--field={name}={column}" for name, column in fields.items()],
-                            "--budgets", "4,64", "--workers", "1", "--bootstrap", "0", "--out", tmp_path / "cli")
+    result = budgeteval_in_process("import", source, "--task", "math500", "--tokenizer", tokenizer,
+                                   *[f"--field={name}={column}" for name, column in fields.items()],
+                                   "--budgets", "4,64", "--workers", "1", "--bootstrap", "0", "--out", tmp_path / "cli")
     assert result.returncode == 0, result.stderr[-2000:]
     run = budgeteval.import_outputs(source, task="math500", tokenizer=tokenizer, out=tmp_path / "api", fields=fields,
                                     budgets="4,64", workers=1, bootstrap=0, progress=False)
