@@ -1,8 +1,11 @@
 """budgeteval: budget-sweep evaluation for reasoning LLMs (generate once, replay every budget, score).
 
-The Python API for finished runs, the same one the `compare` and `plot` commands use:
+The Python API, the same one the commands are thin layers over (docs/api.md):
 
     import budgeteval
+    run = budgeteval.evaluate("Qwen/Qwen3-1.7B", "gsm8k", out="runs/qwen", budgets="2k:16k:x2", n=4)
+    print(run.report(fmt="markdown"))                       # the `report` table; fmt="frame" for pandas
+    rescored = budgeteval.score(run, answer_policy="lenient")
     base = budgeteval.load_run("runs/base")                 # a Run: .scores, .metrics, .problems, ...
     ours = budgeteval.load_run("runs/ours", label="ours")
     print(budgeteval.compare_runs([base, ours], k=8).format("markdown"))
@@ -14,7 +17,13 @@ Importing the package imports nothing heavy: each name below loads its module on
 from importlib import import_module
 
 _EXPORTS = {
+    "evaluate": "budgeteval.api:evaluate",
+    "score": "budgeteval.api:score",
+    "import_outputs": "budgeteval.api:import_outputs",
+    "analyze": "budgeteval.api:analyze",
+    "plot": "budgeteval.api:plot",
     "load_run": "budgeteval.api:load_run",
+    "load_runs": "budgeteval.api:load_runs",
     "Run": "budgeteval.api:Run",
     "compare_runs": "budgeteval.report.compare:compare_runs",
     "Comparison": "budgeteval.report.compare:Comparison",

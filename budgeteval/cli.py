@@ -51,26 +51,12 @@ def _single_budget(value: str, option: str) -> int:
         raise UserError(f"{option}: {error}") from None
 
 
-def _ks(value: str) -> list[int]:
-    try:
-        ks = sorted({int(part) for part in value.split(",") if part.strip()})
-    except ValueError:
-        raise UserError(f"--k {value!r} must be a comma-separated list of positive integers, e.g. 1,8.") from None
-    if not ks or ks[0] < 1:
-        raise UserError(f"--k {value!r} must be a comma-separated list of positive integers, e.g. 1,8.")
-    return ks
-
-
 def _modes(_ctx, _param, value):
     if value is None:
         return None
-    from budgeteval.generation.config import MODES
+    from budgeteval.api import modes_of
 
-    modes = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
-    unknown = [mode for mode in modes if mode not in MODES]
-    if unknown or not modes:
-        raise UserError(f"--modes {value!r} is not valid: use a comma-separated subset of {', '.join(MODES)}.")
-    return modes
+    return modes_of(value)
 
 
 def _bootstrap_options(command):
@@ -104,30 +90,6 @@ def _shard(value: str):
     from budgeteval.generation.shards import parse_shard
 
     return parse_shard(value)
-
-
-def _data_files(values) -> tuple[tuple[str, str], ...]:
-    pairs = []
-    for value in values:
-        task, sep, path = value.partition("=")
-        if not sep or not task or not path:
-            raise UserError(f"--data {value!r} must look like TASK=PATH, e.g. math500=data/math500.jsonl.")
-        pairs.append((task, path))
-    return tuple(pairs)
-
-
-def _task_options(values) -> tuple[tuple[str, str, str], ...]:
-    from budgeteval.tasks.loading import parse_task_option
-
-    return tuple(parse_task_option(value) for value in values)
-
-
-def _lm_eval_include(task_options, task_names, include) -> tuple[tuple[str, str, str], ...]:
-    if include is None:
-        return task_options
-    from budgeteval.tasks.lm_eval import with_include
-
-    return with_include(task_options, task_names, include)
 
 
 @click.group(cls=_UserErrorGroup)
@@ -177,7 +139,7 @@ def tasks_command(lm_eval, lm_eval_include):
                 values = f" [{', '.join(value for value, _ in option.choices)}]" if option.choices else ""
                 click.echo(f"  {option.name}: {option.help} (default: {option.default or 'off'}){values}")
     _echo_suites()
-    click.echo("\nA task of your own: write a YAML file (see README, 'Adding a task') and pass its path to --tasks.")
+    click.echo("\nA task of your own: write a YAML file (see docs/tasks.md, 'Adding a task') and pass its path to --tasks.")
 
 
 def _echo_suites() -> None:
@@ -276,49 +238,15 @@ def run_command(**options):
     Re-running the same command resumes an interrupted run; a different configuration is refused
     unless --overwrite.
     """
-    from budgeteval.generation.backends.base import SamplingConfig
-    from budgeteval.generation.config import EngineOptions, ModeSettings, RunConfig
-    from budgeteval.sweep.runner import run
-    from budgeteval.tasks.prompts import PromptSettings
-    from budgeteval.tasks.suites import expand_tasks
+    from budgeteval import api
 
-    task_names = expand_tasks(name.strip() for name in options["tasks"].split(",") if name.strip())
-    if not task_names:
-        raise UserError("--tasks is empty: name at least one task (see `budgeteval tasks`).")
-    config = RunConfig(
-        model=options["model"], tasks=task_names, out=options["out"], backend=options["backend"],
-        tokenizer=options["tokenizer"], revision=options["revision"], data_files=_data_files(options["data"]),
-        task_options=_lm_eval_include(_task_options(options["task_options"]), task_names,
-                                      options["lm_eval_include"]),
-        limit=options["limit"], n=options["n"], budgets=options["budgets"], seed=options["seed"],
-        sampling=SamplingConfig(temperature=options["temperature"], top_p=options["top_p"], top_k=options["top_k"],
-                                min_p=options["min_p"]),
-        prompt=PromptSettings(chat_template=options["chat_template"], system_prompt=options["system_prompt"],
-                              enable_thinking=options["enable_thinking"]),
-        think_end=options["think_end"],
-        engine=EngineOptions(
-            dtype=options["dtype"], tensor_parallel_size=options["tensor_parallel_size"],
-            data_parallel_size=options["data_parallel_size"], max_model_len=options["max_model_len"],
-            gpu_memory_utilization=options["gpu_memory_utilization"], enforce_eager=options["enforce_eager"],
-            base_url=(options["base_urls"] or (None,))[0], extra_base_urls=tuple(options["base_urls"][1:]),
-            api_key_env=options["api_key_env"], concurrency=options["concurrency"],
-            max_retries=options["max_retries"], device=options["device"],
-            ray_address=options["ray_address"]),
-        modes=ModeSettings(
-            modes=options["modes"], answer_tokens=options["answer_tokens"], force_string=options["force_string"],
-            budget_prompt=options["budget_prompt"], budget_prompt_position=options["budget_prompt_position"],
-            conditioned_max_tokens=options["conditioned_max_tokens"]),
-        problems_per_shard=options["problems_per_shard"], workers=options["workers"], shard=options["shard"],
-    )
-    config.validate()
-    from budgeteval.scoring.metrics import check_ks, report_ks
-
-    ks = _ks(options["ks"]) if options["ks"] else report_ks(config.n)
-    check_ks(ks, config.n)
-    run_dir = run(config, overwrite=options["overwrite"], progress=not options["quiet"],
-                  bootstrap=options["bootstrap"], bootstrap_seed=options["bootstrap_seed"],
-                  answer_policy=options["answer_policy"], strict=options["strict"],
-                  verdict_cache=options["verdict_cache"])
+    settings = dict(options)
+    model, tasks, out, ks = (settings.pop(name) for name in ("model", "tasks", "out", "ks"))
+    settings["base_url"] = list(settings.pop("base_urls"))
+    settings["progress"] = not settings.pop("quiet")
+    config = api.run_config(model, tasks, out=out, **settings)
+    ks = api.default_ks(config.n, ks)  # checked before the model loads
+    run_dir = api.evaluate(model, tasks, out=out, **settings).path
     if not options["quiet"]:
         _print_report(run_dir, ks, "markdown")
         _print_endpoints(run_dir)
@@ -361,10 +289,10 @@ def merge_command(shard_dirs, out, workers, overwrite, quiet):
 def score_command(run_dir, budgets, modes, workers, quiet, answer_policy, verdict_cache, bootstrap, bootstrap_seed):
     """Re-score a saved run (no model needed), e.g. at new budgets: score RUN --budgets 1k,3k,
     or under the other answer policy: score RUN --answer-policy lenient."""
-    from budgeteval.scoring.evaluate import evaluate_run
+    from budgeteval.api import score
 
-    evaluate_run(run_dir, budgets=budgets, workers=workers, progress=not quiet, modes=modes, bootstrap=bootstrap,
-                 bootstrap_seed=bootstrap_seed, answer_policy=answer_policy, verdict_cache=verdict_cache)
+    score(run_dir, budgets=budgets, workers=workers, progress=not quiet, modes=modes, bootstrap=bootstrap,
+          bootstrap_seed=bootstrap_seed, answer_policy=answer_policy, verdict_cache=verdict_cache)
     if not quiet:
         _print_report(run_dir, None, "markdown")
 
@@ -395,15 +323,12 @@ def repair_command(run_dir):
 @click.option("--k", "ks", default=None, help="Comma-separated k values (default: 1 and n).")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "csv", "json"]), default="markdown", show_default=True)
 @click.option("--by", "by", default=None, metavar="GROUP",
-              help="Break each table down by a group the task declares (e.g. level, subject; see README).")
+              help="Break each table down by a group the task declares (e.g. level, subject; see docs/tasks.md).")
 def report_command(run_dir, ks, fmt, by):
     """Print a table per task x budget: mean@k, pass@k, maj@k, length, truncation."""
-    if by:
-        from budgeteval.report.groups import format_group_report
+    from budgeteval.api import report
 
-        click.echo(format_group_report(Path(run_dir), by, _ks(ks) if ks else None, fmt))
-        return
-    _print_report(run_dir, _ks(ks) if ks else None, fmt)
+    click.echo(report(run_dir, k=ks, by=by, fmt=fmt))
 
 
 @main.command("import")
@@ -445,31 +370,14 @@ def import_command(path, task_name, tokenizer, fields, out, budgets, max_tokens,
                    verdict_cache, bootstrap, bootstrap_seed):
     """Make a run directory from existing generations (JSONL/parquet, one row per sample, or another
     harness's output with --format), then score it."""
-    from budgeteval.ingest.generations import import_generations, parse_field_map
-    from budgeteval.scoring.evaluate import evaluate_run
+    from budgeteval.api import import_outputs
 
-    check_max_tokens(max_tokens, budgets)
-    from budgeteval.rundir.lock import lock_run
-
-    options = _lm_eval_include(_task_options(task_options), (task_name,), lm_eval_include)
-    if file_format != "table" and fields:
-        raise UserError(f"--field maps columns of --format table files; --format {file_format} reads its own.")
-    field_map = parse_field_map(fields)
-    with lock_run(out, "import"):  # one lock over the import and its scoring
-        if file_format != "table":
-            from budgeteval.ingest.harness import import_harness_file
-
-            run_dir = import_harness_file(
-                path, file_format, task_name, tokenizer, out, budgets, model=model, max_tokens=max_tokens,
-                data_files=dict(_data_files(data)), think_end=think_end, overwrite=overwrite, task_options=options,
-                cut_tolerance=cut_tolerance, unfinished_text=unfinished_text)
-        else:
-            run_dir = import_generations(
-                path, task_name, tokenizer, out, field_map, budgets, model=model, max_tokens=max_tokens,
-                data_files=dict(_data_files(data)), think_end=think_end, overwrite=overwrite, task_options=options,
-                cut_tolerance=cut_tolerance, unfinished_text=unfinished_text)
-        evaluate_run(run_dir, budgets=budgets, workers=workers, progress=not quiet, bootstrap=bootstrap,
-                     bootstrap_seed=bootstrap_seed, answer_policy=answer_policy, verdict_cache=verdict_cache)
+    run_dir = import_outputs(
+        path, task=task_name, tokenizer=tokenizer, out=out, fields=fields, format=file_format, budgets=budgets,
+        max_tokens=max_tokens, cut_tolerance=cut_tolerance, model=model, data=data, task_options=task_options,
+        think_end=think_end, lm_eval_include=lm_eval_include, workers=workers, overwrite=overwrite,
+        answer_policy=answer_policy, verdict_cache=verdict_cache, bootstrap=bootstrap, bootstrap_seed=bootstrap_seed,
+        unfinished_text=unfinished_text, progress=not quiet).path
     if not quiet:
         _print_report(run_dir, None, "markdown")
 
@@ -520,27 +428,11 @@ def analyze_command(runs, baseline, fmt, tables, buckets, trace, early_exit, win
 
     Label a run with RUN=label (default: the basename of its model).
     """
-    from budgeteval.analysis.efficiency import parse_bucket_edges
-    from budgeteval.analysis.tables import analyze_runs
-    from budgeteval.api import load_runs
-    from budgeteval.report.runs import resolve_label
+    from budgeteval.api import analyze, load_runs
 
-    loaded = load_runs(runs)
-    if baseline is not None:
-        baseline = resolve_label(loaded, baseline)
     names = [name.strip() for name in tables.split(",") if name.strip()] if tables else None
-    if names and "trace" not in names and trace is None:
-        trace = False  # not asked for: skip the scoring it needs
-    if names and "early_exit" in names:
-        early_exit = True
-    try:
-        agree = sorted({int(part) for part in windows.split(",") if part.strip()})
-    except ValueError:
-        agree = []
-    if not agree or agree[0] < 1:
-        raise UserError(f"--agree {windows!r} must be a comma-separated list of positive integers, e.g. 2,3,4.")
-    result = analyze_runs(loaded, baseline=baseline, edges=parse_bucket_edges(buckets), trace=trace,
-                          early_exit=early_exit, windows=agree, workers=workers)
+    result = analyze(load_runs(runs), baseline=baseline, tables=names, buckets=buckets, trace=trace,
+                     early_exit=early_exit, agree=windows, workers=workers)
     click.echo(result.format(fmt, names), nl=False)
 
 
@@ -572,35 +464,16 @@ def plot_command(runs, out, formats, k, by, kinds, pass_budgets, buckets, baseli
     With --kind: the analysis figures (accuracy vs tokens with the Pareto front, pass@k vs k, accuracy
     per difficulty bucket, tokens after the first correct answer, early exit).
     """
+    from budgeteval.api import figure_kinds, load_runs, plot
+
     if by == "step":
-        from budgeteval.plots.steps import save_step_figures
-
-        for path in save_step_figures(runs, out, formats, k=k):
-            click.echo(str(path))
-        return
-    from budgeteval.analysis.efficiency import parse_bucket_edges
-    from budgeteval.api import load_runs
-    from budgeteval.plots.analysis import ANALYSIS_FIGURES
-    from budgeteval.plots.budget import BUDGET_FIGURES, PlotOptions, save_figures
-    from budgeteval.report.runs import resolve_label
-
-    figures = {}
-    for kind in (part.strip() for part in kinds.split(",") if part.strip()):
-        if kind == "budget":
-            figures.update(BUDGET_FIGURES)
-        elif kind in ANALYSIS_FIGURES:
-            figures[kind] = ANALYSIS_FIGURES[kind]
-        else:
-            raise UserError(f"--kind {kind!r} is not a figure: use budget, {', '.join(ANALYSIS_FIGURES)}.")
-    if not figures:
-        raise UserError("--kind is empty: name at least one figure, e.g. budget or pareto.")
-    loaded = load_runs(runs)
-    _note_unshared_tasks(loaded)
-    if baseline is not None:
-        baseline = resolve_label(loaded, baseline)
-    options = PlotOptions(k=k, pass_budgets=tuple(pass_budgets or ()), buckets=parse_bucket_edges(buckets),
-                          baseline=baseline)
-    paths = save_figures(loaded, out, formats, options=options, figures=figures)
+        paths = plot(runs, out, formats=formats, k=k, by="step")
+    else:
+        figure_kinds(kinds)  # an unknown kind before any run is read
+        loaded = load_runs(runs)
+        _note_unshared_tasks(loaded)
+        paths = plot(loaded, out, formats=formats, k=k, kind=kinds, pass_budgets=pass_budgets, buckets=buckets,
+                     baseline=baseline)
     for path in paths:
         click.echo(str(path))
 
@@ -628,11 +501,12 @@ def watch_command(folder, task_name, tokenizer, out, budgets, max_tokens, think_
 
     Appends every step's metrics to OUT/metrics_by_step.csv (plot it with `budgeteval plot OUT --by step`).
     """
+    from budgeteval.api import data_files_of
     from budgeteval.train.watch import WatchConfig, watch
 
     check_max_tokens(max_tokens, budgets)
     config = WatchConfig(folder=folder, out=out, task=task_name, tokenizer=tokenizer, budgets=tuple(budgets),
-                         max_tokens=max_tokens, think_end=think_end, data_files=dict(_data_files(data)),
+                         max_tokens=max_tokens, think_end=think_end, data_files=dict(data_files_of(data)),
                          workers=workers)
     try:
         watch(config, once=once, interval_s=interval, progress=not quiet,
@@ -660,16 +534,13 @@ def view_command(runs, out, baseline, k, serve, port):
     import tempfile
 
     from budgeteval.api import load_runs
-    from budgeteval.report.runs import resolve_label
-    from budgeteval.viewer import build_site, serve_site
+    from budgeteval.viewer import serve_site
 
     if out is None and not serve:
         raise UserError("view needs -o DIR (the folder to write the site to), or --serve.")
-    loaded = load_runs(runs)
-    if baseline is not None:
-        baseline = resolve_label(loaded, baseline)
+    first, *others = load_runs(runs)
     with tempfile.TemporaryDirectory(prefix="budgeteval-view-") as temporary:
-        index = build_site(loaded, out if out is not None else Path(temporary) / "site", baseline=baseline, k=k)
+        index = first.view(out if out is not None else Path(temporary) / "site", *others, baseline=baseline, k=k)
         click.echo(str(index))
         if serve:
             serve_site(index.parent, port, announce=lambda url: click.echo(f"Serving {url} (Ctrl-C stops)"))

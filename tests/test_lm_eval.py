@@ -271,7 +271,7 @@ def test_import_lm_eval_log_samples(tiny_model, include, tmp_path):
 
 
 def test_import_lighteval_details(tmp_path):
-    """lighteval cannot install beside budgeteval (see README): a details parquet in its 0.13 schema."""
+    """lighteval cannot install beside budgeteval (see docs/lm-eval-and-import.md): a details parquet in its 0.13 schema."""
     import datasets
 
     from budgeteval.ingest.harness import import_harness_file
