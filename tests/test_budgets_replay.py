@@ -1,10 +1,12 @@
 """Budget strings, token-id truncation and the truncation-aware answer region."""
 
+import numpy as np
 import pytest
+from conftest import SHARED, read_cases
 
 from budgeteval.errors import UserError
 from budgeteval.generation.budgets import format_budget, parse_budget, parse_budgets
-from budgeteval.scoring.replay import answer_region, truncate
+from budgeteval.scoring.replay import answer_region, marker_ids, split_thinking, truncate
 
 
 @pytest.mark.parametrize("text, tokens", [("2k", 2048), ("32K", 32768), ("4096", 4096), (" 1k ", 1024), ("1", 1)])
@@ -84,3 +86,19 @@ def test_parse_budget_ranges(text, budgets):
 def test_parse_budget_ranges_reject(text):
     with pytest.raises(UserError):
         parse_budgets(text)
+
+
+@pytest.mark.parametrize("case", read_cases("thinking_split_cases.jsonl"), ids=lambda case: case["rule"])
+def test_split_thinking(case):
+    split = split_thinking(np.asarray(case["ids"], dtype=np.int64), case["end"], case["thinking"])
+    assert (split.thinking_tokens, split.answer_tokens, split.ended) == (
+        case["thinking_tokens"], case["answer_tokens"], case["ended"])
+    assert split.thinking_tokens + split.answer_tokens == len(case["ids"])
+
+
+def test_marker_ids_of_a_thinking_family_is_one_special_token():
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(SHARED / "tokenizers" / "qwen3")
+    assert len(marker_ids(tokenizer, "</think>")) == 1
+    assert marker_ids(tokenizer, None) == ()

@@ -2,12 +2,14 @@
 
 With per-request seeds the first B sampled tokens do not depend on `max_tokens`, so the first B
 token ids of the max-budget response are exactly the `max_tokens=B` response. This module cuts
-token ids (never text), decides whether the response finished within the budget, and finds the
-region the answer is read from. It does not score.
+token ids (never text), decides whether the response finished within the budget, finds the
+region the answer is read from and splits the tokens into thinking and answer. It does not score.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -60,3 +62,42 @@ def answer_region(text: str, think_end: str | None, thinking: bool) -> str | Non
     if position < 0:
         return None
     return text[position + len(think_end):]
+
+
+@dataclass(frozen=True)
+class ThinkingSplit:
+    """Where a response's tokens went: thinking (through the end-of-thinking marker) and answer."""
+
+    thinking_tokens: int
+    """Tokens from the response's start through the last end-of-thinking marker (all of them when
+    the response never closed its thinking block; 0 for a non-thinking response)."""
+    answer_tokens: int
+    """Tokens after that marker: the region the answer is read from (`answer_region`)."""
+    ended: bool
+    """The thinking block was closed within these tokens (a non-thinking response: True)."""
+
+
+def marker_ids(tokenizer, think_end: str | None) -> tuple[int, ...]:
+    """Token ids of the end-of-thinking marker (one id for the families' special tokens), () for none."""
+    if not think_end:
+        return ()
+    return tuple(int(token) for token in tokenizer(think_end, add_special_tokens=False)["input_ids"])
+
+
+def split_thinking(token_ids: Sequence[int], end_ids: Sequence[int], thinking: bool) -> ThinkingSplit:
+    """Split response ids at the last end-of-thinking marker, as `answer_region` splits the text.
+
+    Counted on ids, not text, so thinking + answer = the ids' length exactly. The marker is searched
+    as its token sequence (a single special token in the thinking families).
+    """
+    ids = np.asarray(token_ids)
+    total = int(ids.size)
+    if not thinking or not end_ids:
+        return ThinkingSplit(thinking_tokens=0, answer_tokens=total, ended=True)
+    width = len(end_ids)
+    starts = np.flatnonzero(ids[:total - width + 1] == end_ids[0]) if total >= width else np.array([], dtype=int)
+    for start in starts[::-1]:
+        if width == 1 or tuple(int(token) for token in ids[start:start + width]) == tuple(end_ids):
+            thought = int(start) + width
+            return ThinkingSplit(thinking_tokens=thought, answer_tokens=total - thought, ended=True)
+    return ThinkingSplit(thinking_tokens=total, answer_tokens=0, ended=False)
