@@ -404,7 +404,7 @@ def test_serve_listens_on_loopback_and_stops_on_ctrl_c(tmp_path):
         with urllib.request.urlopen(url, timeout=10) as response:
             assert b"viewer.js" in response.read()
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=20) == 0
+        assert process.wait(timeout=60) == 0
     finally:
         if process.poll() is None:
             process.kill()
