@@ -1,0 +1,327 @@
+"""`budgeteval push` (a Hugging Face dataset folder, its card, the upload up to the Hub client) and
+`budgeteval log` / `--log` (W&B offline runs and Trackio's local store, read back with their own formats).
+
+No test reaches the Hub: `push --local` writes the folder `datasets` then loads, and the upload runs
+against a recording stand-in for `huggingface_hub.HfApi`. The tracker tests run the CLI in a child
+process with the tracker's local settings, so neither tracker's state or background service outlives it.
+"""
+
+import json
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from guards import import_or_need
+from synthetic_runs import write_run
+
+from budgeteval.cli import main
+from budgeteval.errors import UserError
+from budgeteval.generation.config import RunConfig
+from budgeteval.rundir.manifest import ScoringSection, TaskEntry, read_manifest, write_manifest
+from budgeteval.rundir.problems import write_problems
+from budgeteval.rundir.store import GenerationRecord, write_shard
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLES = ("scores", "metrics", "generations", "problems")
+
+
+def write_full_run(run_dir: Path, model: str, task: str = "t", shards: int = 2, gated: bool = False) -> Path:
+    """A scored run with everything a push publishes: manifest, scores, metrics, problems (with a group),
+    and generations in `shards` store shards (one problem each)."""
+    problems = [f"p{index}" for index in range(shards)]
+    cells = {budget: {pid: [(index % 2 == 0, 100 + 10 * index), (False, budget)] for index, pid in enumerate(problems)}
+             for budget in (128, 256)}
+    write_run(run_dir, model, cells, task=task, bootstrap=0)
+    manifest = read_manifest(run_dir)
+    entry = TaskEntry(scorer="math", version=1, source={"path": "org/data", "name": None, "split": "test"},
+                      num_problems=len(problems), data_sha256="ab" * 32, publish="gated" if gated else None)
+    write_manifest(run_dir, manifest.replace(
+        kind="run", created="2026-01-02T03:04:05+00:00", tasks={task: entry},
+        config=RunConfig(model=model, tasks=(task,), out=str(run_dir), budgets=(128, 256), n=2),
+        scoring=ScoringSection(budgets=(128, 256), modes=("cutoff",), ks=(1, 2), answer_policy="strict"),
+        packages={"budgeteval": "0.1.0", "datasets": "5.2.0"}))
+    write_problems(run_dir, task, [{"problem_id": pid, "question": f"What is {index} + 1?", "reference": str(index + 1),
+                                    "level": f"L{index}"} for index, pid in enumerate(problems)])
+    for index, pid in enumerate(problems):
+        write_shard(run_dir, task, [GenerationRecord(
+            task=task, problem_id=pid, sample_idx=sample, prompt=f"What is {index} + 1?", prompt_num_tokens=7,
+            token_ids=tuple(range(5 + sample)), text=f"The answer is {index + 1}.", finish_reason="stop",
+            seed=1000 + index, max_tokens=256, model=model, backend="hf") for sample in range(2)])
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def full_runs(tmp_path_factory):
+    from budgeteval.api import load_run
+
+    root = tmp_path_factory.mktemp("publish")
+    return [load_run(write_full_run(root / "base", "org/base-model")),
+            load_run(write_full_run(root / "ours", "org/our-model"), label="ours")]
+
+
+def test_push_local_writes_one_config_per_table_that_datasets_loads_and_equals_the_runs(full_runs, tmp_path):
+    datasets = import_or_need("datasets", "datasets is not installed")
+    from budgeteval.api import push
+
+    result = push(full_runs, "my-org/budgets", local=tmp_path / "ds")
+    assert result.url is None and result.runs == ("base-model", "ours")
+    folder = tmp_path / "ds"
+    loaded = {name: datasets.load_dataset(str(folder), name, split="train").to_pandas() for name in TABLES}
+    for run, key in zip(full_runs, result.runs):
+        def own(frame, key=key):
+            return frame[frame["run"] == key].drop(columns="run").reset_index(drop=True)
+
+        pd.testing.assert_frame_equal(own(loaded["scores"]).sort_values(list(run.scores.columns[:5]))
+                                      .reset_index(drop=True),
+                                      run.scores.sort_values(list(run.scores.columns[:5])).reset_index(drop=True),
+                                      check_dtype=False)
+        metrics = own(loaded["metrics"])
+        assert len(metrics) == len(run.metrics)
+        assert sorted(metrics["value"].round(12)) == sorted(run.metrics["value"].round(12))
+        generations = own(loaded["generations"]).sort_values(["problem_id", "sample_idx"]).reset_index(drop=True)
+        expected = run.generations.sort_values(["problem_id", "sample_idx"]).reset_index(drop=True)
+        assert generations["token_ids"].map(list).tolist() == expected["token_ids"].map(list).tolist()
+        for column in ("task", "problem_id", "sample_idx", "prompt", "text", "finish_reason", "seed"):
+            assert generations[column].tolist() == expected[column].tolist(), column
+        problems = own(loaded["problems"]).sort_values("problem_id").reset_index(drop=True)
+        assert problems["question"].tolist() == run.problems["question"].tolist()
+        assert [json.loads(groups)["level"] for groups in problems["groups"]] == run.problems["level"].tolist()
+    # The generations are sharded as the store shards them: one file per store shard.
+    assert sorted(p.name for p in (folder / "data/generations/ours/t").iterdir()) == ["part-00000.parquet",
+                                                                                     "part-00001.parquet"]
+
+
+def test_the_card_parses_with_huggingface_hub_and_its_configs_validate(full_runs, tmp_path):
+    hub = import_or_need("huggingface_hub", "huggingface_hub is not installed")
+    from datasets.utils.metadata import MetadataConfigs
+
+    from budgeteval.api import push
+
+    push(full_runs, "my-org/budgets", local=tmp_path / "ds", license="mit")
+    card = hub.DatasetCard.load(tmp_path / "ds" / "README.md")
+    data = card.data.to_dict()
+    assert data["license"] == "mit" and data["base_model"] == ["org/base-model", "org/our-model"]
+    assert "budgeteval" in data["tags"]
+    configs = MetadataConfigs.from_dataset_card_data(card.data)  # what `datasets` reads; raises when malformed
+    assert sorted(configs) == sorted(TABLES)
+    text = card.text
+    for needle in ("## Run `base-model`", "## Run `ours`", "| answer policy |", "strict", "temperature 0.6",
+                   "datasets 5.2.0", "2026-01-02T03:04:05+00:00", "## Comparison with base-model", "### t",
+                   "![accuracy vs token budget](figures/accuracy.png)",
+                   'load_dataset("my-org/budgets", "generations", split="train")'):
+        assert needle in text, needle
+    assert (tmp_path / "ds" / "figures" / "accuracy.png").is_file()
+
+
+def test_the_same_runs_give_the_same_folder_bytes(full_runs, tmp_path):
+    from budgeteval.api import push
+
+    def contents(folder):
+        return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    push(full_runs, "my-org/budgets", local=tmp_path / "a")
+    push(full_runs, "my-org/budgets", local=tmp_path / "b")
+    push(full_runs, "my-org/budgets", local=tmp_path / "a")  # a folder an earlier push wrote is replaced
+    assert contents(tmp_path / "a") == contents(tmp_path / "b")
+
+
+def test_push_refuses_an_unscored_run_and_a_gated_task_in_one_sentence(tmp_path):
+    from budgeteval.api import load_run, push
+
+    gated = load_run(write_full_run(tmp_path / "gpqa", "org/m", task="gpqa_diamond", gated=True))
+    with pytest.raises(UserError, match="ask that its questions not be published in plain text.*--include-gated"):
+        push([gated], local=tmp_path / "ds")
+    assert not (tmp_path / "ds").exists()
+    result = push([gated], local=tmp_path / "ds", include_gated=True)
+    record = json.loads((tmp_path / "ds" / "runs" / result.runs[0] / "push.json").read_text())
+    assert record["gated_tasks_included"] == ["gpqa_diamond"]
+    assert "Included with `--include-gated`" in (tmp_path / "ds" / "README.md").read_text()
+
+    unscored = write_full_run(tmp_path / "unscored", "org/u")
+    write_manifest(unscored, read_manifest(unscored).replace(scoring=None))
+    result = CliRunner().invoke(main, ["push", str(unscored), "--local", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "is not scored: run `budgeteval score" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_gating_comes_from_the_task_yaml_for_runs_that_did_not_record_it(monkeypatch):
+    from budgeteval.tasks import loading
+    from budgeteval.tasks.loading import load_task_file, publish_policy
+
+    # The task files of this checkout (an editable install elsewhere would list its own).
+    monkeypatch.setattr(loading, "builtin_task_paths", lambda: {p.stem: p for p in (ROOT / "tasks").glob("*.yaml")})
+    assert load_task_file(loading.builtin_task_paths()["gpqa_diamond"]).publish == "gated"
+    assert load_task_file(loading.builtin_task_paths()["math500"]).publish == "open"
+    assert publish_policy("gpqa_diamond") == "gated"
+    assert publish_policy("math500") == "open"
+    # Another task reading GPQA's hub dataset (lm-eval's, a copied YAML) is gated too.
+    assert publish_policy("lm-eval:gpqa_main_zeroshot", None, "Idavidrein/gpqa") == "gated"
+
+
+class RecordingHub:
+    """A stand-in for `huggingface_hub.HfApi` recording every call; the repository holds `files`."""
+
+    def __init__(self, files=(), records=None, exists=True):
+        self.calls, self.files, self.records, self.exists = [], list(files), dict(records or {}), exists
+        self.uploaded = None
+
+    def repo_exists(self, repo_id, repo_type=None):
+        self.calls.append(("repo_exists", repo_id, repo_type))
+        return self.exists
+
+    def create_repo(self, repo_id, repo_type=None, private=False, exist_ok=False):
+        self.calls.append(("create_repo", repo_id, repo_type, private, exist_ok))
+
+    def create_branch(self, repo_id, repo_type=None, branch=None, exist_ok=False):
+        self.calls.append(("create_branch", repo_id, repo_type, branch, exist_ok))
+
+    def list_repo_files(self, repo_id, repo_type=None, revision=None):
+        self.calls.append(("list_repo_files", repo_id, repo_type, revision))
+        return list(self.files)
+
+    def hf_hub_download(self, repo_id, filename, repo_type=None, revision=None):
+        self.calls.append(("hf_hub_download", repo_id, filename, repo_type, revision))
+        return self.records[filename]
+
+    def upload_folder(self, **arguments):
+        self.calls.append(("upload_folder", arguments))
+        folder = Path(arguments["folder_path"])
+        self.uploaded = {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+        return type("CommitInfo", (), {"commit_url": f"https://huggingface.co/datasets/{arguments['repo_id']}/commit/1"})()
+
+
+def test_the_upload_sends_the_push_folder_as_one_commit_to_a_dataset_repo(full_runs, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    from budgeteval.api import push
+
+    hub = RecordingHub()
+    monkeypatch.setattr(huggingface_hub, "HfApi", lambda *args, **kwargs: hub)
+    result = push(full_runs, "my-org/budgets", private=True, revision="sweeps")
+    assert result.url.endswith("/commit/1") and result.folder is None
+    names = [call[0] for call in hub.calls]
+    assert names[-1] == "upload_folder" and ("create_repo", "my-org/budgets", "dataset", True, True) in hub.calls
+    assert ("create_branch", "my-org/budgets", "dataset", "sweeps", True) in hub.calls
+    arguments = hub.calls[-1][1]
+    assert arguments["repo_id"] == "my-org/budgets" and arguments["repo_type"] == "dataset"
+    assert arguments["revision"] == "sweeps" and arguments["delete_patterns"] is None
+    assert arguments["commit_message"] == "budgeteval push: base-model, ours"
+    push(full_runs, "my-org/budgets", local=tmp_path / "local")
+    local = {str(p.relative_to(tmp_path / "local")): p.read_bytes() for p in (tmp_path / "local").rglob("*")
+             if p.is_file()}
+    assert hub.uploaded == local  # the upload is exactly the --local folder
+
+
+def test_the_upload_refuses_to_overwrite_another_push_of_a_run_with_the_same_name(full_runs, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    from budgeteval.api import push
+
+    stale = tmp_path / "push.json"
+    stale.write_text(json.dumps({"content_sha256": "0" * 64}))
+    remote = ["README.md", "data/scores/ours/scores.parquet", "runs/ours/push.json",
+              "data/scores/older/scores.parquet", "runs/older/push.json"]
+    hub = RecordingHub(remote, {"runs/ours/push.json": str(stale), "runs/older/push.json": str(stale)})
+    monkeypatch.setattr(huggingface_hub, "HfApi", lambda *args, **kwargs: hub)
+    with pytest.raises(UserError, match="already holds run 'ours' with other content.*--replace"):
+        push(full_runs, "my-org/budgets")
+    assert "upload_folder" not in [call[0] for call in hub.calls]
+
+    push(full_runs, "my-org/budgets", replace=True)
+    arguments = hub.calls[-1][1]
+    assert arguments["delete_patterns"] == ["data/*/ours/*", "data/*/ours/*/*", "runs/ours/*"]
+    card = hub.uploaded["README.md"].decode()
+    assert "also holds runs pushed earlier" in card and "`older`" in card  # listed, not touched
+
+    # The same content under the same name is no conflict: the commit changes nothing of it.
+    same = tmp_path / "same.json"
+    record = json.loads(hub.uploaded["runs/ours/push.json"])
+    same.write_text(json.dumps({"content_sha256": record["content_sha256"]}))
+    hub = RecordingHub(remote, {"runs/ours/push.json": str(same), "runs/older/push.json": str(stale)})
+    monkeypatch.setattr(huggingface_hub, "HfApi", lambda *args, **kwargs: hub)
+    push(full_runs, "my-org/budgets")
+    assert hub.calls[-1][1]["delete_patterns"] is None
+
+
+def test_push_refuses_bad_arguments_before_reading_runs(full_runs):
+    from budgeteval.api import push
+
+    with pytest.raises(UserError, match="needs --repo ORG/NAME"):
+        push(full_runs)
+    with pytest.raises(UserError, match="is not a repository id"):
+        push(full_runs, "no-slash")
+
+
+# ---- trackers ------------------------------------------------------------------------------------
+
+
+def _cli(args, env_extra, cwd):
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), **env_extra}
+    return subprocess.run([sys.executable, "-m", "budgeteval.cli", *args], cwd=cwd, env=env, text=True,
+                          capture_output=True, timeout=120)
+
+
+def wandb_records(path: Path):
+    """The records of a W&B transaction log (`run-<id>.wandb`): a LevelDB-style log of protobuf `Record`s
+    (32 KiB blocks, each chunk behind a 7-byte header: checksum, length, type), after a 7-byte file header."""
+    from wandb.proto import wandb_internal_pb2
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B"
+    position, block, pending = 7, 32768, b""
+    while position + 7 <= len(data):
+        left = block - position % block
+        if left < 7:
+            position += left
+            continue
+        _, length, kind = struct.unpack("<IHB", data[position:position + 7])
+        if length == 0 and kind == 0:
+            break
+        pending += data[position + 7:position + 7 + length]
+        position += 7 + length
+        if kind in (1, 4):  # a full record, or the last chunk of one
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            pending = b""
+            yield record
+
+
+def _items(items) -> dict:
+    return {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in items}
+
+
+@pytest.mark.slow
+def test_log_to_wandb_offline_writes_a_run_whose_history_and_summary_hold_the_metrics(full_runs, tmp_path):
+    import_or_need("wandb", "wandb is not installed (the track extra)")
+    run = full_runs[0]
+    result = _cli(["log", str(run.path), "--to", "wandb", "--project", "budgets"],
+                  {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true"}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    (log_file,) = tmp_path.glob("wandb/offline-run-*/run-*.wandb")
+    history, summary, config = [], {}, {}
+    for record in wandb_records(log_file):
+        kind = record.WhichOneof("record_type")
+        if kind == "history":
+            history.append(_items(record.history.item))
+        elif kind == "summary":
+            summary.update(_items(record.summary.update))
+        elif kind == "run":
+            assert record.run.display_name == "base-model" and record.run.project == "budgets"
+            config.update(_items(record.run.config.update))
+    assert config["budgeteval_run"] == "base-model" and config["config"]["model"] == "org/base-model"
+    metrics = run.metrics
+    curves = {row["budget"]: row for row in history if "budget" in row}
+    assert sorted(curves) == [128, 256]
+    for row in metrics.itertuples():
+        name = row.metric if pd.isna(row.k) else f"{row.metric}@{int(row.k)}"
+        if pd.notna(row.value):
+            assert curves[row.budget][f"curves/{row.task}/{row.mode}/{name}"] == pytest.approx(row.value)
+    at_largest = metrics[(metrics["budget"] == 256) & (metrics["metric"] == "mean") & (metrics["k"] == 1)]
+    assert summary["curves/t/cutoff/mean@1"] == pytest.approx(float(at_largest["value"].iloc[0]))
+    assert summary["budget_metrics/_type"] == "table-file" and summary["budget_metrics/nrows"] == len(metrics)
+    assert summary["figures/accuracy/_type"] == summary["figures/truncation/_type"] == "image-file"
