@@ -86,12 +86,12 @@ def _verdict_cache_option(command):
                              "verified again. Scores are identical with or without it.")(command)
 
 
-def _log_option(command):
+def _log_option(what: str = "the scored run"):
     """`--log wandb:PROJECT|trackio:PROJECT`: log the scored run (or each watched step) to a tracker."""
     return click.option("--log", "log", default=None, metavar="TRACKER:PROJECT",
-                        help="Also log the scored run to an experiment tracker: wandb:PROJECT or trackio:PROJECT "
-                             "(needs the track extra; WANDB_MODE=offline and Trackio's local store are honoured; "
-                             "see docs/publishing.md).")(command)
+                        help=f"Also log {what} to an experiment tracker: wandb:PROJECT or trackio:PROJECT "
+                             f"(needs the track extra; WANDB_MODE=offline and Trackio's local store are honoured; "
+                             f"see docs/publishing.md).")
 
 
 def _shard(value: str):
@@ -240,7 +240,7 @@ def _echo_suites() -> None:
 @_answer_policy_option("strict")
 @_verdict_cache_option
 @_bootstrap_options
-@_log_option
+@_log_option()
 def run_command(**options):
     """Generate once at the largest budget, replay at every budget, score and report.
 
@@ -295,7 +295,7 @@ def merge_command(shard_dirs, out, workers, overwrite, quiet):
 @_answer_policy_option(None)
 @_verdict_cache_option
 @_bootstrap_options
-@_log_option
+@_log_option()
 def score_command(run_dir, budgets, modes, workers, quiet, answer_policy, verdict_cache, bootstrap, bootstrap_seed, log):
     """Re-score a saved run (no model needed), e.g. at new budgets: score RUN --budgets 1k,3k,
     or under the other answer policy: score RUN --answer-policy lenient."""
@@ -505,7 +505,7 @@ def plot_command(runs, out, formats, k, by, kinds, pass_budgets, buckets, baseli
 @click.option("--interval", default=60.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Seconds between polls of FOLDER.")
 @click.option("--quiet", is_flag=True)
-@_log_option
+@_log_option("each scored step's metrics (at its training step; one tracker run named after --out)")
 def watch_command(folder, task_name, tokenizer, out, budgets, max_tokens, think_end, data, workers, once, interval,
                   quiet, log):
     """Follow verl's validation_data_dir (one <step>.jsonl per validation) and score each step at the budgets.

@@ -325,3 +325,82 @@ def test_log_to_wandb_offline_writes_a_run_whose_history_and_summary_hold_the_me
     assert summary["curves/t/cutoff/mean@1"] == pytest.approx(float(at_largest["value"].iloc[0]))
     assert summary["budget_metrics/_type"] == "table-file" and summary["budget_metrics/nrows"] == len(metrics)
     assert summary["figures/accuracy/_type"] == summary["figures/truncation/_type"] == "image-file"
+
+
+TRACKIO_READER = """
+import json, sys
+import trackio
+from trackio.sqlite_storage import SQLiteStorage
+
+project = sys.argv[1]
+runs = {run.name: {"config": run.config, "logs": SQLiteStorage.get_logs(project, run.name)}
+        for run in trackio.Api().runs(project)}
+print(json.dumps(runs, default=str))
+"""
+"""Reads a Trackio project back with Trackio's own API (in a child: Trackio fixes its store's folder at import)."""
+
+
+def read_trackio(project: str, store: Path) -> dict:
+    result = subprocess.run([sys.executable, "-c", TRACKIO_READER, project], env={**os.environ, "TRACKIO_DIR": str(store)},
+                            text=True, capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.slow
+def test_log_to_trackio_writes_a_local_project_read_back_with_trackios_api(full_runs, tmp_path):
+    import_or_need("trackio", "trackio is not installed (the track extra)")
+    store = tmp_path / "trackio"
+    paths = [f"{run.path}={run.label}" for run in full_runs]
+    result = _cli(["log", *paths, "--to", "trackio", "--project", "budgets", "--name", "sweep"],
+                  {"TRACKIO_DIR": str(store)}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Logged sweep-ours to trackio project budgets" in result.stdout
+    runs = read_trackio("budgets", store)
+    assert sorted(runs) == ["sweep-base-model", "sweep-ours"]
+    for run in full_runs:
+        logged = runs[f"sweep-{run.label}"]
+        assert logged["config"]["budgeteval_run"] == run.label
+        assert logged["config"]["config"]["model"] == run.model
+        curves = {entry["step"]: entry for entry in logged["logs"] if any(key.startswith("curves/") for key in entry)}
+        assert sorted(curves) == [128, 256]  # the budget is the x axis
+        for row in run.metrics.itertuples():
+            name = row.metric if pd.isna(row.k) else f"{row.metric}@{int(row.k)}"
+            if pd.notna(row.value):
+                assert curves[row.budget][f"curves/{row.task}/{row.mode}/{name}"] == pytest.approx(row.value)
+        (table,) = [entry["budget_metrics"] for entry in logged["logs"] if "budget_metrics" in entry]
+        assert table["_type"] == "trackio.table" and len(table["_value"]) == len(run.metrics)
+        assert any("figures/accuracy" in entry for entry in logged["logs"])
+
+
+STEP_LOGGER = """
+import sys
+import pandas as pd
+from budgeteval.publish.trackers import Destination, StepLogger
+
+logger = StepLogger(Destination("trackio", "training", "grpo"), {"out": "watch"})
+for step, value in ((10, 0.25), (20, 0.5)):
+    logger(step, pd.DataFrame({"task": ["t", "t"], "mode": ["cutoff", "cutoff"], "budget": [128, 128],
+                               "metric": ["mean", "truncation_rate"], "k": pd.array([1, None], dtype="Int64"),
+                               "value": [value, 1 - value]}))
+logger.close()
+"""
+
+
+@pytest.mark.slow
+def test_watch_steps_are_logged_at_their_training_step_under_the_trl_callbacks_keys(tmp_path):
+    import_or_need("trackio", "trackio is not installed (the track extra)")
+    store = tmp_path / "trackio"
+    env = {**os.environ, "TRACKIO_DIR": str(store), "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    result = subprocess.run([sys.executable, "-c", STEP_LOGGER], env=env, text=True, capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    logs = read_trackio("training", store)["grpo"]["logs"]
+    assert [(entry["step"], entry["budget/t/128/mean@1"], entry["budget/t/128/truncation_rate"]) for entry in logs] == [
+        (10, 0.25, 0.75), (20, 0.5, 0.5)]
+
+
+def test_a_bad_log_destination_is_one_sentence_before_any_work(full_runs):
+    result = CliRunner().invoke(main, ["score", str(full_runs[0].path), "--log", "tensorboard:p"])
+    assert result.exit_code == 2 and "must look like TRACKER:PROJECT" in result.output
+    result = CliRunner().invoke(main, ["log", str(full_runs[0].path), "--to", "mlflow", "--project", "p"])
+    assert result.exit_code == 2 and "mlflow" in result.output

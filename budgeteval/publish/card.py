@@ -10,9 +10,14 @@ run directories (dates from their manifests), so the same runs give the same car
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from budgeteval.errors import UserError
+from budgeteval.publish.layout import CONFIG_FILES, RUNS_DIR, scores_file
+
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+"""A Hugging Face repository id (ORG/NAME)."""
 
 TAGS = ("budgeteval", "evaluation", "reasoning", "token-budget")
 """Tags of every pushed dataset."""
@@ -30,9 +35,8 @@ CONFIG_DESCRIPTIONS = {
 
 def card_metadata(runs: Sequence, license: str = "other") -> dict:
     """The card's YAML metadata: configs, license, tags, base models, pretty name."""
-    from budgeteval.publish.hub import CONFIG_FILES
-
-    models = list(dict.fromkeys(run.model for run in runs if run.model))
+    # Only hub ids: an import's --model is a free label, and the Hub links base_model to model pages.
+    models = list(dict.fromkeys(run.model for run in runs if HUB_ID.fullmatch(str(run.model or ""))))
     metadata = {
         "configs": [{"config_name": name, "data_files": [{"split": "train", "path": pattern}]}
                     for name, pattern in CONFIG_FILES.items()],
@@ -67,7 +71,7 @@ def dataset_card(runs: Sequence, pushed: Sequence, *, repo_id: str | None = None
                   "text; do not redistribute): " + ", ".join(f"{task} (run `{name}`)" for name, task in gated) + "."]
     if other_runs:
         lines += ["", "The repository also holds runs pushed earlier, described in their own commits' cards and "
-                  "in `runs/<run>/manifest.json`: " + ", ".join(f"`{name}`" for name in other_runs) + "."]
+                  f"in `{RUNS_DIR}/<run>/manifest.json`: " + ", ".join(f"`{name}`" for name in other_runs) + "."]
     for run, record in zip(runs, pushed):
         lines += ["", f"## Run `{record.name}`", ""] + _settings(run)
         lines += ["", _report(run)]
@@ -82,9 +86,9 @@ def dataset_card(runs: Sequence, pushed: Sequence, *, repo_id: str | None = None
     lines += ["", "```python", "from datasets import load_dataset", ""]
     lines += [f'{name} = load_dataset("{repo}", "{name}", split="train")' for name in CONFIG_DESCRIPTIONS]
     lines += ["```", "", "Or read a run's files directly, e.g. with pandas:", "", "```python", "import pandas as pd", "",
-              f'scores = pd.read_parquet("hf://datasets/{repo}/data/scores/{pushed[0].name}/scores.parquet")', "```",
+              f'scores = pd.read_parquet("hf://datasets/{repo}/{scores_file(pushed[0].name)}")', "```",
               "", "Each run's full manifest (configuration, data hashes, versions, hardware) is "
-              "`runs/<run>/manifest.json`; `runs/<run>/push.json` lists its files and their content hash.", ""]
+              f"`{RUNS_DIR}/<run>/manifest.json`; `{RUNS_DIR}/<run>/push.json` lists its files and their content hash.", ""]
     return "\n".join(lines)
 
 
@@ -145,8 +149,12 @@ def _report(run) -> str:
     """The `report` command's markdown for the run, its task headings one level down."""
     from budgeteval.report.tables import report_run
 
-    text = report_run(run.path, None, "markdown").rstrip()
-    return "\n".join("#" + line if line.startswith("## ") else line for line in text.splitlines())
+    return _demoted(report_run(run.path, None, "markdown"))
+
+
+def _demoted(text: str) -> str:
+    """Markdown with its `## ` headings one level down (they sit under the card's own)."""
+    return "\n".join("#" + line if line.startswith("## ") else line for line in text.rstrip().splitlines())
 
 
 def _comparison(runs: Sequence) -> str | None:
@@ -155,6 +163,6 @@ def _comparison(runs: Sequence) -> str | None:
     from budgeteval.report.compare import compare_runs
 
     try:
-        return compare_runs(list(runs)).format("markdown")
+        return _demoted(compare_runs(list(runs)).format("markdown"))
     except UserError:  # the runs share no task
         return None

@@ -20,23 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from budgeteval.errors import UserError
-
-DATA_DIR = "data"
-"""Folder of the tables: `data/<table>/<run>/...`."""
-RUNS_DIR = "runs"
-"""Folder of each run's provenance: `runs/<run>/manifest.json` and `runs/<run>/push.json`."""
-FIGURE_PATH = "figures/accuracy.png"
-"""The accuracy-vs-budget figure of the runs of a push, shown in the card."""
-PUSH_RECORD = "push.json"
-"""`runs/<run>/push.json`: the run's tasks, the gated tasks it includes, its files and their hash."""
-
-CONFIG_FILES = {
-    "scores": "data/scores/*/*.parquet",
-    "metrics": "data/metrics/*/*.parquet",
-    "generations": "data/generations/*/*/*.parquet",
-    "problems": "data/problems/*/*.parquet",
-}
-"""Config name -> the files it reads, for every run the repository holds (the card's `configs:`)."""
+from budgeteval.publish.layout import (
+    DATA_DIR,
+    FIGURE_PATH,
+    PUSH_RECORD,
+    RUNS_DIR,
+    generations_file,
+    metrics_file,
+    problems_file,
+    run_files_patterns,
+    scores_file,
+)
 
 
 @dataclass(frozen=True)
@@ -167,16 +161,16 @@ def _write_run(folder: Path, run, gated: list[str], score_columns: list[str]) ->
         files.append(relative)
 
     scores = run.scores.reindex(columns=score_columns)
-    table_file(f"{DATA_DIR}/scores/{name}/scores.parquet", _with_run(scores, name))
-    table_file(f"{DATA_DIR}/metrics/{name}/metrics.parquet", _with_run(run.metrics, name))
+    table_file(scores_file(name), _with_run(scores, name))
+    table_file(metrics_file(name), _with_run(run.metrics, name))
     for task in run.tasks:
         problems = read_problem_frame(run.path, task, missing_ok=True)
-        table_file(f"{DATA_DIR}/problems/{name}/{task}.parquet", _with_run(problem_rows(problems, task), name))
+        table_file(problems_file(name, task), _with_run(problem_rows(problems, task), name))
     for task in stored_tasks(run.path):
         # One file per store shard: a shard holds whole problems, so the files stay as large as the store's.
         for shard in shard_paths(run.path, task):
             table = pq.read_table(shard).replace_schema_metadata(None)
-            table_file(f"{DATA_DIR}/generations/{name}/{task}/{shard.name}", _with_run(table.to_pandas(), name))
+            table_file(generations_file(name, task, shard.name), _with_run(table.to_pandas(), name))
     digest = hashlib.sha256()
     for relative in sorted(files):
         digest.update(relative.encode() + b"\0" + hashlib.sha256((folder / relative).read_bytes()).digest())
@@ -272,8 +266,7 @@ def upload_folder(folder: str | os.PathLike, repo_id: str, *, pushed: Sequence[P
         if conflicts and not replace:
             raise UserError(f"{repo_id} already holds run {conflicts[0]!r} with other content: push it under "
                             f"another label (RUN=label), or pass --replace to overwrite that run's files.")
-        deleted = [pattern for name in conflicts
-                   for pattern in (f"{DATA_DIR}/*/{name}/*", f"{DATA_DIR}/*/{name}/*/*", f"{RUNS_DIR}/{name}/*")]
+        deleted = [pattern for name in conflicts for pattern in run_files_patterns(name)]
         info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="dataset", revision=revision,
                                  commit_message=f"budgeteval push: {', '.join(names)}",
                                  delete_patterns=deleted or None)
