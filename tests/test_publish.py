@@ -404,3 +404,70 @@ def test_a_bad_log_destination_is_one_sentence_before_any_work(full_runs):
     assert result.exit_code == 2 and "must look like TRACKER:PROJECT" in result.output
     result = CliRunner().invoke(main, ["log", str(full_runs[0].path), "--to", "mlflow", "--project", "p"])
     assert result.exit_code == 2 and "mlflow" in result.output
+
+
+class RecordingTracker:
+    """A tracker run that records what it is given (registered in `TRACKERS` by the tests below)."""
+
+    opened: list = []
+
+    def __init__(self, project, name, config):
+        self.project, self.name, self.config, self.calls = project, name, config, []
+        RecordingTracker.opened.append(self)
+
+    def log_curves(self, rows):
+        self.calls.append(("curves", list(rows)))
+
+    def log_step(self, values, step):
+        self.calls.append(("step", step, values))
+
+    def log_table(self, key, frame):
+        self.calls.append(("table", key, frame))
+
+    def log_images(self, images):
+        self.calls.append(("images", {key: Path(path).read_bytes()[:8] for key, path in images.items()}))
+
+    def finish(self):
+        self.calls.append(("finish",))
+
+
+@pytest.fixture
+def recording_tracker(monkeypatch):
+    import_or_need("trackio", "trackio is not installed (the track extra)")
+    from budgeteval.publish import trackers
+
+    RecordingTracker.opened = []
+    monkeypatch.setitem(trackers.TRACKERS, "trackio", "test_publish:RecordingTracker")
+    return RecordingTracker
+
+
+def test_a_logged_run_holds_every_metric_as_a_table_and_as_curves_against_the_budget(full_runs, recording_tracker):
+    from budgeteval.api import log
+
+    assert log(full_runs, to="trackio", project="p") == ["base-model", "ours"]
+    first = recording_tracker.opened[0]
+    assert first.project == "p" and first.config["budgeteval_run"] == "base-model"
+    assert first.config["tasks"]["t"]["scorer"] == "math"
+    kinds = [call[0] for call in first.calls]
+    assert kinds == ["curves", "table", "images", "finish"]
+    rows = first.calls[0][1]
+    assert [row["budget"] for row in rows] == [128, 256]
+    metrics = full_runs[0].metrics
+    # Every metric row becomes a point: new metrics a scorer adds flow through without code changes.
+    assert sum(len(row) - 1 for row in rows) == int(metrics["value"].notna().sum())
+    assert len(first.calls[1][2]) == len(metrics)
+    images = first.calls[2][1]
+    assert set(images) == {"figures/accuracy", "figures/truncation", "figures/length", "figures/length_distribution"}
+    assert all(head == b"\x89PNG\r\n\x1a\n" for head in images.values())
+
+
+def test_score_log_logs_the_rescored_run_after_scoring(full_runs, recording_tracker, monkeypatch):
+    from budgeteval.scoring import evaluate
+
+    scored = []
+    monkeypatch.setattr(evaluate, "evaluate_run", lambda path, **options: scored.append(path))
+    result = CliRunner().invoke(main, ["score", str(full_runs[1].path), "--log", "trackio:p", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert scored == [full_runs[1].path]
+    (opened,) = recording_tracker.opened
+    assert opened.name == "our-model" and opened.calls[-1] == ("finish",)

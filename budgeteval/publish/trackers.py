@@ -72,7 +72,13 @@ def check_destination(destination: Destination) -> Destination:
 def open_run(destination: Destination, name: str, config: Mapping):
     """Start a tracker run (a `WandbRun` or `TrackioRun`) named `name` with `config`."""
     module, _, attribute = TRACKERS[destination.tracker].partition(":")
-    return getattr(importlib.import_module(module), attribute)(destination.project, name, dict(config))
+    opener = getattr(importlib.import_module(module), attribute)
+    try:
+        return opener(destination.project, name, dict(config))
+    except Exception as error:  # the tracker's own: no login, no network, a bad project name
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise UserError(f"Starting a {destination.tracker} run in project {destination.project} failed ({reason}): "
+                        f"log in to the tracker, or log offline (WANDB_MODE=offline; Trackio's local store).") from None
 
 
 class WandbRun:
@@ -212,7 +218,7 @@ class StepLogger:
 
     def __init__(self, destination: Destination, config: Mapping):
         check_destination(destination)
-        self._run = open_run(destination, destination.name or str(config.get("out", "watch")), config)
+        self._run = open_run(destination, destination.name or Path(str(config.get("out", "watch"))).name, config)
 
     def __call__(self, step: int, metrics) -> None:
         from budgeteval.train.trl import metrics_to_logs
