@@ -71,7 +71,8 @@ def test_push_local_writes_one_config_per_table_that_datasets_loads_and_equals_t
     result = push(full_runs, "my-org/budgets", local=tmp_path / "ds")
     assert result.url is None and result.runs == ("base-model", "ours")
     folder = tmp_path / "ds"
-    loaded = {name: datasets.load_dataset(str(folder), name, split="train").to_pandas() for name in TABLES}
+    loaded = {name: datasets.load_dataset(str(folder), name, split="train", cache_dir=str(tmp_path / "cache")).to_pandas()
+              for name in TABLES}
     for run, key in zip(full_runs, result.runs):
         def own(frame, key=key):
             return frame[frame["run"] == key].drop(columns="run").reset_index(drop=True)
@@ -471,3 +472,17 @@ def test_score_log_logs_the_rescored_run_after_scoring(full_runs, recording_trac
     assert scored == [full_runs[1].path]
     (opened,) = recording_tracker.opened
     assert opened.name == "our-model" and opened.calls[-1] == ("finish",)
+
+
+def test_runs_pushed_together_share_one_schema_even_with_a_column_that_is_all_null(full_runs, tmp_path):
+    datasets = import_or_need("datasets", "datasets is not installed")
+    from budgeteval.api import load_run, push
+    from budgeteval.scoring.evaluate import write_scores
+
+    blank = write_full_run(tmp_path / "blank", "org/blank")
+    scores = load_run(blank).scores.assign(extracted=None, finished=None, answer_source=None)
+    write_scores(blank, scores)
+    push([full_runs[0], load_run(blank)], local=tmp_path / "ds")
+    loaded = datasets.load_dataset(str(tmp_path / "ds"), "scores", split="train", cache_dir=str(tmp_path / "cache"))
+    frame = loaded.to_pandas()
+    assert frame.groupby("run")["extracted"].count().to_dict() == {"base-model": len(full_runs[0].scores), "blank": 0}

@@ -51,6 +51,26 @@ class PushedRun:
     """SHA-256 over its table files' paths and bytes: equal for the same run, whatever the push."""
 
 
+def _types(*pairs):
+    import pyarrow as pa
+
+    return [pa.field(name, kind()) for name, kind in pairs]
+
+
+def _metrics_types():
+    import pyarrow as pa
+
+    return _types(("task", pa.string), ("mode", pa.string), ("budget", pa.int64), ("metric", pa.string),
+                  ("k", pa.int64), ("value", pa.float64), ("stderr", pa.float64), ("ci_low", pa.float64),
+                  ("ci_high", pa.float64))
+
+
+def _problems_types():
+    import pyarrow as pa
+
+    return _types(*((name, pa.string) for name in ("task", "problem_id", "question", "reference", "groups")))
+
+
 def run_key(label: str) -> str:
     """A label as a folder name: letters, digits, `.`, `_` and `-` kept, any other run of characters one `-`."""
     key = re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-.")
@@ -131,19 +151,18 @@ def _score_columns(runs: Sequence) -> list[str]:
     return columns
 
 
-def _write_parquet(frame, path: Path) -> None:
+def _arrow_table(frame, name: str, types=None):
+    """`frame` (pandas or arrow) with `run` = `name` first; a column `types` names gets that arrow type,
+    so an all-null column keeps its type and every run's file of a config has one schema."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
-    pq.write_table(table, path)
-
-
-def _with_run(frame, name: str):
-    frame = frame.copy()
-    frame.insert(0, "run", name)
-    return frame
+    table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata(None)
+    for field in (types or ()):
+        if field.name in table.column_names:
+            index = table.column_names.index(field.name)
+            table = table.set_column(index, field.name, table.column(index).cast(field.type))
+    return table.add_column(0, "run", pa.array([name] * table.num_rows, pa.string()))
 
 
 def _write_run(folder: Path, run, gated: list[str], score_columns: list[str]) -> PushedRun:
@@ -151,26 +170,28 @@ def _write_run(folder: Path, run, gated: list[str], score_columns: list[str]) ->
 
     from budgeteval.rundir.layout import manifest_path
     from budgeteval.rundir.problems import read_problem_frame
+    from budgeteval.rundir.scores import scores_schema
     from budgeteval.rundir.store import shard_paths, stored_tasks
 
     name = run_key(run.label)
     files: list[str] = []
 
-    def table_file(relative: str, frame) -> None:
-        _write_parquet(frame, folder / relative)
+    def table_file(relative: str, frame, types=None) -> None:
+        import pyarrow.parquet as pq
+
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(_arrow_table(frame, name, types), folder / relative)
         files.append(relative)
 
-    scores = run.scores.reindex(columns=score_columns)
-    table_file(scores_file(name), _with_run(scores, name))
-    table_file(metrics_file(name), _with_run(run.metrics, name))
+    table_file(scores_file(name), run.scores.reindex(columns=score_columns), scores_schema())
+    table_file(metrics_file(name), run.metrics, _metrics_types())
     for task in run.tasks:
         problems = read_problem_frame(run.path, task, missing_ok=True)
-        table_file(problems_file(name, task), _with_run(problem_rows(problems, task), name))
+        table_file(problems_file(name, task), problem_rows(problems, task), _problems_types())
     for task in stored_tasks(run.path):
         # One file per store shard: a shard holds whole problems, so the files stay as large as the store's.
         for shard in shard_paths(run.path, task):
-            table = pq.read_table(shard).replace_schema_metadata(None)
-            table_file(generations_file(name, task, shard.name), _with_run(table.to_pandas(), name))
+            table_file(generations_file(name, task, shard.name), pq.read_table(shard))
     digest = hashlib.sha256()
     for relative in sorted(files):
         digest.update(relative.encode() + b"\0" + hashlib.sha256((folder / relative).read_bytes()).digest())
