@@ -486,3 +486,25 @@ def test_runs_pushed_together_share_one_schema_even_with_a_column_that_is_all_nu
     loaded = datasets.load_dataset(str(tmp_path / "ds"), "scores", split="train", cache_dir=str(tmp_path / "cache"))
     frame = loaded.to_pandas()
     assert frame.groupby("run")["extracted"].count().to_dict() == {"base-model": len(full_runs[0].scores), "blank": 0}
+
+
+def test_the_manifest_records_a_gated_task_and_leaves_open_ones_as_they_were():
+    from budgeteval.rundir.manifest import Manifest, task_entry
+    from budgeteval.tasks.loading import load_task_file
+
+    gated = task_entry(load_task_file(ROOT / "tasks" / "gpqa_diamond.yaml"), [])
+    opened = task_entry(load_task_file(ROOT / "tasks" / "math500.yaml"), [])
+    assert (gated.publish, opened.publish) == ("gated", None)
+    data = Manifest(kind="test", config=RunConfig(model="m", tasks=("gpqa_diamond", "math500"), out="x"),
+                    tasks={"gpqa_diamond": gated, "math500": opened}).to_json()
+    assert data["tasks"]["gpqa_diamond"]["publish"] == "gated" and "publish" not in data["tasks"]["math500"]
+    assert Manifest.from_json(data).tasks["gpqa_diamond"].publish == "gated"
+
+
+def test_a_task_yaml_with_an_unknown_publish_value_is_one_sentence(tmp_path):
+    from budgeteval.tasks.loading import load_task_file
+
+    text = (ROOT / "tasks" / "gsm8k.yaml").read_text().replace("scorer: gsm8k", "scorer: gsm8k\npublish: secret")
+    (tmp_path / "t.yaml").write_text(text)
+    with pytest.raises(UserError, match="'publish' must be one of open, gated, not 'secret'"):
+        load_task_file(tmp_path / "t.yaml")
