@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from guards import import_or_need
+from huggingface_hub import HfApi  # a dependency of datasets, which budgeteval needs
 from synthetic_runs import write_run
 
 from budgeteval.cli import main
@@ -164,33 +165,45 @@ def test_gating_comes_from_the_task_yaml_for_runs_that_did_not_record_it(monkeyp
     assert publish_policy("lm-eval:gpqa_main_zeroshot", None, "Idavidrein/gpqa") == "gated"
 
 
+REAL_HF_API = HfApi
+"""The Hub client whose signatures the stand-in checks (the tests replace `huggingface_hub.HfApi`)."""
+
+
 class RecordingHub:
-    """A stand-in for `huggingface_hub.HfApi` recording every call; the repository holds `files`."""
+    """A stand-in for `huggingface_hub.HfApi` recording every call, each checked against the real
+    method's signature (so a renamed or misspelt argument fails here as it would on the Hub);
+    the repository holds `files`, and `records` maps a file to the local copy a download returns."""
 
     def __init__(self, files=(), records=None, exists=True):
         self.calls, self.files, self.records, self.exists = [], list(files), dict(records or {}), exists
         self.uploaded = None
 
-    def repo_exists(self, repo_id, repo_type=None):
-        self.calls.append(("repo_exists", repo_id, repo_type))
+    def _called(self, method, *args, **kwargs):
+        import inspect
+
+        inspect.signature(getattr(REAL_HF_API, method)).bind(None, *args, **kwargs)  # TypeError when HfApi would refuse
+        self.calls.append((method, *args, *kwargs.values()) if method != "upload_folder" else (method, kwargs))
+
+    def repo_exists(self, *args, **kwargs):
+        self._called("repo_exists", *args, **kwargs)
         return self.exists
 
-    def create_repo(self, repo_id, repo_type=None, private=False, exist_ok=False):
-        self.calls.append(("create_repo", repo_id, repo_type, private, exist_ok))
+    def create_repo(self, *args, **kwargs):
+        self._called("create_repo", *args, **kwargs)
 
-    def create_branch(self, repo_id, repo_type=None, branch=None, exist_ok=False):
-        self.calls.append(("create_branch", repo_id, repo_type, branch, exist_ok))
+    def create_branch(self, *args, **kwargs):
+        self._called("create_branch", *args, **kwargs)
 
-    def list_repo_files(self, repo_id, repo_type=None, revision=None):
-        self.calls.append(("list_repo_files", repo_id, repo_type, revision))
+    def list_repo_files(self, *args, **kwargs):
+        self._called("list_repo_files", *args, **kwargs)
         return list(self.files)
 
-    def hf_hub_download(self, repo_id, filename, repo_type=None, revision=None):
-        self.calls.append(("hf_hub_download", repo_id, filename, repo_type, revision))
+    def hf_hub_download(self, repo_id, filename, **kwargs):
+        self._called("hf_hub_download", repo_id, filename, **kwargs)
         return self.records[filename]
 
     def upload_folder(self, **arguments):
-        self.calls.append(("upload_folder", arguments))
+        self._called("upload_folder", **arguments)
         folder = Path(arguments["folder_path"])
         self.uploaded = {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
         return type("CommitInfo", (), {"commit_url": f"https://huggingface.co/datasets/{arguments['repo_id']}/commit/1"})()
