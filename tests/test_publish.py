@@ -82,9 +82,10 @@ def test_push_local_writes_one_config_per_table_that_datasets_loads_and_equals_t
                                       .reset_index(drop=True),
                                       run.scores.sort_values(list(run.scores.columns[:5])).reset_index(drop=True),
                                       check_dtype=False)
-        metrics = own(loaded["metrics"])
-        assert len(metrics) == len(run.metrics)
-        assert sorted(metrics["value"].round(12)) == sorted(run.metrics["value"].round(12))
+        keys = ["task", "mode", "budget", "metric", "k"]
+        metrics = own(loaded["metrics"]).astype({"k": "float64"}).sort_values(keys).reset_index(drop=True)
+        expected_metrics = run.metrics.astype({"k": "float64"}).sort_values(keys).reset_index(drop=True)
+        pd.testing.assert_frame_equal(metrics, expected_metrics, check_dtype=False)
         generations = own(loaded["generations"]).sort_values(["problem_id", "sample_idx"]).reset_index(drop=True)
         expected = run.generations.sort_values(["problem_id", "sample_idx"]).reset_index(drop=True)
         assert generations["token_ids"].map(list).tolist() == expected["token_ids"].map(list).tolist()
