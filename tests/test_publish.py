@@ -131,6 +131,11 @@ def test_the_same_runs_give_the_same_folder_bytes(full_runs, tmp_path):
     push(full_runs, "my-org/budgets", local=tmp_path / "b")
     push(full_runs, "my-org/budgets", local=tmp_path / "a")  # a folder an earlier push wrote is replaced
     assert contents(tmp_path / "a") == contents(tmp_path / "b")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "README.md").write_text("my notes")
+    with pytest.raises(UserError, match="is not a dataset folder a push wrote"):
+        push(full_runs, local=tmp_path / "mine")
+    assert (tmp_path / "mine" / "README.md").read_text() == "my notes"
 
 
 def test_push_refuses_an_unscored_run_and_a_gated_task_in_one_sentence(tmp_path):

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from budgeteval.errors import UserError
 from budgeteval.publish.layout import (
+    CARD_NAME,
     DATA_DIR,
     FIGURE_PATH,
     PUSH_RECORD,
@@ -124,8 +125,8 @@ def build_dataset_folder(runs: Sequence, out: str | os.PathLike, *, repo_id: str
 
     gated = check_publishable(runs, include_gated)
     out = Path(out)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "README.md").is_file()
-                                              and not (out / RUNS_DIR).is_dir())):
+    # The folder is replaced whole: only an empty one, or one an earlier push wrote, may be.
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not any(out.glob(f"{RUNS_DIR}/*/{PUSH_RECORD}")))):
         raise UserError(f"--local {out} exists and is not a dataset folder a push wrote: name a new or empty folder.")
     pushed: list[PushedRun] = []
 
@@ -137,7 +138,7 @@ def build_dataset_folder(runs: Sequence, out: str | os.PathLike, *, repo_id: str
         from budgeteval.publish.card import dataset_card
 
         card = dataset_card(runs, pushed, repo_id=repo_id, license=license, figure=figure, other_runs=other_runs)
-        (folder / "README.md").write_text(card, encoding="utf-8")
+        (folder / CARD_NAME).write_text(card, encoding="utf-8")
 
     replace_dir(out, write)
     return pushed

@@ -3,6 +3,8 @@
 Only this module spells these names; `hub` writes and checks the files, `card` lists the configs.
 """
 
+CARD_NAME = "README.md"
+"""The dataset card."""
 DATA_DIR = "data"
 """Folder of the tables: `data/<table>/<run>/...`."""
 RUNS_DIR = "runs"
