@@ -65,13 +65,24 @@ def full_runs(tmp_path_factory):
             load_run(write_full_run(root / "ours", "org/our-model"), label="ours")]
 
 
-def test_push_local_writes_one_config_per_table_that_datasets_loads_and_equals_the_runs(full_runs, tmp_path):
-    datasets = import_or_need("datasets", "datasets is not installed")
+@pytest.fixture(scope="module")
+def pushed(full_runs, tmp_path_factory):
+    """`push --local` of both runs (license mit), as the `Push` it returns."""
     from budgeteval.api import push
 
-    result = push(full_runs, "my-org/budgets", local=tmp_path / "ds")
+    return push(full_runs, "my-org/budgets", local=tmp_path_factory.mktemp("pushed") / "ds", license="mit")
+
+
+def folder_bytes(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_push_local_writes_one_config_per_table_that_datasets_loads_and_equals_the_runs(full_runs, pushed, tmp_path):
+    datasets = import_or_need("datasets", "datasets is not installed")
+
+    result = pushed
     assert result.url is None and result.runs == ("base-model", "ours")
-    folder = tmp_path / "ds"
+    folder = result.folder
     loaded = {name: datasets.load_dataset(str(folder), name, split="train", cache_dir=str(tmp_path / "cache")).to_pandas()
               for name in TABLES}
     for run, key in zip(full_runs, result.runs):
@@ -99,14 +110,11 @@ def test_push_local_writes_one_config_per_table_that_datasets_loads_and_equals_t
                                                                                      "part-00001.parquet"]
 
 
-def test_the_card_parses_with_huggingface_hub_and_its_configs_validate(full_runs, tmp_path):
+def test_the_card_parses_with_huggingface_hub_and_its_configs_validate(pushed):
     hub = import_or_need("huggingface_hub", "huggingface_hub is not installed")
     from datasets.utils.metadata import MetadataConfigs
 
-    from budgeteval.api import push
-
-    push(full_runs, "my-org/budgets", local=tmp_path / "ds", license="mit")
-    card = hub.DatasetCard.load(tmp_path / "ds" / "README.md")
+    card = hub.DatasetCard.load(pushed.folder / "README.md")
     data = card.data.to_dict()
     assert data["license"] == "mit" and data["base_model"] == ["org/base-model", "org/our-model"]
     assert "budgeteval" in data["tags"]
@@ -118,19 +126,14 @@ def test_the_card_parses_with_huggingface_hub_and_its_configs_validate(full_runs
                    "![accuracy vs token budget](figures/accuracy.png)",
                    'load_dataset("my-org/budgets", "generations", split="train")'):
         assert needle in text, needle
-    assert (tmp_path / "ds" / "figures" / "accuracy.png").is_file()
+    assert (pushed.folder / "figures" / "accuracy.png").is_file()
 
 
-def test_the_same_runs_give_the_same_folder_bytes(full_runs, tmp_path):
+def test_the_same_runs_give_the_same_folder_bytes(full_runs, pushed, tmp_path):
     from budgeteval.api import push
 
-    def contents(folder):
-        return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-    push(full_runs, "my-org/budgets", local=tmp_path / "a")
-    push(full_runs, "my-org/budgets", local=tmp_path / "b")
-    push(full_runs, "my-org/budgets", local=tmp_path / "a")  # a folder an earlier push wrote is replaced
-    assert contents(tmp_path / "a") == contents(tmp_path / "b")
+    push(full_runs, "my-org/budgets", local=tmp_path / "b", license="mit")
+    assert folder_bytes(pushed.folder) == folder_bytes(tmp_path / "b")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "README.md").write_text("my notes")
     with pytest.raises(UserError, match="is not a dataset folder a push wrote"):
@@ -145,7 +148,8 @@ def test_push_refuses_an_unscored_run_and_a_gated_task_in_one_sentence(tmp_path)
     with pytest.raises(UserError, match="ask that its questions not be published in plain text.*--include-gated"):
         push([gated], local=tmp_path / "ds")
     assert not (tmp_path / "ds").exists()
-    result = push([gated], local=tmp_path / "ds", include_gated=True)
+    push([gated], local=tmp_path / "ds", include_gated=True)
+    result = push([gated], local=tmp_path / "ds", include_gated=True)  # a folder an earlier push wrote is replaced
     record = json.loads((tmp_path / "ds" / "runs" / result.runs[0] / "push.json").read_text())
     assert record["gated_tasks_included"] == ["gpqa_diamond"]
     assert "Included with `--include-gated`" in (tmp_path / "ds" / "README.md").read_text()
@@ -215,14 +219,14 @@ class RecordingHub:
         return type("CommitInfo", (), {"commit_url": f"https://huggingface.co/datasets/{arguments['repo_id']}/commit/1"})()
 
 
-def test_the_upload_sends_the_push_folder_as_one_commit_to_a_dataset_repo(full_runs, tmp_path, monkeypatch):
+def test_the_upload_sends_the_push_folder_as_one_commit_to_a_dataset_repo(full_runs, pushed, monkeypatch):
     import huggingface_hub
 
     from budgeteval.api import push
 
     hub = RecordingHub()
     monkeypatch.setattr(huggingface_hub, "HfApi", lambda *args, **kwargs: hub)
-    result = push(full_runs, "my-org/budgets", private=True, revision="sweeps")
+    result = push(full_runs, "my-org/budgets", private=True, revision="sweeps", license="mit")
     assert result.url.endswith("/commit/1") and result.folder is None
     names = [call[0] for call in hub.calls]
     assert names[-1] == "upload_folder" and ("create_repo", "my-org/budgets", "dataset", True, True) in hub.calls
@@ -231,10 +235,7 @@ def test_the_upload_sends_the_push_folder_as_one_commit_to_a_dataset_repo(full_r
     assert arguments["repo_id"] == "my-org/budgets" and arguments["repo_type"] == "dataset"
     assert arguments["revision"] == "sweeps" and arguments["delete_patterns"] is None
     assert arguments["commit_message"] == "budgeteval push: base-model, ours"
-    push(full_runs, "my-org/budgets", local=tmp_path / "local")
-    local = {str(p.relative_to(tmp_path / "local")): p.read_bytes() for p in (tmp_path / "local").rglob("*")
-             if p.is_file()}
-    assert hub.uploaded == local  # the upload is exactly the --local folder
+    assert hub.uploaded == folder_bytes(pushed.folder)  # the upload is exactly the --local folder
 
 
 def test_the_upload_refuses_to_overwrite_another_push_of_a_run_with_the_same_name(full_runs, tmp_path, monkeypatch):
@@ -249,10 +250,10 @@ def test_the_upload_refuses_to_overwrite_another_push_of_a_run_with_the_same_nam
     hub = RecordingHub(remote, {"runs/ours/push.json": str(stale), "runs/older/push.json": str(stale)})
     monkeypatch.setattr(huggingface_hub, "HfApi", lambda *args, **kwargs: hub)
     with pytest.raises(UserError, match="already holds run 'ours' with other content.*--replace"):
-        push(full_runs, "my-org/budgets")
+        push(full_runs[1:], "my-org/budgets")
     assert "upload_folder" not in [call[0] for call in hub.calls]
 
-    push(full_runs, "my-org/budgets", replace=True)
+    push(full_runs[1:], "my-org/budgets", replace=True)
     arguments = hub.calls[-1][1]
     assert arguments["delete_patterns"] == ["data/*/ours/*", "data/*/ours/*/*", "runs/ours/*"]
     card = hub.uploaded["README.md"].decode()
@@ -264,7 +265,7 @@ def test_the_upload_refuses_to_overwrite_another_push_of_a_run_with_the_same_nam
     same.write_text(json.dumps({"content_sha256": record["content_sha256"]}))
     hub = RecordingHub(remote, {"runs/ours/push.json": str(same), "runs/older/push.json": str(stale)})
     monkeypatch.setattr(huggingface_hub, "HfApi", lambda *args, **kwargs: hub)
-    push(full_runs, "my-org/budgets")
+    push(full_runs[1:], "my-org/budgets")
     assert hub.calls[-1][1]["delete_patterns"] is None
 
 
@@ -464,7 +465,7 @@ def recording_tracker(monkeypatch):
 def test_a_logged_run_holds_every_metric_as_a_table_and_as_curves_against_the_budget(full_runs, recording_tracker):
     from budgeteval.api import log
 
-    assert log(full_runs, to="trackio", project="p") == ["base-model", "ours"]
+    assert log(full_runs[:1], to="trackio", project="p") == ["base-model"]
     first = recording_tracker.opened[0]
     assert first.project == "p" and first.config["budgeteval_run"] == "base-model"
     assert first.config["tasks"]["t"]["scorer"] == "math"

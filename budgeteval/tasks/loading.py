@@ -7,6 +7,7 @@ applies the task's options (`--task-option TASK.KEY=VALUE`: a choice of hub data
 filter such as a contest-date window). It does not render prompts (see `prompts`) or score anything (see `scorers`).
 """
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, replace
@@ -226,12 +227,15 @@ def publish_policy(name: str, yaml_path: str | None = None, source_path: str | N
                 break
             except UserError:
                 continue
-    if policy == "open" and source_path:
-        for path in paths.values():
-            task = load_task_file(path)
-            if task.publish == "gated" and task.source.path == source_path:
-                return "gated"
+    if policy == "open" and source_path in _gated_sources(tuple(sorted(map(str, paths.values())))):
+        return "gated"
     return policy
+
+
+@functools.lru_cache(maxsize=4)
+def _gated_sources(paths: tuple[str, ...]) -> frozenset[str]:
+    """The hub datasets the gated tasks among the YAML files `paths` read (read once per set of files)."""
+    return frozenset(task.source.path for task in map(load_task_file, map(Path, paths)) if task.publish == "gated")
 
 
 def parse_task_option(text: str) -> tuple[str, str, str]:
