@@ -246,7 +246,7 @@ def test_the_upload_refuses_to_overwrite_another_push_of_a_run_with_the_same_nam
     stale = tmp_path / "push.json"
     stale.write_text(json.dumps({"content_sha256": "0" * 64}))
     remote = ["README.md", "data/scores/ours/scores.parquet", "runs/ours/push.json",
-              "data/scores/older/scores.parquet", "runs/older/push.json"]
+              "data/scores/older/scores.parquet", "data/continuations/older/t/part-00000.parquet", "runs/older/push.json"]
     hub = RecordingHub(remote, {"runs/ours/push.json": str(stale), "runs/older/push.json": str(stale)})
     monkeypatch.setattr(huggingface_hub, "HfApi", lambda *args, **kwargs: hub)
     with pytest.raises(UserError, match="already holds run 'ours' with other content.*--replace"):
@@ -258,6 +258,7 @@ def test_the_upload_refuses_to_overwrite_another_push_of_a_run_with_the_same_nam
     assert arguments["delete_patterns"] == ["data/*/ours/*", "data/*/ours/*/*", "runs/ours/*"]
     card = hub.uploaded["README.md"].decode()
     assert "also holds runs pushed earlier" in card and "`older`" in card  # listed, not touched
+    assert "config_name: continuations" in card  # the older run's forced-mode config stays in the card
 
     # The same content under the same name is no conflict: the commit changes nothing of it.
     same = tmp_path / "same.json"
@@ -528,3 +529,26 @@ def test_a_task_yaml_with_an_unknown_publish_value_is_one_sentence(tmp_path):
     (tmp_path / "t.yaml").write_text(text)
     with pytest.raises(UserError, match="'publish' must be one of open, gated, not 'secret'"):
         load_task_file(tmp_path / "t.yaml")
+
+
+def test_forced_mode_continuations_are_a_config_of_their_own(tmp_path):
+    datasets = import_or_need("datasets", "datasets is not installed")
+    from budgeteval.api import load_run, push
+    from budgeteval.rundir.store import CONTINUATIONS, ContinuationRecord, read_task
+
+    run_dir = write_full_run(tmp_path / "forced", "org/forced")
+    for budget in (128, 256):
+        write_shard(run_dir, "t", [ContinuationRecord(
+            task="t", problem_id=pid, sample_idx=0, budget=budget, continued=True, force_token_ids=(7, 8),
+            force_string="</think>", token_ids=(1, 2, 3), text="Final answer: 1", finish_reason="stop", seed=5,
+            max_tokens=64) for pid in ("p0", "p1")], kind=CONTINUATIONS)
+    result = push([load_run(run_dir)], local=tmp_path / "ds")
+    card = (tmp_path / "ds" / "README.md").read_text()
+    assert "config_name: continuations" in card and "config_name: conditioned" not in card
+    loaded = datasets.load_dataset(str(tmp_path / "ds"), "continuations", split="train",
+                                   cache_dir=str(tmp_path / "cache")).to_pandas()
+    stored = read_task(run_dir, "t", kind=CONTINUATIONS).to_pandas()
+    assert (loaded["run"] == result.runs[0]).all() and len(loaded) == len(stored) == 4
+    assert loaded["force_token_ids"].map(list).tolist() == stored["force_token_ids"].map(list).tolist()
+    assert sorted(p.name for p in (tmp_path / "ds" / "data" / "continuations" / "forced" / "t").iterdir()) == [
+        "part-00000.parquet", "part-00001.parquet"]

@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 
 from budgeteval.errors import UserError
-from budgeteval.publish.layout import CONFIG_FILES, RUNS_DIR, scores_file
+from budgeteval.publish.layout import CONFIG_FILES, RUNS_DIR, TABLE_CONFIGS, scores_file
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 """A Hugging Face repository id (ORG/NAME)."""
@@ -29,17 +29,21 @@ CONFIG_DESCRIPTIONS = {
     "generations": "one row per run x task x problem x sample: the prompt, the response text and token ids, "
                    "finish reason, seed",
     "problems": "one row per run x task x problem: question, reference, and the task's groups as JSON",
+    "continuations": "forced mode: one row per run x task x problem x sample x budget: the forcing string's ids "
+                     "and the answer generated after it (text, token ids, finish reason, seed)",
+    "conditioned": "conditioned mode: one row per run x task x problem x sample x budget: the response to the "
+                   "prompt naming the budget (prompt, text, token ids, finish reason, seed)",
 }
 """What a row of each config is, for the card."""
 
 
-def card_metadata(runs: Sequence, license: str = "other") -> dict:
-    """The card's YAML metadata: configs, license, tags, base models, pretty name."""
+def card_metadata(runs: Sequence, license: str = "other", configs: Sequence[str] = TABLE_CONFIGS) -> dict:
+    """The card's YAML metadata: `configs` (their data files), license, tags, base models, pretty name."""
     # Only hub ids: an import's --model is a free label, and the Hub links base_model to model pages.
     models = list(dict.fromkeys(run.model for run in runs if HUB_ID.fullmatch(str(run.model or ""))))
     metadata = {
-        "configs": [{"config_name": name, "data_files": [{"split": "train", "path": pattern}]}
-                    for name, pattern in CONFIG_FILES.items()],
+        "configs": [{"config_name": name, "data_files": [{"split": "train", "path": CONFIG_FILES[name]}]}
+                    for name in configs],
         "license": license,
         "tags": list(TAGS),
         "pretty_name": "budgeteval: " + ", ".join(run.label for run in runs),
@@ -50,12 +54,13 @@ def card_metadata(runs: Sequence, license: str = "other") -> dict:
 
 
 def dataset_card(runs: Sequence, pushed: Sequence, *, repo_id: str | None = None, license: str = "other",
-                 figure: str | None = None, other_runs: Sequence[str] = ()) -> str:
+                 figure: str | None = None, other_runs: Sequence[str] = (),
+                 configs: Sequence[str] = TABLE_CONFIGS) -> str:
     """The whole `README.md` of a push of `runs` (loaded `Run`s; `pushed`: their `PushedRun`s, in order)."""
     import yaml
 
     repo = repo_id or "ORG/NAME"
-    metadata = yaml.safe_dump(card_metadata(runs, license), sort_keys=False, allow_unicode=True, width=1000)
+    metadata = yaml.safe_dump(card_metadata(runs, license, configs), sort_keys=False, allow_unicode=True, width=1000)
     lines = [f"---\n{metadata}---", "", f"# {', '.join(run.label for run in runs)}: accuracy vs token budget", "",
              "Budget-sweep evaluation results written by `budgeteval push`: each response generated once at the "
              "largest budget, replayed at every smaller budget exactly "
@@ -82,9 +87,9 @@ def dataset_card(runs: Sequence, pushed: Sequence, *, repo_id: str | None = None
         lines += ["", f"## Comparison with {runs[0].label}", "", comparison.rstrip()]
     lines += ["", "## Loading", "", "One config per table; every row carries its `run`.", "",
               "| config | a row is |", "| --- | --- |"]
-    lines += [f"| `{name}` | {text} |" for name, text in CONFIG_DESCRIPTIONS.items()]
+    lines += [f"| `{name}` | {CONFIG_DESCRIPTIONS[name]} |" for name in configs]
     lines += ["", "```python", "from datasets import load_dataset", ""]
-    lines += [f'{name} = load_dataset("{repo}", "{name}", split="train")' for name in CONFIG_DESCRIPTIONS]
+    lines += [f'{name} = load_dataset("{repo}", "{name}", split="train")' for name in configs]
     lines += ["```", "", "Or read a run's files directly, e.g. with pandas:", "", "```python", "import pandas as pd", "",
               f'scores = pd.read_parquet("hf://datasets/{repo}/{scores_file(pushed[0].name)}")', "```",
               "", "Each run's full manifest (configuration, data hashes, versions, hardware) is "

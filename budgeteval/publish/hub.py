@@ -26,11 +26,12 @@ from budgeteval.publish.layout import (
     FIGURE_PATH,
     PUSH_RECORD,
     RUNS_DIR,
-    generations_file,
+    configs_with_files,
     metrics_file,
     problems_file,
     run_files_patterns,
     scores_file,
+    store_file,
 )
 
 
@@ -117,10 +118,11 @@ def check_publishable(runs: Sequence, include_gated: bool = False) -> dict[str, 
 
 def build_dataset_folder(runs: Sequence, out: str | os.PathLike, *, repo_id: str | None = None,
                          include_gated: bool = False, license: str = "other",
-                         other_runs: Sequence[str] = ()) -> list[PushedRun]:
+                         other_runs: Sequence[str] = (), remote_files: Sequence[str] = ()) -> list[PushedRun]:
     """Write the dataset folder of `runs` (loaded `Run`s) at `out`, replacing a folder an earlier push
     wrote there; returns what was written per run. `repo_id` names the repository in the card's
-    loading examples; `other_runs`: runs the repository already holds, listed in the card."""
+    loading examples; `other_runs`: runs the repository already holds, listed in the card;
+    `remote_files`: the repository's files (its configs stay in the card)."""
     from budgeteval.atomic import replace_dir
 
     gated = check_publishable(runs, include_gated)
@@ -137,7 +139,9 @@ def build_dataset_folder(runs: Sequence, out: str | os.PathLike, *, repo_id: str
         figure = _write_figure(folder, runs)
         from budgeteval.publish.card import dataset_card
 
-        card = dataset_card(runs, pushed, repo_id=repo_id, license=license, figure=figure, other_runs=other_runs)
+        configs = configs_with_files([*remote_files, *(path for run in pushed for path in run.files)])
+        card = dataset_card(runs, pushed, repo_id=repo_id, license=license, figure=figure, other_runs=other_runs,
+                            configs=configs)
         (folder / CARD_NAME).write_text(card, encoding="utf-8")
 
     replace_dir(out, write)
@@ -172,7 +176,7 @@ def _write_run(folder: Path, run, gated: list[str], score_columns: list[str]) ->
     from budgeteval.rundir.layout import manifest_path
     from budgeteval.rundir.problems import read_problem_frame
     from budgeteval.rundir.scores import scores_schema
-    from budgeteval.rundir.store import shard_paths, stored_tasks
+    from budgeteval.rundir.store import CONDITIONED, CONTINUATIONS, GENERATIONS, shard_paths
 
     name = run_key(run.label)
     files: list[str] = []
@@ -189,10 +193,11 @@ def _write_run(folder: Path, run, gated: list[str], score_columns: list[str]) ->
     for task in run.tasks:
         problems = read_problem_frame(run.path, task, missing_ok=True)
         table_file(problems_file(name, task), problem_rows(problems, task), _problems_types())
-    for task in stored_tasks(run.path):
-        # One file per store shard: a shard holds whole problems, so the files stay as large as the store's.
-        for shard in shard_paths(run.path, task):
-            table_file(generations_file(name, task, shard.name), pq.read_table(shard))
+    for kind in (GENERATIONS, CONTINUATIONS, CONDITIONED):
+        for task in sorted(run.tasks):
+            # One file per store shard: a shard holds whole problems, so the files stay as large as the store's.
+            for shard in shard_paths(run.path, task, kind):
+                table_file(store_file(kind.folder, name, task, shard.name), pq.read_table(shard))
     digest = hashlib.sha256()
     for relative in sorted(files):
         digest.update(relative.encode() + b"\0" + hashlib.sha256((folder / relative).read_bytes()).digest())
@@ -244,9 +249,12 @@ def _write_figure(folder: Path, runs: Sequence) -> str | None:
 # ---- the upload ----------------------------------------------------------------------------------
 
 
-def remote_run_hashes(api, repo_id: str, revision: str | None) -> dict[str, str | None]:
-    """Runs the repository holds (at `revision`) -> their content hash (None when unreadable)."""
-    files = api.list_repo_files(repo_id, repo_type="dataset", revision=revision)
+def remote_run_hashes(api, repo_id: str, revision: str | None, files: Sequence[str] | None = None) \
+        -> dict[str, str | None]:
+    """Runs the repository holds (at `revision`; `files`: its file list, when already listed) -> their
+    content hash (None when unreadable)."""
+    if files is None:
+        files = api.list_repo_files(repo_id, repo_type="dataset", revision=revision)
     hashes: dict[str, str | None] = {}
     for path in files:
         parts = path.split("/")
@@ -323,14 +331,16 @@ def push_runs(runs: Sequence, repo_id: str | None, *, local: str | os.PathLike |
 
         api = HfApi()
     try:
-        remote = remote_run_hashes(api, repo_id, revision) if _repo_exists(api, repo_id) else {}
+        files = api.list_repo_files(repo_id, repo_type="dataset", revision=revision) \
+            if _repo_exists(api, repo_id) else []
+        remote = remote_run_hashes(api, repo_id, revision, files)
     except Exception:  # no repository or no such branch yet: nothing to list; the upload says what else fails
-        remote = {}
+        files, remote = [], {}
     own = {run_key(run.label) for run in runs}
     with tempfile.TemporaryDirectory(prefix="budgeteval-push-") as temporary:
         folder = Path(temporary) / "dataset"
         pushed = build_dataset_folder(runs, folder, repo_id=repo_id, include_gated=include_gated, license=license,
-                                      other_runs=sorted(set(remote) - own))
+                                      other_runs=sorted(set(remote) - own), remote_files=files)
         url = upload_folder(folder, repo_id, pushed=pushed, private=private, revision=revision, replace=replace,
                             api=api)
     return folder, pushed, url

@@ -14,11 +14,18 @@ FIGURE_PATH = "figures/accuracy.png"
 PUSH_RECORD = "push.json"
 """`runs/<run>/push.json`: the run's tasks, the gated tasks it includes, its files and their hash."""
 
+TABLE_CONFIGS = ("scores", "metrics", "generations", "problems")
+"""The configs every push writes."""
+STORE_CONFIGS = ("continuations", "conditioned")
+"""The configs of the forced- and conditioned-mode stores, in a repository holding a run with them."""
+
 CONFIG_FILES = {
     "scores": f"{DATA_DIR}/scores/*/*.parquet",
     "metrics": f"{DATA_DIR}/metrics/*/*.parquet",
     "generations": f"{DATA_DIR}/generations/*/*/*.parquet",
     "problems": f"{DATA_DIR}/problems/*/*.parquet",
+    "continuations": f"{DATA_DIR}/continuations/*/*/*.parquet",
+    "conditioned": f"{DATA_DIR}/conditioned/*/*/*.parquet",
 }
 """Config name -> the files it reads, for every run the repository holds (the card's `configs:`)."""
 
@@ -38,9 +45,16 @@ def problems_file(run: str, task: str) -> str:
     return f"{DATA_DIR}/problems/{run}/{task}.parquet"
 
 
-def generations_file(run: str, task: str, shard_name: str) -> str:
-    """`data/generations/<run>/<task>/<shard file name>`: one file per shard of the run's store."""
-    return f"{DATA_DIR}/generations/{run}/{task}/{shard_name}"
+def store_file(store: str, run: str, task: str, shard_name: str) -> str:
+    """`data/<store>/<run>/<task>/<shard file name>` (store: generations, continuations, conditioned):
+    one file per shard of the run's store."""
+    return f"{DATA_DIR}/{store}/{run}/{task}/{shard_name}"
+
+
+def configs_with_files(paths) -> list[str]:
+    """The configs a repository holding the files `paths` has: every table, and each store config with a file."""
+    present = {path.split("/")[1] for path in paths if path.startswith(f"{DATA_DIR}/") and path.count("/") >= 2}
+    return list(TABLE_CONFIGS) + [name for name in STORE_CONFIGS if name in present]
 
 
 def run_files_patterns(run: str) -> list[str]:
