@@ -2,8 +2,9 @@
 
 `build_dataset_folder` writes one config per table — `scores`, `metrics`, `generations` (prompt,
 response text and token ids, finish reason, seed; one parquet file per store shard, as the run
-stores them), `problems`, and for forced/conditioned runs `continuations`/`conditioned` — each run's files under `data/<table>/<run>/` with a `run` column,
-the run's manifest and content hash under `runs/<run>/`, the accuracy figure, and the card
+stores them), `problems`, and for forced/conditioned runs `continuations`/`conditioned` — each
+run's files under `data/<table>/<run>/` with a `run` column, the run's manifest and content hash
+under `runs/<run>/`, the accuracy figure, and the card
 (`budgeteval.publish.card`). Same runs, same bytes. `upload_folder` sends that folder as one
 commit to a dataset repository, refusing to change a run of the same name that another push left
 there. Not here: the card's text, or any experiment tracker.
