@@ -10,6 +10,8 @@ The Python API, the same one the commands are thin layers over (docs/api.md):
     ours = budgeteval.load_run("runs/ours", label="ours")
     print(budgeteval.compare_runs([base, ours], k=8).format("markdown"))
     budgeteval.save_figures([base, ours], "figs/", "pdf,png")
+    budgeteval.push([base, ours], "my-org/budgets")         # a Hugging Face dataset with a card
+    budgeteval.log(ours, to="wandb", project="budgets")     # or to="trackio"
 
 Importing the package imports nothing heavy: each name below loads its module on first use.
 """

@@ -270,6 +270,14 @@ def test_the_upload_refuses_to_overwrite_another_push_of_a_run_with_the_same_nam
     assert hub.calls[-1][1]["delete_patterns"] is None
 
 
+def test_the_package_exports_push_and_log():
+    import budgeteval
+    from budgeteval import api
+
+    for name in ("push", "log", "Push"):
+        assert name in budgeteval.__all__ and getattr(budgeteval, name) is getattr(api, name)
+
+
 def test_push_refuses_bad_arguments_before_reading_runs(full_runs):
     from budgeteval.api import push
 
