@@ -594,7 +594,8 @@ def push_command(runs, repo, local, private, revision, include_gated, replace, l
     result = push(load_runs(runs), repo, local=local, private=private, revision=revision,
                   include_gated=include_gated, replace=replace, license=license_id)
     if result.url is None:
-        click.echo(f"Wrote {result.folder} ({', '.join(result.runs)}); upload it with `budgeteval push ... --repo`.")
+        click.echo(f"Wrote {result.folder} ({', '.join(result.runs)}); nothing uploaded (the same command without "
+                   f"--local uploads it).")
     else:
         click.echo(f"Pushed {', '.join(result.runs)} to {result.url}")
 
