@@ -10,6 +10,8 @@ The Python API, the same one the commands are thin layers over (docs/api.md):
     ours = budgeteval.load_run("runs/ours", label="ours")
     print(budgeteval.compare_runs([base, ours], k=8).format("markdown"))
     budgeteval.save_figures([base, ours], "figs/", "pdf,png")
+    budgeteval.push([base, ours], "my-org/budgets")         # a Hugging Face dataset with a card
+    budgeteval.log(ours, to="wandb", project="budgets")     # or to="trackio"
 
 Importing the package imports nothing heavy: each name below loads its module on first use.
 """
@@ -22,6 +24,9 @@ _EXPORTS = {
     "import_outputs": "budgeteval.api:import_outputs",
     "analyze": "budgeteval.api:analyze",
     "plot": "budgeteval.api:plot",
+    "push": "budgeteval.api:push",
+    "log": "budgeteval.api:log",
+    "Push": "budgeteval.api:Push",
     "load_run": "budgeteval.api:load_run",
     "load_runs": "budgeteval.api:load_runs",
     "Run": "budgeteval.api:Run",

@@ -15,6 +15,7 @@ import difflib
 import io
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +48,7 @@ RUN_SETTINGS: dict[str, Any] = {
     "answer_tokens": 512, "force_string": None, "budget_prompt": None, "budget_prompt_position": "suffix",
     "conditioned_max_tokens": None, "shard": None, "problems_per_shard": 64, "workers": 4,
     "overwrite": False, "strict": False, "answer_policy": "strict", "verdict_cache": None,
-    "bootstrap": 1000, "bootstrap_seed": 0, "progress": True,
+    "bootstrap": 1000, "bootstrap_seed": 0, "progress": True, "log": None,
 }
 """Every keyword `evaluate` takes besides its named parameters, with its default (the `run` command's)."""
 
@@ -89,6 +90,14 @@ class Run(runs.Run):
 
         loaded = [self, *others]
         return build_site(loaded, Path(out_dir), baseline=_baseline(loaded, baseline), k=k)
+
+    def push(self, repo: str | None = None, *others: runs.Run, **options: Any) -> Push:
+        """Publish this run (and `others`) as one Hugging Face dataset repository; see `push`."""
+        return push([self, *others], repo, **options)
+
+    def log(self, to: str, project: str, name: str | None = None) -> list[str]:
+        """Log this run to W&B or Trackio as one tracker run; see `log`."""
+        return log([self], to=to, project=project, name=name)
 
 
 def report(run_dir: str | os.PathLike, k=None, by: str | None = None, fmt: str = "frame") -> pd.DataFrame | str:
@@ -316,7 +325,8 @@ def evaluate(model: str, tasks, *, out, budgets=DEFAULT_BUDGETS_TEXT, n: int = 1
     dict task -> local file. Every other `run` option is a keyword named as the CLI's option in
     snake case (`temperature=`, `top_p=`, `seed=`, `answer_policy=`, `tensor_parallel_size=`,
     `task_options=`, `base_url=` (a string or a list), ...; `RUN_SETTINGS` lists them with their
-    defaults), plus `progress=` (progress bars; default True).
+    defaults), plus `progress=` (progress bars; default True) and `log=` ("wandb:PROJECT" or
+    "trackio:PROJECT": log the scored run to that tracker, as `budgeteval log`).
 
         run = budgeteval.evaluate("Qwen/Qwen3-1.7B", "gsm8k", out="runs/qwen", budgets="2k:16k:x2", n=4)
         print(run.report(fmt="markdown"))
@@ -326,18 +336,21 @@ def evaluate(model: str, tasks, *, out, budgets=DEFAULT_BUDGETS_TEXT, n: int = 1
     config = run_config(model, tasks, out=out, budgets=budgets, n=n, backend=backend, data=data, limit=limit,
                         modes=modes, **settings)
     s = {**RUN_SETTINGS, **settings}
+    destination = log_destination(s["log"])  # a bad --log before the model loads
     verdict_cache = None if s["verdict_cache"] is None else Path(s["verdict_cache"])
     run_dir = run(config, overwrite=s["overwrite"], progress=s["progress"], bootstrap=s["bootstrap"],
                   bootstrap_seed=s["bootstrap_seed"], answer_policy=s["answer_policy"], strict=s["strict"],
                   verdict_cache=verdict_cache)
-    return load_run(run_dir)
+    return _logged(load_run(run_dir), destination)
 
 
 def score(run_or_path, *, budgets=None, modes=None, answer_policy: str | None = None, workers: int = 4,
-          verdict_cache=None, bootstrap: int = 1000, bootstrap_seed: int = 0, progress: bool = True) -> Run:
+          verdict_cache=None, bootstrap: int = 1000, bootstrap_seed: int = 0, progress: bool = True,
+          log: str | None = None) -> Run:
     """Re-score a saved run (no model needed), as `budgeteval score`, and return it read afresh.
 
     `budgets`/`modes`: default the run's own; `answer_policy`: default the one it was last scored with.
+    `log`: "wandb:PROJECT" or "trackio:PROJECT" logs the scored run there, as `budgeteval log`.
 
         run = budgeteval.score("runs/qwen", budgets="1k,3k", answer_policy="lenient")
     """
@@ -345,11 +358,12 @@ def score(run_or_path, *, budgets=None, modes=None, answer_policy: str | None = 
 
     path = Path(run_or_path.path if isinstance(run_or_path, runs.Run) else run_or_path)
     label = run_or_path.label if isinstance(run_or_path, runs.Run) else None
+    destination = log_destination(log)
     evaluate_run(path, budgets=None if budgets is None else budgets_of(budgets), workers=workers,
                  progress=progress, modes=None if modes is None else modes_of(modes), bootstrap=bootstrap,
                  bootstrap_seed=bootstrap_seed, answer_policy=answer_policy,
                  verdict_cache=None if verdict_cache is None else Path(verdict_cache))
-    return load_run(path, label)
+    return _logged(load_run(path, label), destination)
 
 
 IMPORT_FORMATS = ("table", "lm-eval", "lighteval")
@@ -472,3 +486,69 @@ def plot(runs_or_paths, out_dir, *, formats="pdf,png", k: int | None = None, by:
                           buckets=parse_bucket_edges(buckets if isinstance(buckets, str) else ",".join(map(str, buckets))),
                           baseline=_baseline(loaded, baseline))
     return save_figures(loaded, out_dir, formats, options=options, figures=figures)
+
+
+# ---- publishing -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Push:
+    """What `push` wrote and where it went."""
+
+    folder: Path | None
+    """The dataset folder (`local`); None after an upload (it was a temporary folder)."""
+    runs: tuple[str, ...]
+    """The runs' names in the repository (their folders under data/<table>/ and their `run` values)."""
+    url: str | None
+    """The commit's URL on the Hub; None when only the folder was written."""
+
+
+def push(runs_or_paths, repo: str | None = None, *, local=None, private: bool = False, revision: str | None = None,
+         include_gated: bool = False, replace: bool = False, license: str = "other") -> Push:
+    """Publish scored runs as one Hugging Face dataset repository, as `budgeteval push`.
+
+    `repo`: ORG/NAME. `local`: write the dataset folder there and upload nothing (the repository
+    then only names the loading examples of the card). `private`: for a repository created by this
+    push. `revision`: a branch (created when missing). `include_gated`: publish a task whose authors
+    ask that it not be posted in plain text (GPQA), if you have the right to. `replace`: overwrite a
+    run of the same name the repository holds with other content (else refused). `license`: the
+    card's license id (default: other).
+
+        budgeteval.push(["runs/base", "runs/ours"], "my-org/qwen3-budgets")
+    """
+    from budgeteval.publish.hub import push_runs
+
+    loaded = _as_runs(runs_or_paths)
+    folder, pushed, url = push_runs(loaded, repo, local=local, private=private, revision=revision,
+                                    include_gated=include_gated, replace=replace, license=license)
+    return Push(folder=folder if local is not None else None, runs=tuple(run.name for run in pushed), url=url)
+
+
+def log_destination(value):
+    """`--log` as "wandb:PROJECT" or "trackio:PROJECT" (None: no logging), its tracker checked installed."""
+    if value is None:
+        return None
+    from budgeteval.publish.trackers import check_destination, parse_destination
+
+    return check_destination(parse_destination(value))
+
+
+def log(runs_or_paths, *, to: str, project: str, name: str | None = None) -> list[str]:
+    """Log scored runs to W&B (`to="wandb"`) or Trackio (`to="trackio"`), one tracker run each, as
+    `budgeteval log`; returns the tracker runs' names. Offline modes are the trackers' own
+    (`WANDB_MODE=offline`; Trackio writes its local store unless a Space is configured).
+
+        budgeteval.log("runs/qwen", to="wandb", project="budgets")
+    """
+    from budgeteval.publish.trackers import Destination, log_runs
+
+    loaded = _as_runs(runs_or_paths)
+    return log_runs(loaded, Destination(to, project, name))
+
+
+def _logged(run: Run, destination) -> Run:
+    if destination is not None:
+        from budgeteval.publish.trackers import log_run
+
+        log_run(run, destination)
+    return run

@@ -86,6 +86,14 @@ def _verdict_cache_option(command):
                              "verified again. Scores are identical with or without it.")(command)
 
 
+def _log_option(what: str = "the scored run"):
+    """`--log wandb:PROJECT|trackio:PROJECT`: log the scored run (or each watched step) to a tracker."""
+    return click.option("--log", "log", default=None, metavar="TRACKER:PROJECT",
+                        help=f"Also log {what} to an experiment tracker: wandb:PROJECT or trackio:PROJECT "
+                             f"(needs the track extra; WANDB_MODE=offline and Trackio's local store are honoured; "
+                             f"see docs/publishing.md).")
+
+
 def _shard(value: str):
     from budgeteval.generation.shards import parse_shard
 
@@ -232,6 +240,7 @@ def _echo_suites() -> None:
 @_answer_policy_option("strict")
 @_verdict_cache_option
 @_bootstrap_options
+@_log_option()
 def run_command(**options):
     """Generate once at the largest budget, replay at every budget, score and report.
 
@@ -286,13 +295,14 @@ def merge_command(shard_dirs, out, workers, overwrite, quiet):
 @_answer_policy_option(None)
 @_verdict_cache_option
 @_bootstrap_options
-def score_command(run_dir, budgets, modes, workers, quiet, answer_policy, verdict_cache, bootstrap, bootstrap_seed):
+@_log_option()
+def score_command(run_dir, budgets, modes, workers, quiet, answer_policy, verdict_cache, bootstrap, bootstrap_seed, log):
     """Re-score a saved run (no model needed), e.g. at new budgets: score RUN --budgets 1k,3k,
     or under the other answer policy: score RUN --answer-policy lenient."""
     from budgeteval.api import score
 
     score(run_dir, budgets=budgets, workers=workers, progress=not quiet, modes=modes, bootstrap=bootstrap,
-          bootstrap_seed=bootstrap_seed, answer_policy=answer_policy, verdict_cache=verdict_cache)
+          bootstrap_seed=bootstrap_seed, answer_policy=answer_policy, verdict_cache=verdict_cache, log=log)
     if not quiet:
         _print_report(run_dir, None, "markdown")
 
@@ -495,24 +505,34 @@ def plot_command(runs, out, formats, k, by, kinds, pass_budgets, buckets, baseli
 @click.option("--interval", default=60.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Seconds between polls of FOLDER.")
 @click.option("--quiet", is_flag=True)
+@_log_option("each scored step's metrics (at its training step; one tracker run named after --out)")
 def watch_command(folder, task_name, tokenizer, out, budgets, max_tokens, think_end, data, workers, once, interval,
-                  quiet):
+                  quiet, log):
     """Follow verl's validation_data_dir (one <step>.jsonl per validation) and score each step at the budgets.
 
     Appends every step's metrics to OUT/metrics_by_step.csv (plot it with `budgeteval plot OUT --by step`).
     """
-    from budgeteval.api import data_files_of
+    from budgeteval.api import data_files_of, log_destination
     from budgeteval.train.watch import WatchConfig, watch
 
     check_max_tokens(max_tokens, budgets)
     config = WatchConfig(folder=folder, out=out, task=task_name, tokenizer=tokenizer, budgets=tuple(budgets),
                          max_tokens=max_tokens, think_end=think_end, data_files=dict(data_files_of(data)),
                          workers=workers)
+    destination = log_destination(log)
+    step_logger = None
+    if destination is not None:
+        from budgeteval.publish.trackers import StepLogger, watch_config
+
+        step_logger = StepLogger(destination, watch_config(config))
     try:
         watch(config, once=once, interval_s=interval, progress=not quiet,
-              report=(lambda line: None) if quiet else click.echo)
+              report=(lambda line: None) if quiet else click.echo, on_step=step_logger)
     except KeyboardInterrupt:
         click.echo("stopped", err=True)
+    finally:
+        if step_logger is not None:
+            step_logger.close()
 
 
 @main.command("view")
@@ -545,6 +565,59 @@ def view_command(runs, out, baseline, k, serve, port):
         if serve:
             serve_site(index.parent, port, announce=lambda url: click.echo(f"Serving {url} (Ctrl-C stops)"))
             click.echo("stopped", err=True)
+
+
+@main.command("push")
+@click.argument("runs", nargs=-1, required=True, metavar="RUN[=LABEL]...")
+@click.option("--repo", default=None, metavar="ORG/NAME",
+              help="The Hugging Face dataset repository (created when missing; an existing one gets a new commit).")
+@click.option("--local", "local", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write the dataset folder here and upload nothing (what a push would upload).")
+@click.option("--private", is_flag=True, help="Create the repository private (an existing one keeps its visibility).")
+@click.option("--revision", default=None, metavar="BRANCH", help="Commit to this branch (created when missing).")
+@click.option("--include-gated", is_flag=True,
+              help="Publish tasks whose authors ask that they not be posted in plain text (GPQA): only if you "
+                   "have the right to.")
+@click.option("--replace", is_flag=True,
+              help="Overwrite a run of the same name that the repository holds with other content (else refused).")
+@click.option("--license", "license_id", default="other", show_default=True,
+              help="License id for the card's metadata (e.g. apache-2.0, cc-by-4.0, mit).")
+def push_command(runs, repo, local, private, revision, include_gated, replace, license_id):
+    """Publish scored runs as one Hugging Face dataset: a config per table (scores, metrics,
+    generations, problems), parquet files and a dataset card.
+
+    The token is the usual one (HF_TOKEN or `hf auth login`). Label a run with RUN=label (its
+    folder and `run` value in the dataset; default: the basename of its model).
+    """
+    from budgeteval.api import load_runs, push
+
+    result = push(load_runs(runs), repo, local=local, private=private, revision=revision,
+                  include_gated=include_gated, replace=replace, license=license_id)
+    if result.url is None:
+        click.echo(f"Wrote {result.folder} ({', '.join(result.runs)}); nothing uploaded (the same command without "
+                   f"--local uploads it).")
+    else:
+        click.echo(f"Pushed {', '.join(result.runs)} to {result.url}")
+
+
+@main.command("log")
+@click.argument("runs", nargs=-1, required=True, metavar="RUN[=LABEL]...")
+@click.option("--to", "to", required=True, type=click.Choice(["wandb", "trackio"]), help="The experiment tracker.")
+@click.option("--project", required=True, help="The tracker's project.")
+@click.option("--name", default=None,
+              help="The tracker run's name (default: the run's label; with several runs, NAME-<label>).")
+def log_command(runs, to, project, name):
+    """Log scored runs to Weights & Biases or Trackio: one tracker run per run, its manifest as config,
+    every metric as a table and as curves against the budget, the figures as images.
+
+    WANDB_MODE=offline writes a local W&B run; Trackio writes its local store unless a Space is set.
+    """
+    from budgeteval.api import load_runs, log
+    from budgeteval.publish.trackers import Destination, check_destination
+
+    check_destination(Destination(to, project, name))  # a missing package before any run is read
+    for logged in log(load_runs(runs), to=to, project=project, name=name):
+        click.echo(f"Logged {logged} to {to} project {project}")
 
 
 def _print_endpoints(run_dir) -> None:

@@ -9,7 +9,8 @@ There is one model here, so the comparison is an A/A test: the same model's samp
 its samples 4-7, two independent draws of 4 samples per problem. Any difference between them is
 sampling noise; it shows how large a delta has to be before it means something at this size.
 
-    python results/make_example.py             # writes results/*.md|csv|tex (analysis*: budgeteval analyze) and results/figures/*
+    python results/make_example.py             # writes results/*.md|csv|tex (analysis*: budgeteval analyze), results/figures/*
+                                               # and results/dataset_card.md (budgeteval push --local)
     python results/make_example.py --work DIR  # where the (uncommitted) run directories go
 
 Each step is printed as the exact `budgeteval` command it runs.
@@ -115,6 +116,11 @@ def main() -> None:
     budgeteval("plot", *pair, "-o", figures, "--format", "pdf,png,svg", "--kind",
                "pareto,pass_at_k,difficulty,after_first_correct", "--pass-budgets", "256,512,2k",
                stdout=work / "analysis-plot-files.txt")
+
+    # 5. The pair as a Hugging Face dataset folder (nothing uploaded): its card is results/dataset_card.md.
+    dataset = work / "dataset"
+    budgeteval("push", *pair, "--repo", "my-org/qwen25-math-budgets", "--local", dataset, stdout=work / "push.txt")
+    (RESULTS / "dataset_card.md").write_bytes((dataset / "README.md").read_bytes())
 
 
 if __name__ == "__main__":

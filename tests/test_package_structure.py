@@ -38,7 +38,8 @@ def import_graph() -> dict[str, set[str]]:
     return graph
 
 
-STAGES = ("tasks", "generation", "rundir", "scoring", "sweep", "ingest", "report", "analysis", "plots", "viewer", "train")
+STAGES = ("tasks", "generation", "rundir", "scoring", "sweep", "ingest", "report", "analysis", "plots", "viewer", "train",
+          "publish")
 """The stage packages in the order data flows through them."""
 
 FOUNDATION = {"budgeteval.errors", "budgeteval.processes", "budgeteval.atomic"}

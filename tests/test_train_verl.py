@@ -170,6 +170,17 @@ def test_watch_scores_each_validation_step(generations, disagreements, qwen_toke
     step20 = table[table.step == 20].drop(columns="step").reset_index(drop=True)
     pd.testing.assert_frame_equal(step10, step20)
 
+    # on_step (what `watch --log` sends to a tracker) gets each newly scored step's metrics, once.
+    from budgeteval.train.watch import WatchConfig, process_new_steps
+
+    seen = []
+    write_dump(dumps, 40, early)
+    config = WatchConfig(folder=dumps, out=out, task="math500", tokenizer=qwen_tokenizer, budgets=(128, 4096),
+                         max_tokens=4096, workers=2)
+    assert process_new_steps(config, on_step=lambda step, metrics: seen.append((step, sorted(metrics["budget"].unique())))) \
+        == [40]
+    assert seen == [(40, [128, 4096])]
+
 
 def test_watch_refuses_dumps_without_ground_truth(generations, qwen_tokenizer, tmp_path):
     dumps = tmp_path / "val"

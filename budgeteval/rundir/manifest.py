@@ -52,6 +52,9 @@ class TaskEntry:
     """Rows of the data left out because no answer to them can be judged (no test cases)."""
     skipped: dict = field(default_factory=dict)
     """Problem id -> why it was left out, for each of the `num_skipped` rows."""
+    publish: str | None = None
+    """`gated` when the task's authors ask that its problems not be published in plain text (the task
+    YAML's `publish:`); None: open, or recorded before tasks said (`budgeteval push` then asks the task)."""
 
 
 def task_entry(task, problems, skipped=()) -> TaskEntry:
@@ -64,7 +67,7 @@ def task_entry(task, problems, skipped=()) -> TaskEntry:
                      source=dict(task.source.__dict__), options=dict(task.option_values),
                      num_problems=len(problems), data_sha256=problems_hash(problems),
                      lm_eval=dataclasses.asdict(lm_eval) if lm_eval is not None else None, num_skipped=len(skipped),
-                     skipped=dict(skipped))
+                     skipped=dict(skipped), publish=None if getattr(task, "publish", "open") == "open" else task.publish)
 
 
 @dataclass(frozen=True)
@@ -187,7 +190,7 @@ class Manifest:
             "generation": self.generation,
             "think_end": self.think_end,
             "tasks": {name: {key: value for key, value in dataclasses.asdict(entry).items()
-                             if value is not None or key != "lm_eval"} for name, entry in self.tasks.items()},
+                             if value is not None or key not in ("lm_eval", "publish")} for name, entry in self.tasks.items()},
             "packages": self.packages,
             "hardware": self.hardware,
         }

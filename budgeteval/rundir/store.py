@@ -167,8 +167,12 @@ def task_dir(run_dir: Path, task: str, kind: StoreKind = GENERATIONS) -> Path:
     return store_dir(run_dir, kind) / task
 
 
-def _shard_paths(run_dir: Path, task: str, kind: StoreKind) -> list[Path]:
+def shard_paths(run_dir: Path, task: str, kind: StoreKind = GENERATIONS) -> list[Path]:
+    """One task's shard files of one store kind, in the order they were written."""
     return sorted(task_dir(run_dir, task, kind).glob("part-*.parquet"))
+
+
+_shard_paths = shard_paths
 
 
 def write_shard(run_dir: Path, task: str, records: Iterable, kind: StoreKind = GENERATIONS) -> Path:

@@ -7,6 +7,7 @@ applies the task's options (`--task-option TASK.KEY=VALUE`: a choice of hub data
 filter such as a contest-date window). It does not render prompts (see `prompts`) or score anything (see `scorers`).
 """
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, replace
@@ -26,6 +27,10 @@ TASK_FORMAT_VERSION = 3
 `dataset.loader`/`data_files`; format 3 adds `dataset.row_builder` (a YAML using these says its
 format so older readers refuse it). `groups:` and `dataset.aliases` need no format: a reader that
 ignores them scores the same."""
+
+PUBLISH_POLICIES = ("open", "gated")
+"""`publish:` in a task YAML: its problems may be published in plain text, or their authors ask that
+they not be (`budgeteval push` then needs --include-gated). Needs no format: scores do not depend on it."""
 
 BASE_PROBLEM_COLUMNS = ("problem_id", "question", "reference")
 """The columns every `problems/<task>.parquet` has; a task's groups are stored beside them."""
@@ -96,7 +101,14 @@ def parse_task(data: dict, where: str) -> Task:
         conditional_templates=conditional,
         options=_parse_options(data.get("options") or {}, where),
         groups=_parse_groups(data.get("groups") or [], where),
+        publish=_parse_publish(data.get("publish", "open"), where),
     )
+
+
+def _parse_publish(value, where: str) -> str:
+    if value not in PUBLISH_POLICIES:
+        raise UserError(f"Task file {where}: 'publish' must be one of {', '.join(PUBLISH_POLICIES)}, not {value!r}.")
+    return value
 
 
 def _parse_groups(groups, where: str) -> tuple[tuple[str, str], ...]:
@@ -200,6 +212,30 @@ def _option_date(task_name: str, option: TaskOption, value: str) -> datetime:
         return datetime.fromisoformat(value)
     except ValueError:
         raise UserError(f"--task-option {task_name}.{option.name}={value!r}: give a date as YYYY-MM-DD.") from None
+
+
+def publish_policy(name: str, yaml_path: str | None = None, source_path: str | None = None) -> str:
+    """How a task a run recorded may be published (`PUBLISH_POLICIES`), for runs made before the
+    manifest said: its YAML's `publish:` (the file it was read from, else the built-in of that name),
+    and `gated` for any task reading a hub dataset a gated built-in reads (lm-eval's GPQA, a copied YAML)."""
+    paths = builtin_task_paths()
+    policy = "open"
+    for candidate in (Path(yaml_path) if yaml_path else None, paths.get(name)):
+        if candidate is not None and candidate.is_file():
+            try:
+                policy = load_task_file(candidate).publish
+                break
+            except UserError:
+                continue
+    if policy == "open" and source_path in _gated_sources(tuple(sorted(map(str, paths.values())))):
+        return "gated"
+    return policy
+
+
+@functools.lru_cache(maxsize=4)
+def _gated_sources(paths: tuple[str, ...]) -> frozenset[str]:
+    """The hub datasets the gated tasks among the YAML files `paths` read (read once per set of files)."""
+    return frozenset(task.source.path for task in map(load_task_file, map(Path, paths)) if task.publish == "gated")
 
 
 def parse_task_option(text: str) -> tuple[str, str, str]:

@@ -111,6 +111,9 @@ class Task:
     groups: tuple[tuple[str, str], ...] = ()
     """(group name, dataset column) pairs: the problem metadata `report --by NAME` breaks results down
     by (MATH-500 level and subject, ...), stored with the problems of a run."""
+    publish: str = "open"
+    """Whether its problems may be published in plain text: `open`, or `gated` where the benchmark's
+    authors ask that they not be (GPQA); `budgeteval push` refuses a gated task without --include-gated."""
     lm_eval: object | None = None
     """For an `lm-eval:NAME` task, its `budgeteval.tasks.lm_eval.LmEvalSpec` (lm-eval builds its
     problems and prompts); None for a budgeteval task."""

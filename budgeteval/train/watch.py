@@ -106,8 +106,12 @@ def read_dump(path: Path) -> pd.DataFrame | None:
 
 
 def process_new_steps(config: WatchConfig, progress: bool = False,
-                      report: Callable[[str], None] = lambda line: None) -> list[int]:
-    """Score every step file not processed yet (or changed since); returns the steps scored."""
+                      report: Callable[[str], None] = lambda line: None,
+                      on_step: Callable[[int, pd.DataFrame], None] | None = None) -> list[int]:
+    """Score every step file not processed yet (or changed since); returns the steps scored.
+
+    `on_step(step, metrics)`: called with each step's metrics once they are in metrics_by_step.csv
+    (`watch --log` sends them to a tracker)."""
     from budgeteval.ingest.generations import import_frame
     from budgeteval.report.steps import append_step_metrics
     from budgeteval.scoring.evaluate import evaluate_run
@@ -132,7 +136,10 @@ def process_new_steps(config: WatchConfig, progress: bool = False,
                      data_files=config.data_files, think_end=config.think_end, overwrite=True)
         evaluate_run(run_dir, budgets=config.budgets, workers=config.workers, progress=progress,
                      bootstrap=config.bootstrap)
-        append_step_metrics(out, step, read_metrics(run_dir))
+        step_metrics = read_metrics(run_dir)
+        append_step_metrics(out, step, step_metrics)
+        if on_step is not None:
+            on_step(step, step_metrics)
         state[str(step)] = digest
         _write_state(out, state)
         scored.append(step)
@@ -142,8 +149,10 @@ def process_new_steps(config: WatchConfig, progress: bool = False,
 
 
 def watch(config: WatchConfig, once: bool = False, interval_s: float = 60.0, progress: bool = False,
-          report: Callable[[str], None] = lambda line: None, max_polls: int | None = None) -> list[int]:
-    """Process new steps now and then every `interval_s` seconds (once: a single pass); returns the steps scored."""
+          report: Callable[[str], None] = lambda line: None, max_polls: int | None = None,
+          on_step: Callable[[int, pd.DataFrame], None] | None = None) -> list[int]:
+    """Process new steps now and then every `interval_s` seconds (once: a single pass); returns the steps scored.
+    `on_step`: as for `process_new_steps`."""
     from budgeteval.rundir.lock import lock_run
 
     scored: list[int] = []
@@ -151,7 +160,7 @@ def watch(config: WatchConfig, once: bool = False, interval_s: float = 60.0, pro
     # One watcher per output folder: a second one would score the same steps into the same runs.
     with lock_run(Path(config.out), "watch"):
         while True:
-            scored += process_new_steps(config, progress=progress, report=report)
+            scored += process_new_steps(config, progress=progress, report=report, on_step=on_step)
             polls += 1
             if once or (max_polls is not None and polls >= max_polls):
                 return scored
