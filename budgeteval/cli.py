@@ -389,20 +389,28 @@ def import_command(path, task_name, tokenizer, fields, out, budgets, max_tokens,
 @click.option("--k", "k", type=click.IntRange(min=1), default=None,
               help="Samples per problem for mean@k and pass@k (default: the largest k every run has).")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv"]), default="markdown", show_default=True)
-def compare_command(runs, baseline, k, fmt):
-    """Compare runs with a baseline per task x budget: mean@k, pass@k, length, AES, curve area, budget at 95%.
+@click.option("--params", "params", multiple=True, metavar="[RUN=]SIZE",
+              help="Model parameter count for ACU, e.g. 1.7B or 500M: a bare SIZE for every run, RUN=SIZE (a run's "
+                   "label or path) for one; repeatable. Without it ACU is left empty.")
+def compare_command(runs, baseline, k, fmt, params):
+    """Compare runs with a baseline per task x budget: mean@k, pass@k, length, AES, OckScore, ACU, curve area,
+    budget at 95%.
 
     Label a run with RUN=label (default: the basename of its model).
     """
     from budgeteval.api import load_runs
-    from budgeteval.report.compare import compare_runs
+    from budgeteval.report.compare import compare_runs, parse_params
     from budgeteval.report.runs import resolve_label
 
     loaded = load_runs(runs)
     _note_unshared_tasks(loaded)
     if baseline is not None:
         baseline = resolve_label(loaded, baseline)
-    click.echo(compare_runs(loaded, baseline=baseline, k=k).format(fmt), nl=False)
+    sizes = {}
+    for entry in params:
+        name, _, size = entry.rpartition("=")
+        sizes[resolve_label(loaded, name, "--params") if name else None] = parse_params(size)
+    click.echo(compare_runs(loaded, baseline=baseline, k=k, params=sizes).format(fmt), nl=False)
 
 
 @main.command("analyze")

@@ -118,11 +118,12 @@ class Run:
         return compute_metrics(self.scores, ks, bootstrap=scoring.bootstrap if scoring else 0,
                                seed=scoring.bootstrap_seed if scoring else 0)
 
-    def compare(self, *others: Run, k: int | None = None) -> Comparison:
-        """Compare `others` against this run as the baseline (see `budgeteval.report.compare.compare_runs`)."""
+    def compare(self, *others: Run, k: int | None = None, params: dict | None = None) -> Comparison:
+        """Compare `others` against this run as the baseline (see `budgeteval.report.compare.compare_runs`;
+        `params`: run label, or None for every run, -> parameter count in billions, for ACU)."""
         from budgeteval.report.compare import compare_runs
 
-        return compare_runs([self, *others], baseline=self.label, k=k)
+        return compare_runs([self, *others], baseline=self.label, k=k, params=params)
 
 
 def default_label(manifest: Manifest, path: Path) -> str:
@@ -164,12 +165,12 @@ def load_runs(arguments: Sequence[str], kind: type[Run] = Run) -> list[Run]:
     return runs
 
 
-def resolve_label(runs: Sequence[Run], name: str) -> str:
-    """The label of the run that `name` names (a label, or a run directory path)."""
+def resolve_label(runs: Sequence[Run], name: str, flag: str = "--baseline") -> str:
+    """The label of the run that `name` (given to `flag`) names (a label, or a run directory path)."""
     for run in runs:
         if run.label == name:
             return run.label
     for run in runs:
         if Path(name).resolve() == Path(run.path).resolve():
             return run.label
-    raise UserError(f"--baseline {name!r} is none of the runs given ({', '.join(run.label for run in runs)}).")
+    raise UserError(f"{flag} {name!r} is none of the runs given ({', '.join(run.label for run in runs)}).")
