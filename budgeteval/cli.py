@@ -456,8 +456,8 @@ def analyze_command(runs, baseline, fmt, tables, buckets, trace, early_exit, win
               help="x axis: token budget, or training step (RUN is then a folder `budgeteval watch` or "
                    "BudgetEvalCallback wrote).")
 @click.option("--kind", "kinds", default="budget", show_default=True,
-              help="Comma-separated figures: budget (the four budget-sweep figures), pareto, pass_at_k, difficulty, "
-                   "after_first_correct, early_exit.")
+              help="Comma-separated figures: budget (the four budget-sweep figures), tokens (thinking and answer "
+                   "tokens stacked per budget), pareto, pass_at_k, difficulty, after_first_correct, early_exit.")
 @click.option("--pass-budgets", default=None, callback=_budgets,
               help="pass_at_k: budgets to draw (default: each run's smallest and largest).")
 @click.option("--buckets", "buckets", default="0,0.5,1", show_default=True,
@@ -469,8 +469,9 @@ def plot_command(runs, out, formats, k, by, kinds, pass_budgets, buckets, baseli
     Label a run with RUN=label (default: the basename of its model). Writes
     accuracy, truncation, length and length_distribution in each format to --out.
     With --by step: accuracy and mean length vs training step, a line per budget (training_dynamics).
-    With --kind: the analysis figures (accuracy vs tokens with the Pareto front, pass@k vs k, accuracy
-    per difficulty bucket, tokens after the first correct answer, early exit).
+    With --kind: tokens (mean thinking and answer tokens stacked per budget) or the analysis figures
+    (accuracy vs tokens with the Pareto front, pass@k vs k, accuracy per difficulty bucket, tokens after
+    the first correct answer, early exit).
     """
     from budgeteval.api import figure_kinds, load_runs, plot
 
