@@ -238,6 +238,7 @@ def token_split_figure(runs: Sequence, options: PlotOptions = PlotOptions()):
             ax.set_xlabel("token budget")
             ax.set_ylabel("mean tokens")
             ax.grid(False, axis="x")
+            ax.set_axisbelow(True)  # grid lines behind the bars
             ax.set_title(task if len(modes) == 1 else f"{task}, {mode}")
         handles = [Line2D([], [], color=colours[run.label][0], linewidth=4) for run in runs] if len(runs) > 1 else []
         labels = [run.label for run in runs] if len(runs) > 1 else []
