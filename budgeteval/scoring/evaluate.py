@@ -4,7 +4,8 @@ Reads `generations/` (token ids), replays each response at each budget in each b
 (cutoff: the first B ids; forced: the first B ids, the forcing string and the stored answer from
 `continuations/`; conditioned: the response generated for that budget, from `conditioned/`), finds
 the answer region, calls the task's scorer once for all budgets (so scorers can share work across
-budgets and samples), and writes `scores.parquet`, `metrics.csv` and `metrics.json`. Never loads
+budgets and samples), splits each row's counted tokens into thinking and answer (`count_tokens`, on
+the ids the row is decoded from), and writes `scores.parquet`, `metrics.csv` and `metrics.json`. Never loads
 the model: `budgeteval score RUN --budgets 1k,3k` re-scores a saved run in place.
 `score_samples` runs the same replay and scoring on responses held in memory (a trainer's
 evaluation generations, `budgeteval.train`), without a run directory.
