@@ -126,6 +126,13 @@ class Run:
         return compare_runs([self, *others], baseline=self.label, k=k, params=params)
 
 
+def scored_think_end(manifest: Manifest) -> str | None:
+    """The end-of-thinking marker a run's answers were read after: the one it was scored with, else the
+    model's (a run not yet scored); None for plain answers."""
+    think_end = manifest.scoring.think_end if manifest.scoring is not None else manifest.think_end
+    return think_end or None
+
+
 def default_label(manifest: Manifest, path: Path) -> str:
     """The basename of the manifest's model (`Qwen/Qwen3-1.7B` -> `Qwen3-1.7B`), else the directory name."""
     model = str(manifest.model or "").rstrip("/\\")

@@ -202,6 +202,7 @@ def _modes_table(metrics: pd.DataFrame) -> str:
 
 def report_run(run_dir, ks: Sequence[int] | None, fmt: str) -> str:
     """The printed report of a run directory: its scores, at `ks` (default: 1 and n), in `fmt`."""
+    from budgeteval.report.runs import scored_think_end
     from budgeteval.rundir.manifest import read_manifest
     from budgeteval.rundir.scores import read_scores
     from budgeteval.scoring.metrics import (
@@ -218,8 +219,7 @@ def report_run(run_dir, ks: Sequence[int] | None, fmt: str) -> str:
     manifest = read_manifest(run_dir)
     scoring = manifest.scoring
     has_sources = bool(scores["answer_source"].notna().any())
-    think_end = scoring.think_end if scoring is not None else manifest.think_end
     return format_report(metrics, fmt, ks=ks, timeouts=count_timeouts(scores),
                          fallback=fallback_shares(scores) if has_sources else None,
                          answer_policy=scoring.answer_policy if scoring is not None else None,
-                         thinking=bool(think_end))
+                         thinking=scored_think_end(manifest) is not None)

@@ -25,6 +25,7 @@ import pandas as pd
 from budgeteval.errors import UserError
 from budgeteval.generation.budgets import format_budget
 from budgeteval.report.cells import UNKNOWN, comparison_cells, curve_cells, percent, percent_with_stderr, tokens
+from budgeteval.report.runs import scored_think_end
 from budgeteval.rundir.layout import tokenizer_dir
 from budgeteval.rundir.problems import group_columns_of, read_problem_frame
 from budgeteval.rundir.store import CONDITIONED, CONTINUATIONS, GENERATIONS, read_task, task_dir
@@ -59,10 +60,8 @@ class RunFacts:
 def run_facts(run) -> RunFacts:
     """The manifest facts of `run` (a `budgeteval.report.runs.Run`)."""
     manifest = run.manifest  # a `budgeteval.rundir.manifest.Manifest`
-    # Scoring records the marker the answers were read after; a run not yet scored has only the model's.
-    think_end = manifest.scoring.think_end if manifest.scoring is not None else manifest.think_end
     scorers = {task: entry.scorer for task, entry in manifest.tasks.items()}
-    return RunFacts(think_end=think_end or None, scorers=scorers)
+    return RunFacts(think_end=scored_think_end(manifest), scorers=scorers)
 
 
 @dataclass(frozen=True)
