@@ -307,6 +307,8 @@ def test_acu_and_ockscore_in_compare_with_params(runs):
     assert rows[("model-b", 1024)]["acu"] == pytest.approx(100 * 50 / (1.7 * 100))
     assert rows[("model-a", 1024)]["acu"] == pytest.approx(100 * 25 / (7 * 250))
     assert rows[("model-b", 1024)]["ockscore"] == pytest.approx(50 - 10 * math.log(1.01))
+    same = compare_runs([load_run(a), load_run(b)], params=1.7).table  # one number: every run
+    assert (same["params_b"] == 1.7).all() and same["acu"].notna().all()
     bad = invoke("compare", a, b, "--params", "1.7")
     assert bad.exit_code == 2 and "write it with its unit" in bad.output
     unknown = invoke("compare", a, b, "--params", "nope=1B")

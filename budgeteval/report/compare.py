@@ -194,14 +194,15 @@ class Comparison:
 
 
 def compare_runs(runs: Sequence, baseline: str | None = None, k: int | None = None,
-                 reach: float = REACH_FRACTION, params: dict | None = None) -> Comparison:
+                 reach: float = REACH_FRACTION, params: dict | float | None = None) -> Comparison:
     """Compare `runs` (`budgeteval.report.runs.Run`) against the one labelled `baseline` (default: the first).
 
     `k` (default: the largest k every run's metrics have) sets mean@k and pass@k. Deltas and AES
     compare a run with the baseline at the same task, mode and budget (NaN where the baseline
     lacks that cell, and on the baseline's own rows). Curve summaries (`curve_area`,
     `reach_budget` of mean@k) use the budgets that every run has for that task and mode.
-    `params`: run label -> parameter count in billions (the key None: every run), for ACU.
+    `params`: parameter counts in billions for ACU: one number for every run, or run label -> number
+    (the key None: every run not named).
     """
     runs = list(runs)
     if len(runs) < 2:
@@ -231,9 +232,10 @@ def common_k(runs: Sequence) -> int:
     return max(common)
 
 
-def run_params(runs: Sequence, params: dict | None) -> dict:
-    """Run label -> parameter count in billions, from `params` (label or None for every run -> billions)."""
-    params = dict(params or {})
+def run_params(runs: Sequence, params: dict | float | None) -> dict:
+    """Run label -> parameter count in billions, from `params` (a number for every run, or label or None
+    for every run not named -> billions)."""
+    params = {None: float(params)} if isinstance(params, (int, float)) else dict(params or {})
     labels = [run.label for run in runs]
     unknown = [label for label in params if label is not None and label not in labels]
     if unknown:

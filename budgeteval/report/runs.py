@@ -118,9 +118,9 @@ class Run:
         return compute_metrics(self.scores, ks, bootstrap=scoring.bootstrap if scoring else 0,
                                seed=scoring.bootstrap_seed if scoring else 0)
 
-    def compare(self, *others: Run, k: int | None = None, params: dict | None = None) -> Comparison:
+    def compare(self, *others: Run, k: int | None = None, params: dict | float | None = None) -> Comparison:
         """Compare `others` against this run as the baseline (see `budgeteval.report.compare.compare_runs`;
-        `params`: run label, or None for every run, -> parameter count in billions, for ACU)."""
+        `params`: parameter counts in billions for ACU, one number or run label -> number)."""
         from budgeteval.report.compare import compare_runs
 
         return compare_runs([self, *others], baseline=self.label, k=k, params=params)
