@@ -55,7 +55,8 @@ def test_continuation_request_and_response_ids():
     assert request.prompt_token_ids == (100, 101, 1, 2, 3, 7, 8)
     assert (request.n, request.max_tokens, request.seed) == (1, 9, continuation_seed(5, 3))
     assert continuation_seed(5, 3) != continuation_seed(5, 4) != continuation_seed(6, 3)
-    assert forced_response_ids((1, 2, 3, 4), 3, FORCE, (20, 21)) == [1, 2, 3, 7, 8, 20, 21]
+    assert forced_response_ids((1, 2, 3, 4), 3, FORCE, (20, 21)).tolist() == [1, 2, 3, 7, 8, 20, 21]
+    assert forced_response_ids((1, 2, 3, 4), 4, (), ()).tolist() == [1, 2, 3, 4]  # finished: nothing appended
 
 
 @pytest.mark.parametrize("folder, family", [("qwen3", "qwen3"), ("deepseek-r1-distill-qwen", "deepseek-r1"),
