@@ -389,6 +389,8 @@ def test_payload_carries_the_token_split_and_the_cut_thinking_flag_comes_from_th
     assert "cut_thinking" not in entries["always"].summary["runs"][0]["cutoff"]["flags"]
     (table,) = overview_tables(run)
     assert table["header"][-3:] == ["thinking", "answer", "cut thinking %"]
+    index = (text_sites["pair"].parent / "data" / "index.js").read_text(encoding="utf-8")
+    assert '"name":"tokens"' in index.replace(" ", "")  # the stacked thinking/answer figure is on the overview
     # A run scored before the split (a format-2 scores file): no flag, the split reads None (the page shows n/a).
     old = shutil.copytree(text_sites["base"], tmp_path / "old")
     table = pq.read_table(old / "scores.parquet").drop_columns(["thinking_tokens", "answer_tokens", "cut_thinking"])
