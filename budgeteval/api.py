@@ -35,8 +35,9 @@ DEFAULT_BUDGETS_TEXT = ",".join(format_budget(budget) for budget in DEFAULT_BUDG
 REPORT_FORMATS = ("frame", "markdown", "csv", "json")
 """What `Run.report` returns: the long metrics table as a pandas frame, or the `report` command's text."""
 
-FIGURE_KINDS = ("budget", "pareto", "pass_at_k", "difficulty", "after_first_correct", "early_exit")
-"""Figure kinds of `plot` (`--kind`): budget is the four budget-sweep figures, the rest analysis figures."""
+FIGURE_KINDS = ("budget", "tokens", "pareto", "pass_at_k", "difficulty", "after_first_correct", "early_exit")
+"""Figure kinds of `plot` (`--kind`): budget is the four budget-sweep figures, tokens the stacked
+thinking/answer lengths, the rest analysis figures."""
 
 RUN_SETTINGS: dict[str, Any] = {
     "temperature": 0.6, "top_p": 0.95, "top_k": -1, "min_p": 0.0, "seed": 0,
@@ -449,16 +450,19 @@ def analyze(runs_or_paths, *, baseline: str | None = None, tables=None, buckets=
 def figure_kinds(kinds="budget") -> dict[str, str]:
     """`--kind` as a string ("budget,pareto") or list -> the figures to draw, by name."""
     from budgeteval.plots.analysis import ANALYSIS_FIGURES
-    from budgeteval.plots.budget import BUDGET_FIGURES
+    from budgeteval.plots.budget import BUDGET_FIGURES, TOKEN_FIGURES
 
     figures: dict[str, str] = {}
     for kind in _items(kinds, "kind"):
         if kind == "budget":
             figures.update(BUDGET_FIGURES)
+        elif kind in TOKEN_FIGURES:
+            figures[kind] = TOKEN_FIGURES[kind]
         elif kind in ANALYSIS_FIGURES:
             figures[kind] = ANALYSIS_FIGURES[kind]
         else:
-            raise UserError(f"--kind {kind!r} is not a figure: use budget, {', '.join(ANALYSIS_FIGURES)}.")
+            raise UserError(f"--kind {kind!r} is not a figure: use budget, {', '.join(TOKEN_FIGURES)}, "
+                            f"{', '.join(ANALYSIS_FIGURES)}.")
     if not figures:
         raise UserError("--kind is empty: name at least one figure, e.g. budget or pareto.")
     return figures

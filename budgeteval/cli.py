@@ -399,20 +399,28 @@ def import_command(path, task_name, tokenizer, fields, out, budgets, max_tokens,
 @click.option("--k", "k", type=click.IntRange(min=1), default=None,
               help="Samples per problem for mean@k and pass@k (default: the largest k every run has).")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv"]), default="markdown", show_default=True)
-def compare_command(runs, baseline, k, fmt):
-    """Compare runs with a baseline per task x budget: mean@k, pass@k, length, AES, curve area, budget at 95%.
+@click.option("--params", "params", multiple=True, metavar="[RUN=]SIZE",
+              help="Model parameter count for ACU, e.g. 1.7B or 500M: a bare SIZE for every run, RUN=SIZE (a run's "
+                   "label or path) for one; repeatable. Without it ACU is left empty.")
+def compare_command(runs, baseline, k, fmt, params):
+    """Compare runs with a baseline per task x budget: mean@k, pass@k, length, AES, OckScore, ACU, curve area,
+    budget at 95%.
 
     Label a run with RUN=label (default: the basename of its model).
     """
     from budgeteval.api import load_runs
-    from budgeteval.report.compare import compare_runs
+    from budgeteval.report.compare import compare_runs, parse_params
     from budgeteval.report.runs import resolve_label
 
     loaded = load_runs(runs)
     _note_unshared_tasks(loaded)
     if baseline is not None:
         baseline = resolve_label(loaded, baseline)
-    click.echo(compare_runs(loaded, baseline=baseline, k=k).format(fmt), nl=False)
+    sizes = {}
+    for entry in params:
+        name, _, size = entry.rpartition("=")
+        sizes[resolve_label(loaded, name, "--params") if name else None] = parse_params(size)
+    click.echo(compare_runs(loaded, baseline=baseline, k=k, params=sizes).format(fmt), nl=False)
 
 
 @main.command("analyze")
@@ -458,8 +466,8 @@ def analyze_command(runs, baseline, fmt, tables, buckets, trace, early_exit, win
               help="x axis: token budget, or training step (RUN is then a folder `budgeteval watch` or "
                    "BudgetEvalCallback wrote).")
 @click.option("--kind", "kinds", default="budget", show_default=True,
-              help="Comma-separated figures: budget (the four budget-sweep figures), pareto, pass_at_k, difficulty, "
-                   "after_first_correct, early_exit.")
+              help="Comma-separated figures: budget (the four budget-sweep figures), tokens (thinking and answer "
+                   "tokens stacked per budget), pareto, pass_at_k, difficulty, after_first_correct, early_exit.")
 @click.option("--pass-budgets", default=None, callback=_budgets,
               help="pass_at_k: budgets to draw (default: each run's smallest and largest).")
 @click.option("--buckets", "buckets", default="0,0.5,1", show_default=True,
@@ -471,8 +479,9 @@ def plot_command(runs, out, formats, k, by, kinds, pass_budgets, buckets, baseli
     Label a run with RUN=label (default: the basename of its model). Writes
     accuracy, truncation, length and length_distribution in each format to --out.
     With --by step: accuracy and mean length vs training step, a line per budget (training_dynamics).
-    With --kind: the analysis figures (accuracy vs tokens with the Pareto front, pass@k vs k, accuracy
-    per difficulty bucket, tokens after the first correct answer, early exit).
+    With --kind: tokens (mean thinking and answer tokens stacked per budget) or the analysis figures
+    (accuracy vs tokens with the Pareto front, pass@k vs k, accuracy per difficulty bucket, tokens after
+    the first correct answer, early exit).
     """
     from budgeteval.api import figure_kinds, load_runs, plot
 

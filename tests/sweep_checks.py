@@ -40,11 +40,20 @@ def assert_replay_equivalent(big_run: Path, small_run: Path, budget: int) -> Non
         assert small_ids == big_ids[:budget], f"{key}: max_tokens={budget} ids differ from the replayed prefix"
         replayed = truncate(big_ids, big_reason, budget)
         assert replayed.finished == (small_reason == "stop"), key
-    columns = ["task", "problem_id", "sample_idx", "budget", "mode", "num_tokens", "finished", "extracted", "correct"]
+    columns = ["task", "problem_id", "sample_idx", "budget", "mode", "num_tokens", "finished", "extracted", "correct",
+               "thinking_tokens", "answer_tokens", "cut_thinking"]
     big_scores = read_scores(big_run)
+    assert_token_split(big_scores)
     big_scores = big_scores[big_scores.budget == budget][columns].reset_index(drop=True)
     small_scores = read_scores(small_run)[columns].reset_index(drop=True)
     pd.testing.assert_frame_equal(big_scores, small_scores)
+
+
+def assert_token_split(scores: pd.DataFrame) -> None:
+    """Every row records its thinking/answer split, and thinking_tokens + answer_tokens == num_tokens."""
+    assert scores[["thinking_tokens", "answer_tokens", "cut_thinking"]].notna().all().all()
+    total = scores["thinking_tokens"] + scores["answer_tokens"]
+    assert (total == scores["num_tokens"]).all(), scores[total != scores["num_tokens"]]
 
 
 def finish_reasons(run_dir: Path) -> set[str]:
@@ -123,6 +132,7 @@ def check_forced_sweep(engine, model: Path, out: Path, data_file: Path, backend:
     assert len(recorder.requests) == len({key[0] for key in base}) + continued
 
     scores = read_scores(out)
+    assert_token_split(scores)
     forced = scores[scores["mode"] == "forced"].set_index(["problem_id", "sample_idx", "budget"])
     cutoff = scores[scores["mode"] == "cutoff"].set_index(["problem_id", "sample_idx", "budget"])
     for row in continuations:
@@ -166,6 +176,7 @@ def check_conditioned_sweep(engine, model: Path, out: Path, data_file: Path, bac
         assert f"Think for {problem_budget} tokens." in prompt
     assert not (out / "generations").exists()
     scores = read_scores(out)
+    assert_token_split(scores)
     assert set(scores["mode"]) == {"conditioned"} and sorted(scores["budget"].unique()) == list(budgets)
     by_key = {(row["problem_id"], row["sample_idx"], row["budget"]): row for row in rows}
     for score in scores.itertuples():

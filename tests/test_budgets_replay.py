@@ -6,7 +6,8 @@ from conftest import SHARED, read_cases
 
 from budgeteval.errors import UserError
 from budgeteval.generation.budgets import format_budget, parse_budget, parse_budgets
-from budgeteval.scoring.replay import answer_region, marker_ids, split_thinking, truncate
+from budgeteval.generation.tokenizer import load_decoder
+from budgeteval.scoring.replay import answer_region, count_tokens, marker_ids, split_thinking, truncate
 
 
 @pytest.mark.parametrize("text, tokens", [("2k", 2048), ("32K", 32768), ("4096", 4096), (" 1k ", 1024), ("1", 1)])
@@ -96,9 +97,22 @@ def test_split_thinking(case):
     assert split.thinking_tokens + split.answer_tokens == len(case["ids"])
 
 
+@pytest.mark.parametrize("case", read_cases("token_count_cases.jsonl"), ids=lambda case: case["rule"])
+def test_count_tokens(case):
+    count = count_tokens(np.asarray(case["ids"], dtype=np.int64), case["end"], case["thinking"], case["budget"],
+                         case["finished"], tuple(case["uncounted"]))
+    assert (count.thinking_tokens, count.answer_tokens, count.cut_thinking) == (
+        case["thinking_tokens"], case["answer_tokens"], case["cut_thinking"])
+    start, end = case["uncounted"]
+    assert count.thinking_tokens + count.answer_tokens == len(case["ids"]) - (end - start)
+
+
 def test_marker_ids_of_a_thinking_family_is_one_special_token():
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(SHARED / "tokenizers" / "qwen3")
     assert len(marker_ids(tokenizer, "</think>")) == 1
     assert marker_ids(tokenizer, None) == ()
+    # Scoring decodes with the `tokenizers` library alone: it finds the same marker ids.
+    decoder = load_decoder(str(SHARED / "tokenizers" / "qwen3"))
+    assert marker_ids(decoder, "</think>") == marker_ids(tokenizer, "</think>")

@@ -21,11 +21,20 @@ import math
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import read_cases
 from synthetic_runs import RUN_A, RUN_B, hand_checked_runs, write_run
 
 from budgeteval.cli import main
 from budgeteval.errors import UserError
-from budgeteval.report.compare import accuracy_efficiency_score, compare_runs, curve_area, reach_budget
+from budgeteval.report.compare import (
+    accuracy_efficiency_score,
+    accuracy_per_computation_unit,
+    compare_runs,
+    curve_area,
+    ock_score,
+    parse_params,
+    reach_budget,
+)
 from budgeteval.report.runs import load_run
 
 
@@ -261,6 +270,46 @@ def test_token_efficiency_columns_by_hand(runs):
     assert [row.length_correct_change, row.length_incorrect_change] == pytest.approx([-0.5, -0.5])
     assert math.isnan(table.loc[(1024, "model-a"), "length_correct_change"])
     markdown = comparison.format("markdown")
-    assert "| budget | mode | run | mean@2 (%) per 1k tokens | length correct | length incorrect |" in markdown
-    assert "| 1k | cutoff | model-b | 500.0 | 50 (↓50.0%) | 150 (↓50.0%) |" in markdown
+    assert ("| budget | mode | run | mean@2 (%) per 1k tokens | length correct | length incorrect | OckScore | ACU |"
+            in markdown)
+    # OckScore 50 - 10 ln(1.01) = 49.9; no --params: ACU empty.
+    assert "| 1k | cutoff | model-b | 500.0 | 50 (↓50.0%) | 150 (↓50.0%) | 49.9 | — |" in markdown
     assert "accuracy_per_1k" in comparison.format("csv").splitlines()[0]
+
+
+@pytest.mark.parametrize("case", read_cases("efficiency_score_cases.jsonl"), ids=lambda case: case["rule"])
+def test_efficiency_scores_from_their_papers(case):
+    if case["score"] == "acu":
+        value = accuracy_per_computation_unit(case["accuracy"], case["params_b"], case["tokens"])
+    else:
+        value = ock_score(case["accuracy"], case["tokens"])
+    assert math.isnan(value) if case["value"] is None else value == pytest.approx(case["value"], rel=1e-12)
+
+
+@pytest.mark.parametrize("text, billions", [("1.7B", 1.7), ("500M", 0.5), ("70b", 70.0), ("135m", 0.135)])
+def test_parse_params(text, billions):
+    assert parse_params(text) == pytest.approx(billions)
+
+
+@pytest.mark.parametrize("text", ["1.7", "B", "-1B", "seven B", "0B", "1.7T"])
+def test_parse_params_needs_a_unit(text):
+    with pytest.raises(UserError, match="--params"):
+        parse_params(text)
+
+
+def test_acu_and_ockscore_in_compare_with_params(runs):
+    # RUN_B at 1k: mean@2 0.5 over 100 mean tokens: ACU = 100 * 50 / (1.7 * 100) = 29.41; OckScore 50 - 10 ln 1.01.
+    a, b, _ = runs
+    result = invoke("compare", a, b, "--params", f"{b}=1.7B", "--params", "7B", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    rows = {(r["run"], r["budget"]): r for r in pd.read_csv(io.StringIO(result.output)).to_dict("records")}
+    assert rows[("model-b", 1024)]["params_b"] == 1.7 and rows[("model-a", 1024)]["params_b"] == 7
+    assert rows[("model-b", 1024)]["acu"] == pytest.approx(100 * 50 / (1.7 * 100))
+    assert rows[("model-a", 1024)]["acu"] == pytest.approx(100 * 25 / (7 * 250))
+    assert rows[("model-b", 1024)]["ockscore"] == pytest.approx(50 - 10 * math.log(1.01))
+    same = compare_runs([load_run(a), load_run(b)], params=1.7).table  # one number: every run
+    assert (same["params_b"] == 1.7).all() and same["acu"].notna().all()
+    bad = invoke("compare", a, b, "--params", "1.7")
+    assert bad.exit_code == 2 and "write it with its unit" in bad.output
+    unknown = invoke("compare", a, b, "--params", "nope=1B")
+    assert unknown.exit_code == 2 and "--params 'nope' is none of the runs" in unknown.output

@@ -155,3 +155,31 @@ def test_import_from_the_tasks_data_keeps_its_groups(tmp_path):
     assert report.returncode == 0, report.stderr[-2000:]
     headings = [line for line in report.stdout.splitlines() if line.startswith("## ")]
     assert headings == [f"## math500: level = {level} (2 problems)" for level in range(1, 6)]
+
+
+def test_imported_real_outputs_get_the_token_split(imported):
+    # Qwen2.5-Math answers without a thinking block: every counted token is answer, nothing is cut while thinking.
+    out, _ = imported
+    scores = read_scores(out)
+    assert (scores["thinking_tokens"] == 0).all() and (scores["answer_tokens"] == scores["num_tokens"]).all()
+    assert not scores["cut_thinking"].astype(bool).any()
+
+
+def test_an_import_of_thinking_responses_splits_at_the_marker(tmp_path):
+    # Responses in a thinking model's format (reasoning, `</think>`, answer), through the real import path.
+    rows = [{"pid": "p0", "gold": "4", "out": "Two plus two is four, let me double-check: 2 + 2 = 4.\n</think>\n\n"
+                                              "The answer is \\boxed{4}."},
+            {"pid": "p0", "gold": "4", "out": "Adding the numbers one by one gives a long line of thought " * 4}]
+    source = tmp_path / "gens.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = import_generations(source, "math500", str(shared_path("tokenizers", "qwen3")), tmp_path / "run",
+                             {"problem_id": "pid", "response": "out", "reference": "gold"}, budgets=(16, 256),
+                             think_end="</think>", max_tokens=256)
+    evaluate_run(out, workers=1, progress=False, bootstrap=0)
+    scores = read_scores(out).set_index(["sample_idx", "budget"])
+    assert (scores["thinking_tokens"] + scores["answer_tokens"] == scores["num_tokens"]).all()
+    closed = scores.loc[(0, 256)]
+    assert closed["thinking_tokens"] > 10 and 0 < closed["answer_tokens"] < closed["thinking_tokens"]
+    assert not closed["cut_thinking"] and closed["correct"]
+    assert scores.loc[(0, 16), "cut_thinking"] and scores.loc[(0, 16), "answer_tokens"] == 0  # cut before `</think>`
+    assert scores.loc[(1, 16), "cut_thinking"] and scores.loc[(1, 256), "answer_tokens"] == 0

@@ -55,7 +55,8 @@ def test_continuation_request_and_response_ids():
     assert request.prompt_token_ids == (100, 101, 1, 2, 3, 7, 8)
     assert (request.n, request.max_tokens, request.seed) == (1, 9, continuation_seed(5, 3))
     assert continuation_seed(5, 3) != continuation_seed(5, 4) != continuation_seed(6, 3)
-    assert forced_response_ids((1, 2, 3, 4), 3, FORCE, (20, 21)) == [1, 2, 3, 7, 8, 20, 21]
+    assert forced_response_ids((1, 2, 3, 4), 3, FORCE, (20, 21)).tolist() == [1, 2, 3, 7, 8, 20, 21]
+    assert forced_response_ids((1, 2, 3, 4), 4, (), ()).tolist() == [1, 2, 3, 4]  # finished: nothing appended
 
 
 @pytest.mark.parametrize("folder, family", [("qwen3", "qwen3"), ("deepseek-r1-distill-qwen", "deepseek-r1"),
@@ -108,3 +109,63 @@ def test_scoring_forced_without_continuations_is_refused(tmp_path):
                     "--budgets", "8,64", "--out", out, "--quiet")
     assert imported.returncode == 0, imported.stderr[-2000:]
     assert_user_error(budgeteval("score", out, "--modes", "cutoff,forced", "--quiet"), "no forced answers")
+
+
+def test_token_split_of_every_mode_on_real_tokens(tmp_path):
+    """Real Qwen3 token ids through the real writers and `evaluate_run`, in cutoff, forced and
+    conditioned mode: the split adds up to num_tokens on every row, the thinking ends at the marker,
+    and cut_thinking is the response still thinking at B."""
+    from sweep_checks import assert_token_split
+    from transformers import AutoTokenizer
+    from viewer_runs import THINKING_PROMPT, write_text_run
+
+    from budgeteval.rundir.manifest import ModesSection, read_manifest, write_manifest
+    from budgeteval.rundir.store import CONDITIONED, ConditionedRecord, write_shard
+    from budgeteval.scoring.evaluate import evaluate_run, read_scores
+    from budgeteval.scoring.metrics import read_metrics
+
+    tokenizer = AutoTokenizer.from_pretrained(shared_path("tokenizers", "qwen3"))
+    thought = "Let me add the numbers carefully, one at a time, and check the sum twice. "
+    responses = {"p1": [thought + "</think>\n\nThe sum is \\boxed{4}.", thought * 3 + "still going"],
+                 "p2": ["</think>\n\n\\boxed{5}", thought + "</think>\n\nSo \\boxed{5}."]}
+    problems = [{"problem_id": "p1", "question": "2+2?", "reference": "4"},
+                {"problem_id": "p2", "question": "2+3?", "reference": "5"}]
+    budgets = (8, 24, 64)
+    run = write_text_run(tmp_path / "run", tokenizer, "math500", problems, responses, budgets,
+                         forced_answer="\\boxed{4}")
+    conditioned = [ConditionedRecord(
+        task="math500", problem_id=pid, sample_idx=idx, prompt=THINKING_PROMPT, prompt_num_tokens=10,
+        token_ids=tuple(ids[:budget + 4]), text="", finish_reason="stop" if len(ids) <= budget + 4 else "length",
+        seed=idx, max_tokens=budget + 4, model="org/model", backend="test", budget=budget)
+        for pid, texts in responses.items() for idx, text in enumerate(texts)
+        for ids in [tokenizer(text, add_special_tokens=False)["input_ids"]] for budget in budgets]
+    write_shard(run, "math500", conditioned, kind=CONDITIONED)
+    manifest = read_manifest(run)
+    write_manifest(run, manifest.replace(modes=ModesSection(modes=("cutoff", "forced", "conditioned"),
+                                                             force_string=manifest.modes.force_string)))
+    evaluate_run(run, workers=1, progress=False, bootstrap=0)
+    scores = read_scores(run)
+    assert set(scores["mode"]) == {"cutoff", "forced", "conditioned"}
+    assert_token_split(scores)
+    end_id = tokenizer.convert_tokens_to_ids("</think>")
+    full = {pid: [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+            for pid, texts in responses.items()}
+    cutoff = scores[scores["mode"] == "cutoff"]
+    for row in cutoff.itertuples():
+        ids = full[row.problem_id][row.sample_idx][:row.budget]
+        closed = end_id in ids
+        expected_thinking = (len(ids) - ids[::-1].index(end_id)) if closed else len(ids)
+        assert row.thinking_tokens == expected_thinking, row
+        assert bool(row.cut_thinking) == (not closed and not row.finished), row
+    forced = scores[(scores["mode"] == "forced") & ~scores["finished"].astype(bool)]
+    answer_len = len(tokenizer("\\boxed{4}", add_special_tokens=False)["input_ids"])
+    still = forced[forced["cut_thinking"].astype(bool)]
+    assert len(still) and (still["thinking_tokens"] == still["budget"]).all()  # forced while thinking
+    assert (still["answer_tokens"] == answer_len).all()  # the forcing string is not counted
+    never_closed = scores[(scores["problem_id"] == "p1") & (scores["sample_idx"] == 1)]
+    cut = never_closed[~never_closed["finished"].astype(bool)]
+    assert len(cut) and cut["cut_thinking"].astype(bool).all()  # cut (or forced) before any marker
+    assert not never_closed[never_closed["finished"].astype(bool)]["cut_thinking"].astype(bool).any()
+    metrics = read_metrics(run)
+    for metric in ("thinking_mean", "answer_mean", "cut_thinking_rate"):
+        assert len(metrics[metrics["metric"] == metric]) == 3 * len(budgets), metric

@@ -15,12 +15,14 @@ from budgeteval.cli import main
 from budgeteval.errors import UserError
 from budgeteval.plots.budget import (
     BUDGET_FIGURES,
+    TOKEN_FIGURES,
     PlotOptions,
     accuracy_figure,
     budget_figures,
     length_distribution_figure,
     length_figure,
     save_figures,
+    token_split_figure,
     truncation_figure,
 )
 from budgeteval.plots.style import OKABE_ITO, new_figure, run_colours
@@ -191,3 +193,45 @@ def test_plot_command(two_runs, tmp_path):
     for args, message in [(["--format", "jpg"], "--format 'jpg'"), (["--k", "5"], "k=5 exceeds the 2 samples")]:
         result = CliRunner().invoke(main, ["plot", str(base.path), "-o", str(tmp_path / "bad"), *args])
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+def _with_token_split(run_dir, thinking_share: float):
+    """Re-score a synthetic run as if its responses spent `thinking_share` of their tokens thinking."""
+    from budgeteval.rundir.scores import read_scores, write_scores
+    from budgeteval.scoring.metrics import compute_metrics, write_metrics
+
+    scores = read_scores(run_dir)
+    scores["thinking_tokens"] = (scores["num_tokens"] * thinking_share).astype("int64")
+    scores["answer_tokens"] = scores["num_tokens"] - scores["thinking_tokens"]
+    scores["cut_thinking"] = ~scores["finished"].astype(bool)
+    write_scores(run_dir, scores)
+    write_metrics(compute_metrics(scores, [1, 2]), run_dir)
+    return load_run(run_dir)
+
+
+def test_tokens_figure_stacks_answer_on_thinking_per_run_and_budget(tmp_path):
+    base = _with_token_split(write_run(tmp_path / "a", "org/base", RUN_A), 0.75)
+    ours = _with_token_split(write_run(tmp_path / "b", "org/ours", RUN_B), 0.5)
+    figure = token_split_figure([base, ours])
+    (ax,) = figure.axes
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["1k", "2k", "4k"]
+    bars = ax.patches  # per run: thinking bars, then answer bars stacked on them
+    assert len(bars) == 2 * 2 * 3
+    thinking, answer = bars[:3], bars[3:6]
+    lengths = base.metrics[base.metrics["metric"] == "length_mean"].sort_values("budget")["value"].tolist()
+    for low, high, length in zip(thinking, answer, lengths):
+        assert high.get_y() == pytest.approx(low.get_height())  # stacked
+        assert low.get_height() + high.get_height() == pytest.approx(length, abs=1)  # together: the mean length
+    assert legend_texts(figure) == [base.label, ours.label, "thinking", "answer"]
+    result = CliRunner().invoke(main, ["plot", str(base.path), str(ours.path), "--kind", "tokens", "-o",
+                                       str(tmp_path / "figs"), "--format", "png"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == [f"{name}.png" for name in TOKEN_FIGURES]
+
+
+def test_tokens_figure_refuses_a_run_scored_before_the_split(two_runs, tmp_path):
+    base, _ = two_runs
+    with pytest.raises(UserError, match=r"no thinking/answer token split .* re-run `budgeteval score"):
+        token_split_figure([base])
+    result = CliRunner().invoke(main, ["plot", str(base.path), "--kind", "tokens", "-o", str(tmp_path / "f")])
+    assert result.exit_code == 2 and "re-run `budgeteval score" in result.output and "Traceback" not in result.output

@@ -129,3 +129,18 @@ def test_modes_side_by_side():
 
 def test_single_mode_has_no_side_by_side_table():
     assert "side by side" not in report()
+
+
+def test_thinking_columns_only_for_a_run_with_a_marker_and_n_a_before_the_split():
+    scores = scores_table(ROWS)
+    scores["thinking_tokens"] = (scores["num_tokens"] * 3) // 4
+    scores["answer_tokens"] = scores["num_tokens"] - scores["thinking_tokens"]
+    scores["cut_thinking"] = ~scores["finished"]
+    metrics = compute_metrics(scores, [1, 4])
+    assert "thinking" not in format_report(metrics, "markdown")  # a run without an end-of-thinking marker
+    rows = table_rows(format_report(metrics, "markdown", thinking=True))
+    two_k = rows["2k cutoff"]
+    assert (two_k["thinking"], two_k["answer"], two_k["cut thinking %"]) == ("464", "155", "12.5")  # 3714/8, 1238/8: they add up to 619
+    before_split = format_report(compute_metrics(scores_table(ROWS), [1, 4]), "markdown", thinking=True)
+    assert table_rows(before_split)["2k cutoff"]["thinking"] == "n/a"
+    assert "re-run `budgeteval score`" in before_split

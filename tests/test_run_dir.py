@@ -127,6 +127,9 @@ def test_scores_from_before_the_version_key_read_and_newer_ones_are_refused(tmp_
     old = pa.Table.from_pandas(_scores(), preserve_index=False)
     pq.write_table(old, scores_path(tmp_path))
     assert len(read_scores(tmp_path)) == 2
+    before_split = read_scores(tmp_path)  # a file from before format 3: the token split reads as null
+    assert before_split[["thinking_tokens", "answer_tokens", "cut_thinking"]].isna().all().all()
+    assert str(before_split["thinking_tokens"].dtype) == "Int64" and str(before_split["cut_thinking"].dtype) == "boolean"
     newer = old.replace_schema_metadata({b"budgeteval_scores_format": str(SCORES_FORMAT_VERSION + 1).encode()})
     pq.write_table(newer, scores_path(tmp_path))
     with pytest.raises(UserError, match="newer than this budgeteval reads"):

@@ -7,12 +7,13 @@ from dataclasses import replace
 
 import pytest
 from cli_checks import assert_user_error, budgeteval
-from sweep_checks import sweep_config
+from sweep_checks import assert_token_split, sweep_config
 
 from budgeteval.errors import UserError
 from budgeteval.generation.config import EngineOptions, ModeSettings
 from budgeteval.generation.shards import Shard, parse_shard, shard_of
 from budgeteval.ingest.merge import merge_runs
+from budgeteval.rundir.scores import read_scores
 from budgeteval.sweep.runner import run
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared]
@@ -42,6 +43,7 @@ def test_merged_shards_equal_the_single_run_byte_for_byte(sweep, tmp_path):
     merged = merge_runs(list(reversed(shards)), tmp_path / "merged", workers=2, progress=False)  # order is free
     for name in ("scores.parquet", "metrics.csv"):
         assert (merged / name).read_bytes() == (single / name).read_bytes(), name
+    assert_token_split(read_scores(merged))  # merged runs score through the same path: the split is there
     manifest = json.loads((merged / "manifest.json").read_text())
     assert manifest["generation"] == json.loads((single / "manifest.json").read_text())["generation"]
     assert "shard" not in manifest and [item["shard"] for item in manifest["merged"]["shards"]] == ["0/3", "1/3", "2/3"]

@@ -334,6 +334,10 @@ def test_forced_mode_shows_the_forcing_string_and_the_stored_answer(page, text_s
     assert page.text_content("#forced-0 .force-string") == "\n</think>\n\nFinal answer: "
     assert page.text_content("#forced-0 .continuation") == "\\boxed{4}"
     assert page.locator("table.verdicts tr.current td.verdict").text_content() == "✓ correct"
+    header = page.eval_on_selector_all("table.verdicts thead th", "ths => ths.map(th => th.textContent)")
+    cells = page.eval_on_selector_all("table.verdicts tr.current td", "tds => tds.map(td => td.textContent)")
+    row = dict(zip(header, cells))  # forced while thinking: B thinking tokens, the forced answer's tokens
+    assert row["cut while thinking"] == "yes" and row["thinking / answer"].startswith("16 / ")
     assert page.text_content("mark.think-end") == "</think>"
     open_site(page, text_sites["pair"], "#sample/0/0/16/forced", "sample:0:0:16:forced")
     assert "nothing was forced" in page.text_content("#forced-0")
@@ -370,6 +374,31 @@ def test_code_runs_show_the_program_verdict(tmp_path):
     assert sample["verdicts"]["forced"]["1024"]["test_verdict"] == "time_limit"
     assert "test_verdict" not in sample["verdicts"]["cutoff"]["1024"]  # "wrong" is no program verdict
     assert entry.summary["runs"][0]["cutoff"] == {"c": [0], "n": [1], "flags": ["never"]}
+
+
+def test_payload_carries_the_token_split_and_the_cut_thinking_flag_comes_from_the_scores(text_sites, tmp_path):
+    from budgeteval.viewer.data import overview_tables
+
+    run = load_run(text_sites["base"])
+    entries = {entry.summary["problem_id"]: entry for entry in problem_entries([run], str)}
+    cut = entries["cut"].payload["runs"][0]["samples"][0]["verdicts"]
+    at_16, at_256 = cut["cutoff"]["16"], cut["cutoff"]["256"]
+    assert (at_16["thinking_tokens"], at_16["answer_tokens"], at_16["cut_thinking"]) == (16, 0, True)
+    assert at_256["thinking_tokens"] + at_256["answer_tokens"] == at_256["num_tokens"] and not at_256["cut_thinking"]
+    assert "cut_thinking" in entries["cut"].summary["runs"][0]["cutoff"]["flags"]
+    assert "cut_thinking" not in entries["always"].summary["runs"][0]["cutoff"]["flags"]
+    (table,) = overview_tables(run)
+    assert table["header"][-3:] == ["thinking", "answer", "cut thinking %"]
+    index = (text_sites["pair"].parent / "data" / "index.js").read_text(encoding="utf-8")
+    assert '"name":"tokens"' in index.replace(" ", "")  # the stacked thinking/answer figure is on the overview
+    # A run scored before the split (a format-2 scores file): no flag, the split reads None (the page shows n/a).
+    old = shutil.copytree(text_sites["base"], tmp_path / "old")
+    table = pq.read_table(old / "scores.parquet").drop_columns(["thinking_tokens", "answer_tokens", "cut_thinking"])
+    pq.write_table(table.replace_schema_metadata({b"budgeteval_scores_format": b"2"}), old / "scores.parquet")
+    before = {e.summary["problem_id"]: e for e in problem_entries([load_run(old)], str)}
+    verdict = before["cut"].payload["runs"][0]["samples"][0]["verdicts"]["cutoff"]["16"]
+    assert verdict["thinking_tokens"] is None and verdict["cut_thinking"] is None
+    assert "cut_thinking" not in before["cut"].summary["runs"][0]["cutoff"]["flags"]
 
 
 # --- the command ---------------------------------------------------------------------------------------

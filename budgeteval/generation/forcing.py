@@ -22,6 +22,8 @@ backends (the runner does) or score (the scorers do).
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from budgeteval.generation.backends.base import GenerationRequest
 from budgeteval.generation.seeds import continuation_seed
 
@@ -82,9 +84,11 @@ def continuation_request(key: str, prompt_ids: Sequence[int], response_ids: Sequ
 
 
 def forced_response_ids(response_ids: Sequence[int], budget: int, force_token_ids: Sequence[int],
-                        answer_ids: Sequence[int]) -> list[int]:
-    """The forced response at `budget`: first B ids, forcing ids, answer ids (what gets decoded)."""
-    return [*map(int, response_ids[:budget]), *map(int, force_token_ids), *map(int, answer_ids)]
+                        answer_ids: Sequence[int]) -> np.ndarray:
+    """The forced response at `budget`: first B ids, forcing ids, answer ids (what gets decoded), as one
+    int64 array (numpy, not Python ints: scoring builds one per forced row of a sweep)."""
+    parts = [np.asarray(response_ids[:budget]), np.asarray(force_token_ids), np.asarray(answer_ids)]
+    return np.concatenate([part.astype(np.int64, copy=False).reshape(-1) for part in parts])
 
 
 def still_thinking(prefix_text: str, think_end: str | None, thinking: bool) -> bool:

@@ -47,6 +47,11 @@ class FastDecoder:
         self.tokenizer = tokenizer
         """A `tokenizers.Tokenizer`."""
 
+    def __call__(self, text: str, add_special_tokens: bool = True) -> dict:
+        """{"input_ids": ids} of `text`, as a transformers tokenizer's call gives them (the end-of-thinking
+        marker's ids, `budgeteval.scoring.replay.marker_ids`)."""
+        return {"input_ids": self.tokenizer.encode(text, add_special_tokens=add_special_tokens).ids}
+
     def decode(self, token_ids: Sequence[int], skip_special_tokens: bool = False) -> str:
         return self.tokenizer.decode(list(token_ids), skip_special_tokens=skip_special_tokens)
 

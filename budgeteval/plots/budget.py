@@ -5,7 +5,9 @@
 - `truncation`: share of responses not finished within the budget vs budget;
 - `length`: mean response length (tokens counted at the budget) vs budget, with the budget itself
   as the ceiling cutoff mode cannot exceed;
-- `length_distribution`: lengths of correct vs incorrect responses at one budget (split violins).
+- `length_distribution`: lengths of correct vs incorrect responses at one budget (split violins);
+- `tokens` (`--kind tokens`): where the tokens go, mean thinking and answer tokens stacked per budget,
+  a panel per task x mode, a bar per run.
 
 Each figure function takes the runs (`budgeteval.report.runs.Run`) and a `PlotOptions` and returns a
 `matplotlib.figure.Figure`, so tests and notebooks can inspect its axes, lines and legend;
@@ -49,6 +51,12 @@ BUDGET_FIGURES = {
     "length_distribution": "budgeteval.plots.budget:length_distribution_figure",
 }
 """The figures of `budgeteval plot`: file name -> "module:function(runs, options) -> Figure"."""
+
+TOKEN_FIGURES = {"tokens": "budgeteval.plots.budget:token_split_figure"}
+"""`plot --kind tokens`: the stacked thinking/answer length figure."""
+
+ANSWER_ALPHA = 0.35
+"""Opacity of the answer part of a stacked bar (the thinking part is the run's full colour)."""
 
 
 
@@ -186,6 +194,56 @@ def length_distribution_figure(runs: Sequence, options: PlotOptions = PlotOption
         labels = [run.label for run in runs]
         handles += [Patch(facecolor="#777777", alpha=0.75), Patch(facecolor="#777777", alpha=0.3)]
         labels += ["correct (left)", "incorrect (right)"]
+        figure_legend(figure, handles, labels)
+        thin_overlapping_tick_labels(figure)
+    return figure
+
+
+def token_split_figure(runs: Sequence, options: PlotOptions = PlotOptions()):
+    """Mean thinking tokens (solid) with mean answer tokens stacked on top (light), per budget: a panel per
+    task x mode, one bar per run at each budget; together the bar is the mean length at that budget."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    frames = []
+    for run in runs:
+        split = run.metrics[run.metrics["metric"].isin(["thinking_mean", "answer_mean"])]
+        if split.empty:
+            raise UserError(f"Run {run.path} has no thinking/answer token split (scored before it was recorded): "
+                            f"re-run `budgeteval score {run.path}` to add it.")
+        frames.append(split.pivot_table(index=["task", "mode", "budget"], columns="metric", values="value")
+                      .reset_index().assign(run=run.label))
+    data = pd.concat(frames, ignore_index=True)
+    colours = run_colours([run.label for run in runs])
+    panels = sorted({(str(t), str(m)) for t, m in zip(data["task"], data["mode"])})
+    modes = {mode for _, mode in panels}
+    width = 0.8 / len(runs)
+    with figure_style():
+        figure, axes = new_figure(len(panels))
+        for ax, (task, mode) in zip(axes, panels):
+            panel = data[(data["task"] == task) & (data["mode"] == mode)]
+            budgets = sorted(int(b) for b in panel["budget"].unique())
+            slot = {budget: index for index, budget in enumerate(budgets)}
+            for position, run in enumerate(runs):
+                bars = panel[panel["run"] == run.label].sort_values("budget")
+                if bars.empty:
+                    continue
+                x = [slot[int(b)] - 0.4 + width * (position + 0.5) for b in bars["budget"]]
+                colour = colours[run.label][0]
+                thinking = bars["thinking_mean"].fillna(0).to_numpy()
+                ax.bar(x, thinking, width, color=colour, linewidth=0)
+                ax.bar(x, bars["answer_mean"].fillna(0).to_numpy(), width, bottom=thinking, color=colour,
+                       alpha=ANSWER_ALPHA, linewidth=0)
+            ax.set_xticks(range(len(budgets)), [format_budget(b) for b in budgets])
+            ax.set_xlabel("token budget")
+            ax.set_ylabel("mean tokens")
+            ax.grid(False, axis="x")
+            ax.set_axisbelow(True)  # grid lines behind the bars
+            ax.set_title(task if len(modes) == 1 else f"{task}, {mode}")
+        handles = [Line2D([], [], color=colours[run.label][0], linewidth=4) for run in runs] if len(runs) > 1 else []
+        labels = [run.label for run in runs] if len(runs) > 1 else []
+        handles += [Patch(facecolor="#555555", linewidth=0), Patch(facecolor="#555555", alpha=ANSWER_ALPHA, linewidth=0)]
+        labels += ["thinking", "answer"]
         figure_legend(figure, handles, labels)
         thin_overlapping_tick_labels(figure)
     return figure

@@ -120,7 +120,8 @@ def comparison_cells(row: dict, latex: bool = False) -> list[str]:
 
 
 def efficiency_cells(row: dict, latex: bool = False) -> list[str]:
-    """Accuracy per 1k tokens and the correct / incorrect lengths of one `Comparison.table` row (changes off the baseline)."""
+    """Accuracy per 1k tokens, the correct / incorrect lengths (changes off the baseline), OckScore and
+    ACU (`EMPTY` without a parameter count) of one `Comparison.table` row."""
     texts = [percent(row["accuracy_per_1k"])]
     for column in ("length_correct", "length_incorrect"):
         text = tokens(row[column])
@@ -128,6 +129,7 @@ def efficiency_cells(row: dict, latex: bool = False) -> list[str]:
         if not pd.isna(change):
             text = with_delta(text, length_change(change, latex), latex)
         texts.append(text)
+    texts += [number(row["ockscore"], 1), number(row["acu"], 3)]
     return latex_cells(texts) if latex else texts
 
 

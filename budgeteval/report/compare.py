@@ -2,7 +2,8 @@
 
 Per task x mode x budget: mean@k, pass@k and mean length of every run, with the difference to the
 baseline run at the same task, mode and budget (accuracy in points, length as a relative change)
-and O1-Pruner's Accuracy-Efficiency Score. Per task x mode: the normalised area under the
+and O1-Pruner's Accuracy-Efficiency Score; beside them each run's own efficiency scores, CoT-Valve's
+ACU (given the model's parameter count) and OckBench's OckScore. Per task x mode: the normalised area under the
 accuracy vs log2(budget) curve and the smallest budget reaching 95% of the run's best accuracy.
 Tables are markdown, LaTeX (booktabs) or CSV, their cells written with `budgeteval.report.cells`.
 
@@ -46,12 +47,15 @@ TABLE_COLUMNS = (
     "pass", "pass_ci_low", "pass_ci_high", "pass_delta",
     "length", "length_change", "aes",
     "accuracy_per_1k", "length_correct", "length_correct_change", "length_incorrect", "length_incorrect_change",
+    "params_b", "acu", "ockscore",
 )
 """Columns of `Comparison.table`: accuracies and deltas as fractions, length in tokens, change relative.
 
 Token efficiency: `accuracy_per_1k` = mean@k / (length / 1000), accuracy per 1k mean tokens;
 `length_correct` / `length_incorrect` = mean tokens of the correct / incorrect samples (the seed's
-"Length↓" of each), with their changes relative to the baseline."""
+"Length↓" of each), with their changes relative to the baseline. `params_b`: the run's parameter
+count in billions (`--params`; NaN when not given); `acu` = `accuracy_per_computation_unit` of mean@k,
+params_b and length (NaN without params_b); `ockscore` = `ock_score` of mean@k and length."""
 
 SUMMARY_COLUMNS = (
     "task", "mode", "run", "baseline", "k", "budget_min", "budget_max", "num_budgets",
@@ -79,6 +83,51 @@ def accuracy_efficiency_score(accuracy: float, baseline_accuracy: float, length:
     if delta_accuracy >= 0:
         return float(alpha * delta_length + beta * abs(delta_accuracy))
     return float(alpha * delta_length - gamma * abs(delta_accuracy))
+
+
+def accuracy_per_computation_unit(accuracy: float, params_billions: float | None, tokens: float) -> float:
+    """CoT-Valve's Accuracy per Computation Unit, scaled by 10^2 as the paper prints it.
+
+    Ma et al. 2025, "CoT-Valve: Length-Compressible Chain-of-Thought Tuning" (arXiv:2502.09601),
+    §4.1 "Metrics", Eq. 5: ACU = Accuracy / (#Params × #Tokens), with accuracy in percent, #Params
+    in billions and #Tokens the mean tokens of the answer; its tables report ACU × 10^2 (Table 1's
+    caption): QwQ-32B-Preview on GSM8K, 95.1% at 741.1 tokens, is 0.40. `accuracy` is a fraction
+    here. NaN without a parameter count, for zero tokens or parameters, or any input NaN.
+    """
+    values = (accuracy, params_billions, tokens)
+    if any(v is None or pd.isna(v) for v in values) or params_billions <= 0 or tokens <= 0:
+        return math.nan
+    return float(100 * (100 * accuracy) / (params_billions * tokens))
+
+
+OCK_TOKEN_WEIGHT, OCK_TOKEN_SCALE = 10.0, 10000.0
+"""OckScore's token penalty: 10 points per natural-log unit of (tokens / 10,000 + 1) (OckBench's constants)."""
+
+
+def ock_score(accuracy: float, tokens: float) -> float:
+    """OckBench's OckScore: accuracy in percent minus a logarithmic penalty on the mean tokens.
+
+    Du et al. 2025, "OckBench: Measuring the Efficiency of LLM Reasoning" (arXiv:2511.05722), as its
+    code computes it (github.com/OckBench/OckBench, src/core/scoring.py, `ock_score`):
+    100·accuracy − 10·ln(tokens / 10,000 + 1), tokens the mean tokens per problem (here: per
+    response at the budget). `accuracy` is a fraction here. NaN when an input is NaN.
+    """
+    if any(v is None or pd.isna(v) for v in (accuracy, tokens)):
+        return math.nan
+    return float(100 * accuracy - OCK_TOKEN_WEIGHT * math.log(tokens / OCK_TOKEN_SCALE + 1))
+
+
+def parse_params(text: str) -> float:
+    """A parameter count as `--params` writes it, in billions: `1.7B` -> 1.7, `500M` -> 0.5, `70b` -> 70."""
+    value = str(text).strip()
+    scale = {"b": 1.0, "m": 1e-3, "k": 1e-6}.get(value[-1:].lower())
+    try:
+        number = float(value[:-1]) if scale else math.nan
+    except ValueError:
+        number = math.nan
+    if not scale or not math.isfinite(number) or number <= 0:
+        raise UserError(f"--params {text!r} is not a parameter count: write it with its unit, e.g. 1.7B or 500M.")
+    return number * scale
 
 
 def curve_area(budgets: Sequence[int], accuracies: Sequence[float]) -> float:
@@ -145,13 +194,15 @@ class Comparison:
 
 
 def compare_runs(runs: Sequence, baseline: str | None = None, k: int | None = None,
-                 reach: float = REACH_FRACTION) -> Comparison:
+                 reach: float = REACH_FRACTION, params: dict | float | None = None) -> Comparison:
     """Compare `runs` (`budgeteval.report.runs.Run`) against the one labelled `baseline` (default: the first).
 
     `k` (default: the largest k every run's metrics have) sets mean@k and pass@k. Deltas and AES
     compare a run with the baseline at the same task, mode and budget (NaN where the baseline
     lacks that cell, and on the baseline's own rows). Curve summaries (`curve_area`,
     `reach_budget` of mean@k) use the budgets that every run has for that task and mode.
+    `params`: parameter counts in billions for ACU: one number for every run, or run label -> number
+    (the key None: every run not named).
     """
     runs = list(runs)
     if len(runs) < 2:
@@ -161,7 +212,8 @@ def compare_runs(runs: Sequence, baseline: str | None = None, k: int | None = No
     ordered = baseline_first(runs, baseline, "compared")
     baseline = ordered[0].label
     k = common_k(ordered) if k is None else int(k)
-    cells = pd.concat([_run_cells(run, k) for run in ordered], ignore_index=True)
+    sizes = run_params(ordered, params)
+    cells = pd.concat([_run_cells(run, k, sizes.get(run.label)) for run in ordered], ignore_index=True)
     if cells.empty:
         raise UserError("The runs have no mean@k results to compare.")
     table = _with_deltas(cells, baseline).assign(k=k)
@@ -180,7 +232,19 @@ def common_k(runs: Sequence) -> int:
     return max(common)
 
 
-def _run_cells(run, k: int) -> pd.DataFrame:
+def run_params(runs: Sequence, params: dict | float | None) -> dict:
+    """Run label -> parameter count in billions, from `params` (a number for every run, or label or None
+    for every run not named -> billions)."""
+    params = {None: float(params)} if isinstance(params, (int, float)) else dict(params or {})
+    labels = [run.label for run in runs]
+    unknown = [label for label in params if label is not None and label not in labels]
+    if unknown:
+        raise UserError(f"--params names {unknown[0]!r}, none of the runs compared ({', '.join(labels)}): "
+                        f"write RUN=SIZE with a run's label, or a bare SIZE for every run.")
+    return {label: params.get(label, params.get(None)) for label in labels if params.get(label, params.get(None))}
+
+
+def _run_cells(run, k: int, params_billions: float | None = None) -> pd.DataFrame:
     """One row per task x mode x budget of `run`: mean@k, pass@k (with intervals) and mean length."""
     metrics = run.metrics_at([k])
     keys = ["task", "mode", "budget"]
@@ -197,6 +261,10 @@ def _run_cells(run, k: int) -> pd.DataFrame:
     cells = (mean.merge(passed, on=keys, how="left").merge(length, on=keys, how="left")
              .merge(length_correct, on=keys, how="left").merge(length_incorrect, on=keys, how="left"))
     cells["accuracy_per_1k"] = (cells["mean"] / (cells["length"] / 1000.0)).where(cells["length"] > 0)
+    cells["params_b"] = math.nan if params_billions is None else float(params_billions)
+    cells["acu"] = [accuracy_per_computation_unit(mean, params_billions, length)
+                    for mean, length in zip(cells["mean"], cells["length"])]
+    cells["ockscore"] = [ock_score(mean, length) for mean, length in zip(cells["mean"], cells["length"])]
     cells.insert(3, "run", run.label)
     return cells
 
@@ -281,9 +349,11 @@ def _format_markdown(comparison: Comparison) -> str:
             cells = [format_budget(int(row["budget"])), row["mode"], escape_markdown(row["run"]), *comparison_cells(row)]
             lines.append(markdown_row(cells))
         lines += ["", f"Token efficiency: mean@{k} in percent per 1k mean tokens; length of the correct and of the incorrect "
-                      f"samples (mean tokens at the budget, (↓/↑ %) vs the baseline).", "",
-                  f"| budget | mode | run | mean@{k} (%) per 1k tokens | length correct | length incorrect |",
-                  "| ---: | --- | --- | ---: | ---: | ---: |"]
+                      f"samples (mean tokens at the budget, (↓/↑ %) vs the baseline); OckScore = mean@{k} in percent "
+                      f"- 10 ln(1 + length/10k) (OckBench, Du et al. 2025); ACU = mean@{k} in percent / (parameters "
+                      f"in billions x length), x100 (CoT-Valve, Ma et al. 2025; needs --params).", "",
+                  f"| budget | mode | run | mean@{k} (%) per 1k tokens | length correct | length incorrect | OckScore | ACU |",
+                  "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
         for row in rows.to_dict("records"):
             cells = [format_budget(int(row["budget"])), row["mode"], escape_markdown(row["run"]),
                      *efficiency_cells(row)]
@@ -313,10 +383,10 @@ def _format_latex(comparison: Comparison) -> str:
                                  " & ".join(head) + r" \\", r"\midrule", *body, r"\bottomrule", r"\end{tabular}"]))
         efficiency_body = _latex_rows(rows, several_modes, efficiency_cells)
         efficiency_head = (["Budget"] + (["Mode"] if several_modes else [])
-                           + ["Model", f"Mean@{k}/1k tok.", "Len. correct", "Len. incorrect"])
+                           + ["Model", f"Mean@{k}/1k tok.", "Len. correct", "Len. incorrect", "OckScore", "ACU"])
         blocks.append("\n".join([f"% {escape_latex(task)}: token efficiency (mean@{k} per 1k mean tokens; lengths of "
-                                 f"correct and incorrect samples)",
-                                 rf"\begin{{tabular}}{{{'r' + ('l' if several_modes else '') + 'lrrr'}}}", r"\toprule",
+                                 f"correct and incorrect samples; OckScore, Du et al. 2025; ACU x100, Ma et al. 2025)",
+                                 rf"\begin{{tabular}}{{{'r' + ('l' if several_modes else '') + 'lrrrrr'}}}", r"\toprule",
                                  " & ".join(efficiency_head) + r" \\", r"\midrule", *efficiency_body, r"\bottomrule",
                                  r"\end{tabular}"]))
         summary = comparison.summary[comparison.summary["task"] == task]

@@ -118,11 +118,19 @@ class Run:
         return compute_metrics(self.scores, ks, bootstrap=scoring.bootstrap if scoring else 0,
                                seed=scoring.bootstrap_seed if scoring else 0)
 
-    def compare(self, *others: Run, k: int | None = None) -> Comparison:
-        """Compare `others` against this run as the baseline (see `budgeteval.report.compare.compare_runs`)."""
+    def compare(self, *others: Run, k: int | None = None, params: dict | float | None = None) -> Comparison:
+        """Compare `others` against this run as the baseline (see `budgeteval.report.compare.compare_runs`;
+        `params`: parameter counts in billions for ACU, one number or run label -> number)."""
         from budgeteval.report.compare import compare_runs
 
-        return compare_runs([self, *others], baseline=self.label, k=k)
+        return compare_runs([self, *others], baseline=self.label, k=k, params=params)
+
+
+def scored_think_end(manifest: Manifest) -> str | None:
+    """The end-of-thinking marker a run's answers were read after: the one it was scored with, else the
+    model's (a run not yet scored); None for plain answers."""
+    think_end = manifest.scoring.think_end if manifest.scoring is not None else manifest.think_end
+    return think_end or None
 
 
 def default_label(manifest: Manifest, path: Path) -> str:
@@ -164,12 +172,12 @@ def load_runs(arguments: Sequence[str], kind: type[Run] = Run) -> list[Run]:
     return runs
 
 
-def resolve_label(runs: Sequence[Run], name: str) -> str:
-    """The label of the run that `name` names (a label, or a run directory path)."""
+def resolve_label(runs: Sequence[Run], name: str, flag: str = "--baseline") -> str:
+    """The label of the run that `name` (given to `flag`) names (a label, or a run directory path)."""
     for run in runs:
         if run.label == name:
             return run.label
     for run in runs:
         if Path(name).resolve() == Path(run.path).resolve():
             return run.label
-    raise UserError(f"--baseline {name!r} is none of the runs given ({', '.join(run.label for run in runs)}).")
+    raise UserError(f"{flag} {name!r} is none of the runs given ({', '.join(run.label for run in runs)}).")

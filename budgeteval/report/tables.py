@@ -15,7 +15,13 @@ import pandas as pd
 from budgeteval.errors import UserError
 from budgeteval.generation.budgets import format_budget
 from budgeteval.report.cells import EMPTY, UNKNOWN, markdown_row, percent, percent_with_stderr, tokens
-from budgeteval.scoring.metrics import ACCURACY_METRICS, metrics_to_csv, metrics_to_json, normalise_metrics
+from budgeteval.scoring.metrics import (
+    ACCURACY_METRICS,
+    TOKEN_SPLIT_METRICS,
+    metrics_to_csv,
+    metrics_to_json,
+    normalise_metrics,
+)
 
 REPORT_FORMATS = ("markdown", "csv", "json")
 """Formats `format_report` can write."""
@@ -38,6 +44,7 @@ def format_report(
     fallback: pd.DataFrame | None = None,
     answer_policy: str | None = None,
     order: Sequence[str] | None = None,
+    thinking: bool = False,
 ) -> str:
     """Return the report text in `fmt` (markdown, csv or json).
 
@@ -47,7 +54,9 @@ def format_report(
     timed-out verifications when the task has any (`timeouts` from `count_timeouts`), and
     "answers from fallback %" when the task's verdicts record answer sources (`fallback` from
     `fallback_shares`). A truncation rate that is unknown prints as "n/a". `answer_policy` (the
-    run's, from its manifest) is named in the opening line.
+    run's, from its manifest) is named in the opening line. With `thinking` (the run has an
+    end-of-thinking marker), three more columns: mean thinking and answer tokens and the percent of
+    samples still thinking at the budget, "n/a" where the scores predate the split (re-score).
     csv/json: the long metrics table as written to `metrics.csv`/`metrics.json`, restricted to
     `ks` for the k-metrics; `timeouts`, `fallback` and `answer_policy` are not included.
     `order`: the markdown sections' task labels in the order to print them (default: sorted).
@@ -59,7 +68,7 @@ def format_report(
         return metrics_to_csv(metrics)
     if fmt == "json":
         return metrics_to_json(metrics)
-    return _format_markdown(metrics, timeouts, fallback, answer_policy, order)
+    return _format_markdown(metrics, timeouts, fallback, answer_policy, order, thinking)
 
 
 def _select_ks(metrics: pd.DataFrame, ks: Sequence[int] | None) -> pd.DataFrame:
@@ -79,7 +88,8 @@ def _select_ks(metrics: pd.DataFrame, ks: Sequence[int] | None) -> pd.DataFrame:
 
 
 def _format_markdown(metrics: pd.DataFrame, timeouts: pd.DataFrame | None, fallback: pd.DataFrame | None = None,
-                     answer_policy: str | None = None, order: Sequence[str] | None = None) -> str:
+                     answer_policy: str | None = None, order: Sequence[str] | None = None,
+                     thinking: bool = False) -> str:
     opening = ("Accuracies in percent, ± standard error over problems; tokens counted at each budget; "
                "truncated = percent of samples not finished within the budget.")
     if answer_policy is not None:
@@ -92,6 +102,11 @@ def _format_markdown(metrics: pd.DataFrame, timeouts: pd.DataFrame | None, fallb
         opening += (" Truncated n/a: unknown, the imported file gave neither finish reasons nor --max-tokens, so a"
                     " response that fits the budget may have been cut when it was generated; the answer policy"
                     " counts such a response as finished.")
+    if thinking:
+        opening += (" Thinking / answer = mean tokens through / after the end-of-thinking marker (they add up to"
+                    " the tokens mean); cut thinking = percent of samples still thinking at the budget.")
+        if not metrics["metric"].isin(TOKEN_SPLIT_METRICS).any():
+            opening += " Thinking n/a: scored before the split was recorded; re-run `budgeteval score` to fill it."
     sections = [opening]
     for task in (order if order is not None else sorted(set(metrics["task"]))):
         task_metrics = metrics[metrics["task"] == task]
@@ -99,7 +114,7 @@ def _format_markdown(metrics: pd.DataFrame, timeouts: pd.DataFrame | None, fallb
         section = f"## {task}\n\n"
         if task_metrics["mode"].nunique() > 1:
             section += f"Budget modes side by side:\n\n{_modes_table(task_metrics)}\n\nAll metrics:\n\n"
-        sections.append(section + _task_table(task_metrics, task_timeouts, _task_fallback(fallback, task)))
+        sections.append(section + _task_table(task_metrics, task_timeouts, _task_fallback(fallback, task), thinking))
     return "\n\n".join(sections) + "\n"
 
 
@@ -121,11 +136,13 @@ def _task_fallback(fallback: pd.DataFrame | None, task: str) -> dict[tuple[str, 
 
 
 def _task_table(metrics: pd.DataFrame, timeouts: dict[tuple[str, int], int],
-                fallback: dict[tuple[str, int], float] | None = None) -> str:
+                fallback: dict[tuple[str, int], float] | None = None, thinking: bool = False) -> str:
     ks = sorted({int(k) for k in metrics["k"].dropna()})
     header = ["budget", "mode"]
     header += [f"{metric}@{k}" for metric in ACCURACY_METRICS for k in ks]
     header += ["tokens mean", "tokens median", "truncated %"]
+    if thinking:
+        header += ["thinking", "answer", "cut thinking %"]
     if fallback:
         header.append("answers from fallback %")
     if timeouts:
@@ -145,12 +162,21 @@ def _task_table(metrics: pd.DataFrame, timeouts: dict[tuple[str, int], int],
         row.append(tokens(lookup.get((mode, budget, "length_mean", None), (math.nan,))[0]))
         row.append(tokens(lookup.get((mode, budget, "length_median", None), (math.nan,))[0]))
         row.append(percent(lookup.get((mode, budget, "truncation_rate", None), (math.nan,))[0], UNKNOWN))
+        if thinking:
+            row.append(_split_cell(tokens, lookup.get((mode, budget, "thinking_mean", None))))
+            row.append(_split_cell(tokens, lookup.get((mode, budget, "answer_mean", None))))
+            row.append(_split_cell(percent, lookup.get((mode, budget, "cut_thinking_rate", None))))
         if fallback:
             row.append(percent(fallback.get((mode, budget), math.nan)))
         if timeouts:
             row.append(str(timeouts.get((mode, budget), 0)))
         lines.append(markdown_row(row))
     return "\n".join(lines)
+
+
+def _split_cell(write, found) -> str:
+    """A cell of the token split: n/a when the cell has no split (scored before it) or it is unknown."""
+    return UNKNOWN if found is None or pd.isna(found[0]) else write(found[0])
 
 
 def _modes_table(metrics: pd.DataFrame) -> str:
@@ -176,6 +202,7 @@ def _modes_table(metrics: pd.DataFrame) -> str:
 
 def report_run(run_dir, ks: Sequence[int] | None, fmt: str) -> str:
     """The printed report of a run directory: its scores, at `ks` (default: 1 and n), in `fmt`."""
+    from budgeteval.report.runs import scored_think_end
     from budgeteval.rundir.manifest import read_manifest
     from budgeteval.rundir.scores import read_scores
     from budgeteval.scoring.metrics import (
@@ -189,8 +216,10 @@ def report_run(run_dir, ks: Sequence[int] | None, fmt: str) -> str:
     scores = read_scores(run_dir)
     ks = report_ks(samples_per_problem(scores)) if ks is None else list(ks)
     metrics = compute_metrics(scores, ks)
-    scoring = read_manifest(run_dir).scoring
+    manifest = read_manifest(run_dir)
+    scoring = manifest.scoring
     has_sources = bool(scores["answer_source"].notna().any())
     return format_report(metrics, fmt, ks=ks, timeouts=count_timeouts(scores),
                          fallback=fallback_shares(scores) if has_sources else None,
-                         answer_policy=scoring.answer_policy if scoring is not None else None)
+                         answer_policy=scoring.answer_policy if scoring is not None else None,
+                         thinking=scored_think_end(manifest) is not None)

@@ -4,7 +4,8 @@ Reads `generations/` (token ids), replays each response at each budget in each b
 (cutoff: the first B ids; forced: the first B ids, the forcing string and the stored answer from
 `continuations/`; conditioned: the response generated for that budget, from `conditioned/`), finds
 the answer region, calls the task's scorer once for all budgets (so scorers can share work across
-budgets and samples), and writes `scores.parquet`, `metrics.csv` and `metrics.json`. Never loads
+budgets and samples), splits each row's counted tokens into thinking and answer (`count_tokens`, on
+the ids the row is decoded from), and writes `scores.parquet`, `metrics.csv` and `metrics.json`. Never loads
 the model: `budgeteval score RUN --budgets 1k,3k` re-scores a saved run in place.
 `score_samples` runs the same replay and scoring on responses held in memory (a trainer's
 evaluation generations, `budgeteval.train`), without a run directory.
@@ -38,7 +39,7 @@ from budgeteval.scoring.metrics import (
     samples_per_problem,
     write_metrics,
 )
-from budgeteval.scoring.replay import UNKNOWN_FINISH, answer_region, cut
+from budgeteval.scoring.replay import UNKNOWN_FINISH, TokenCount, answer_region, count_tokens, cut, marker_ids
 from budgeteval.scoring.scorers.base import ScoreItem
 from budgeteval.scoring.scorers.math import DEFAULT_TIMEOUT_S as MATH_TIMEOUT_S
 from budgeteval.scoring.verdict_cache import VerdictCache, compact, shared_cache_dir
@@ -80,6 +81,9 @@ class ReplayedRow:
     forced: bool = False
     """Forced mode, answered after the forcing string: the answer policy treats the forced answer as
     finished (the budget asked for it), though `finished` says the sample was cut at B."""
+    uncounted: tuple[int, int] = (0, 0)
+    """[start, end) of the decoded ids that `num_tokens` does not count: forced mode's forcing string
+    (the harness's text, not the model's); (0, 0) for every other row."""
 
 
 class _Texts:
@@ -106,6 +110,11 @@ class _Texts:
 
     def length(self, key: tuple) -> int:
         return self.lengths[self.index[key]]
+
+    def array(self, key: tuple) -> np.ndarray:
+        """The ids of `key` as a numpy array (a view for a stored response)."""
+        source = self.sources[self.index[key]]
+        return np.asarray(source() if callable(source) else source)
 
     def ids(self, key: tuple) -> list[int]:
         """The ids of `key` as Python ints (what the tokenizer takes)."""
@@ -164,8 +173,11 @@ def _forced_rows(samples: list[dict], continuations: dict, budgets, think_end, t
                             lambda ids=sample["token_ids"], b=budget, f=force_ids, a=answer_ids:
                             forced_response_ids(ids, b, f, a),
                             length=num_tokens + len(force_ids) + len(answer_ids))
+            # Counted: the kept response ids (B, or fewer when the context cut it first) and the answer;
+            # the forcing string is decoded but not counted.
             rows.append(ReplayedRow(sample["problem_id"], sample["sample_idx"], budget, "forced",
-                                    budget + len(answer_ids), False, thinking, key, forced=True))
+                                    num_tokens + len(answer_ids), False, thinking, key, forced=True,
+                                    uncounted=(num_tokens, num_tokens + len(force_ids))))
     return rows
 
 
@@ -303,6 +315,7 @@ def _judge_rows(task: str, rows: list[ReplayedRow], texts: _Texts, references: M
 
     if not rows:
         return pd.DataFrame(columns=list(SCORE_COLUMNS))
+    counts = _token_counts(rows, texts, marker_ids(tokenizer, think_end))
     items = _ItemStream(len(rows), lambda: _stream_items(rows, texts, references, tokenizer, think_end))
     bar = tqdm(total=len(items), unit="answer", desc=f"scoring {task}", disable=not progress)
     try:
@@ -317,15 +330,32 @@ def _judge_rows(task: str, rows: list[ReplayedRow], texts: _Texts, references: M
         "budget": np.array([row.budget for row in rows], dtype=np.int64),
         "mode": [row.mode for row in rows],
         "num_tokens": np.array([row.num_tokens for row in rows], dtype=np.int64),
-        "finished": _finished_column([row.finished for row in rows]),
+        "finished": _bool_column([row.finished for row in rows]),
         "extracted": pd.array([verdict.extracted for verdict in verdicts], dtype="string"),
         "correct": np.array([verdict.correct for verdict in verdicts], dtype=bool),
         "timed_out": np.array([verdict.timed_out for verdict in verdicts], dtype=bool),
         "answer_source": pd.array([verdict.answer_source for verdict in verdicts], dtype="string"),
+        "thinking_tokens": np.array([count.thinking_tokens for count in counts], dtype=np.int64),
+        "answer_tokens": np.array([count.answer_tokens for count in counts], dtype=np.int64),
+        "cut_thinking": _bool_column([count.cut_thinking for count in counts]),
     })
 
 
-def _finished_column(values: list[bool | None]):
+def _token_counts(rows: list[ReplayedRow], texts: _Texts, end_ids: tuple[int, ...]) -> list[TokenCount]:
+    """Each row's thinking/answer split of the ids it is decoded from (`count_tokens`), checked against
+    its `num_tokens` (the split must account for exactly the tokens the row counts)."""
+    counts = []
+    for row in rows:
+        count = count_tokens(texts.array(row.text_key), end_ids, row.thinking, row.budget, row.finished,
+                             row.uncounted)
+        if count.thinking_tokens + count.answer_tokens != row.num_tokens:
+            raise AssertionError(f"{row.mode} row {row.problem_id}/{row.sample_idx}@{row.budget}: thinking "
+                                 f"{count.thinking_tokens} + answer {count.answer_tokens} != num_tokens {row.num_tokens}")
+        counts.append(count)
+    return counts
+
+
+def _bool_column(values: list[bool | None]):
     # Plain bool when every value is known (every native run), so readers see the dtype they always did.
     if any(value is None for value in values):
         return pd.array(values, dtype="boolean")

@@ -26,7 +26,7 @@ import pandas as pd
 from budgeteval.atomic import write_text_atomic
 from budgeteval.errors import UserError
 from budgeteval.rundir.layout import metrics_paths
-from budgeteval.rundir.scores import SCORE_COLUMNS
+from budgeteval.rundir.scores import SCORE_COLUMNS, TOKEN_SPLIT_COLUMNS
 
 METRIC_COLUMNS = ("task", "mode", "budget", "metric", "k", "value", "stderr", "ci_low", "ci_high")
 """The columns of a metrics table, in this order (`ci_low`/`ci_high` are empty where no bootstrap ran)."""
@@ -43,8 +43,13 @@ CI_LEVEL = 0.95
 ACCURACY_METRICS = ("mean", "pass", "maj")
 """Metrics that take a k (number of samples per problem); their values are fractions in [0, 1]."""
 
-REQUIRED_SCORE_COLUMNS = tuple(column for column in SCORE_COLUMNS if column not in ("timed_out", "answer_source"))
-"""Columns `compute_metrics` needs in the scores table (`timed_out` and `answer_source` are optional)."""
+REQUIRED_SCORE_COLUMNS = tuple(column for column in SCORE_COLUMNS
+                               if column not in ("timed_out", "answer_source") + TOKEN_SPLIT_COLUMNS)
+"""Columns `compute_metrics` needs in the scores table (`timed_out`, `answer_source` and the
+thinking/answer split are optional)."""
+
+TOKEN_SPLIT_METRICS = ("thinking_mean", "answer_mean", "cut_thinking_rate")
+"""Metrics of where the tokens go, written for the cells whose scores record the split (format 3)."""
 
 _CELL = ["task", "mode", "budget"]
 _PROBLEM = _CELL + ["problem_id"]
@@ -123,9 +128,13 @@ def compute_metrics(scores: pd.DataFrame, ks: Sequence[int], bootstrap: int = 0,
     - `truncation_rate`: fraction of all P*n samples with `finished` false; NaN (printed "n/a")
       for a cell where any `finished` is missing (unknown: an import without finish reasons), since
       a response that fits the budget may still have been cut by the limit it was generated with.
+    - `thinking_mean` / `answer_mean`: mean `thinking_tokens` / `answer_tokens` over all P*n samples
+      (they add up to `length_mean`); `cut_thinking_rate`: fraction of the samples still thinking at
+      the budget (`cut_thinking`; NaN for a cell where it is unknown). Written only for cells whose
+      scores record the split (scored at format 3 or later): an older scores file has no such rows.
 
-    `stderr` is `standard_error` over the per-problem values for mean, pass, maj, length_mean and
-    truncation_rate (NaN for a single problem) and NaN for the median and the correct/incorrect
+    `stderr` is `standard_error` over the per-problem values for mean, pass, maj, length_mean,
+    truncation_rate and the three split metrics (NaN for a single problem) and NaN for the median and the correct/incorrect
     lengths, which are not means of per-problem values. `num_tokens` is taken as given: the tokens
     counted at that budget (replay's job).
 
@@ -173,13 +182,36 @@ def compute_metrics(scores: pd.DataFrame, ks: Sequence[int], bootstrap: int = 0,
     parts.append(_pooled(cells["_correct_tokens"].mean(), "length_correct_mean"))
     parts.append(_pooled(cells["_incorrect_tokens"].mean(), "length_incorrect_mean"))
 
+    parts.extend(_token_split_parts(ordered, summarise))
+
     metrics = pd.concat(parts, ignore_index=True)
-    unknown = ordered[ordered["finished"].isna()].groupby(_CELL).size()
-    if len(unknown):
-        cells = pd.MultiIndex.from_frame(metrics[_CELL]).isin(unknown.index)
-        metrics.loc[cells & (metrics["metric"] == "truncation_rate").to_numpy(),
-                    ["value", "stderr", "ci_low", "ci_high"]] = math.nan
+    for flag, metric in (("finished", "truncation_rate"), ("cut_thinking", "cut_thinking_rate")):
+        if flag not in ordered.columns:
+            continue
+        unknown = ordered[ordered[flag].isna()].groupby(_CELL).size()
+        if len(unknown):
+            cells = pd.MultiIndex.from_frame(metrics[_CELL]).isin(unknown.index)
+            metrics.loc[cells & (metrics["metric"] == metric).to_numpy(),
+                        ["value", "stderr", "ci_low", "ci_high"]] = math.nan
     return normalise_metrics(metrics)
+
+
+def _token_split_parts(ordered: pd.DataFrame, summarise) -> list[pd.DataFrame]:
+    """`TOKEN_SPLIT_METRICS` rows for the cells whose every score row records the split (none for a
+    scores table from before it: those cells print n/a, never a made-up zero)."""
+    if any(column not in ordered.columns for column in TOKEN_SPLIT_COLUMNS):
+        return []
+    recorded = ordered["thinking_tokens"].notna() & ordered["answer_tokens"].notna()
+    complete = recorded.groupby([ordered[c] for c in _CELL]).transform("all")
+    split = ordered[complete.to_numpy()]
+    if split.empty:
+        return []
+    split = split.assign(_thinking=split["thinking_tokens"].astype(float), _answer=split["answer_tokens"].astype(float),
+                         _cut=split["cut_thinking"].astype("boolean").astype("Float64").astype(float))
+    problems = split.groupby(_PROBLEM, sort=True)
+    return [summarise(problems["_thinking"].mean(), "thinking_mean"),
+            summarise(problems["_answer"].mean(), "answer_mean"),
+            summarise(problems["_cut"].mean(), "cut_thinking_rate")]
 
 
 def resample_counts(task: str, num_problems: int, bootstrap: int, seed: int) -> np.ndarray:

@@ -101,3 +101,45 @@ def split_thinking(token_ids: Sequence[int], end_ids: Sequence[int], thinking: b
             thought = int(start) + width
             return ThinkingSplit(thinking_tokens=thought, answer_tokens=total - thought, ended=True)
     return ThinkingSplit(thinking_tokens=total, answer_tokens=0, ended=False)
+
+
+@dataclass(frozen=True)
+class TokenCount:
+    """Where the tokens a score row counts (`num_tokens`) went, and whether the budget found it thinking."""
+
+    thinking_tokens: int
+    """Counted tokens through the last end-of-thinking marker (0 for a non-thinking response)."""
+    answer_tokens: int
+    """Counted tokens after it; thinking_tokens + answer_tokens is the row's `num_tokens`."""
+    cut_thinking: bool | None
+    """Still thinking at the budget: a thinking response that did not finish on its own within B and
+    whose first B tokens (before any forcing string) hold no end-of-thinking marker; None when the
+    finish is unknown (an import) and the marker is missing."""
+
+
+def count_tokens(token_ids: Sequence[int], end_ids: Sequence[int], thinking: bool, budget: int,
+                 finished: bool | None, uncounted: tuple[int, int] = (0, 0)) -> TokenCount:
+    """Split the decoded ids of one score row into counted thinking and answer tokens (`split_thinking`).
+
+    `uncounted` is the [start, end) span of ids that are decoded but not counted (forced mode's
+    forcing string: the harness's text, not the model's); its ids leave whichever side they fall
+    on, so the two counts add up to the ids' length minus the span, which is the row's `num_tokens`.
+    """
+    ids = np.asarray(token_ids)
+    split = split_thinking(ids, end_ids, thinking)
+    start, end = uncounted
+    width = max(0, end - start)
+    in_thinking = max(0, min(split.thinking_tokens, end) - start) if width else 0
+    thinking_tokens = split.thinking_tokens - in_thinking
+    answer_tokens = split.answer_tokens - (width - in_thinking)
+    if not thinking or not end_ids or finished:
+        return TokenCount(thinking_tokens, answer_tokens, False)
+    own = start if width else int(ids.size)  # ids before the forcing string are the model's own
+    limit = min(int(budget), own)
+    if not split.ended:
+        ended = False
+    elif split.thinking_tokens <= limit:  # the last marker already sits within the first B ids
+        ended = True
+    else:
+        ended = split_thinking(ids[:limit], end_ids, True).ended
+    return TokenCount(thinking_tokens, answer_tokens, None if (not ended and finished is None) else not ended)

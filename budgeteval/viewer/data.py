@@ -6,8 +6,11 @@ correct per budget and mode, outcome flags, group values) — never a response t
 payload holds its question, reference and every sample of every run: the response decoded from the
 stored token ids (as scoring decodes them), the character offset of every budget's cut (the length
 of the decoded prefix `ids[:B]`, from the run's own saved tokenizer), the end-of-thinking markers,
-and each budget's verdict; forced mode adds the forcing string and the stored answer, conditioned
-mode each budget's own response. Everything comes from the run directories; nothing is re-scored.
+and each budget's verdict with its thinking/answer tokens and whether the budget found it still
+thinking (the scores' `thinking_tokens`, `answer_tokens`, `cut_thinking`: null, shown n/a, in runs
+scored before they were recorded); forced mode adds the forcing string and the stored answer,
+conditioned mode each budget's own response. Everything comes from the run directories; nothing is
+re-scored.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import pandas as pd
 from budgeteval.errors import UserError
 from budgeteval.generation.budgets import format_budget
 from budgeteval.report.cells import UNKNOWN, comparison_cells, curve_cells, percent, percent_with_stderr, tokens
+from budgeteval.report.runs import scored_think_end
 from budgeteval.rundir.layout import tokenizer_dir
 from budgeteval.rundir.problems import group_columns_of, read_problem_frame
 from budgeteval.rundir.store import CONDITIONED, CONTINUATIONS, GENERATIONS, read_task, task_dir
@@ -56,10 +60,8 @@ class RunFacts:
 def run_facts(run) -> RunFacts:
     """The manifest facts of `run` (a `budgeteval.report.runs.Run`)."""
     manifest = run.manifest  # a `budgeteval.rundir.manifest.Manifest`
-    # Scoring records the marker the answers were read after; a run not yet scored has only the model's.
-    think_end = manifest.scoring.think_end if manifest.scoring is not None else manifest.think_end
     scorers = {task: entry.scorer for task, entry in manifest.tasks.items()}
-    return RunFacts(think_end=think_end or None, scorers=scorers)
+    return RunFacts(think_end=scored_think_end(manifest), scorers=scorers)
 
 
 @dataclass(frozen=True)
@@ -98,12 +100,16 @@ def _group_value(value):
 def overview_tables(run) -> list[dict]:
     """The report table of `run` per task, from `metrics.csv`: one row per budget x mode, cells as `report` writes them."""
     metrics = normalise_metrics(run.metrics)
+    thinking = bool(run_facts(run).think_end)
     tables = []
     for task, task_metrics in metrics.groupby("task", sort=True):
         ks = sorted({int(k) for k in task_metrics["k"].dropna()})
         columns = [(metric, k, f"{metric}@{k}") for metric in ACCURACY_METRICS for k in ks]
         columns += [("length_mean", None, "tokens mean"), ("length_median", None, "tokens median"),
                     ("truncation_rate", None, "truncated %")]
+        if thinking:  # as `budgeteval report` shows them for a run with an end-of-thinking marker
+            columns += [("thinking_mean", None, "thinking"), ("answer_mean", None, "answer"),
+                        ("cut_thinking_rate", None, "cut thinking %")]
         lookup = {(str(r.mode), int(r.budget), str(r.metric), None if pd.isna(r.k) else int(r.k)): (r.value, r.stderr)
                   for r in task_metrics.itertuples(index=False)}
         rows = []
@@ -113,8 +119,10 @@ def overview_tables(run) -> list[dict]:
                 value, stderr = lookup.get((mode, budget, metric, k), (float("nan"), float("nan")))
                 if metric in ("length_mean", "length_median"):
                     text = tokens(value)
-                elif metric == "truncation_rate":
-                    text = percent(value, UNKNOWN)  # NaN: unknown finishes (an import), "n/a" as in report
+                elif metric in ("thinking_mean", "answer_mean"):
+                    text = UNKNOWN if pd.isna(value) else tokens(value)  # scored before the split: n/a
+                elif metric in ("truncation_rate", "cut_thinking_rate"):
+                    text = percent(value, UNKNOWN)  # NaN: unknown (an import, or scored before the split)
                 else:
                     text = percent_with_stderr(value, stderr)
                 cells.append({"metric": metric, "k": k, "value": _number(value), "text": text})
@@ -277,7 +285,7 @@ class _TaskReader:
         for row in scores.sort_values(["mode", "budget", "sample_idx"], kind="stable").to_dict("records"):
             sample = samples.setdefault(int(row["sample_idx"]), _empty_sample(int(row["sample_idx"])))
             sample["verdicts"].setdefault(row["mode"], {})[str(int(row["budget"]))] = self._verdict(row)
-        counts, flags = _outcomes(scores, samples, think_end)
+        counts, flags = _outcomes(scores)
         ordered = [samples[index] for index in sorted(samples)]
         prompts = {sample["prompt"] for sample in ordered}
         payload = {"label": self.run.label, "think_end": think_end, "code": self.code,
@@ -293,7 +301,10 @@ class _TaskReader:
         extracted = None if extracted is None or pd.isna(extracted) else str(extracted)
         finished = None if pd.isna(row["finished"]) else bool(row["finished"])  # None: unknown (an import)
         verdict = {"num_tokens": int(row["num_tokens"]), "finished": finished,
-                   "extracted": extracted, "correct": bool(row["correct"]), "timed_out": bool(row["timed_out"])}
+                   "extracted": extracted, "correct": bool(row["correct"]), "timed_out": bool(row["timed_out"]),
+                   "thinking_tokens": _optional(row.get("thinking_tokens"), int),
+                   "answer_tokens": _optional(row.get("answer_tokens"), int),
+                   "cut_thinking": _optional(row.get("cut_thinking"), bool)}
         if self.has_answer_source:
             source = row["answer_source"]
             verdict["answer_source"] = None if source is None or pd.isna(source) else str(source)
@@ -331,6 +342,11 @@ class _TaskReader:
             batch = [ids.tolist() if hasattr(ids, "tolist") else list(ids) for ids in id_lists[start:start + _DECODE_BATCH]]
             texts.extend(self.tokenizer.batch_decode(batch, skip_special_tokens=True))
         return texts
+
+
+def _optional(value, kind):
+    """`kind(value)`, or None for a missing value (a column scored before it was recorded)."""
+    return None if value is None or pd.isna(value) else kind(value)
 
 
 def _saved_tokenizer(folder: Path, loaded: dict):
@@ -409,19 +425,12 @@ def marker_spans(text: str | None, marker: str | None) -> list[list[int]]:
     return spans
 
 
-def cut_while_thinking(sample: dict, budget: int) -> bool:
-    """The response was cut at `budget` before its thinking ended (no end-of-thinking marker before the cut)."""
-    if not sample.get("thinking") or str(budget) not in sample["cuts"]:
-        return False
-    spans = sample["think_end"]
-    return not spans or spans[0][1] > sample["cuts"][str(budget)]
-
-
-def _outcomes(scores: pd.DataFrame, samples: dict, think_end: str | None) -> tuple[dict, dict]:
+def _outcomes(scores: pd.DataFrame) -> tuple[dict, dict]:
     """Per mode: budget -> (correct, samples), and the outcome flags of the problem.
 
     always: every sample correct at every budget; never: none at any; flips: a sample correct at a
-    budget and wrong at a larger one; cut_thinking: a sample cut at a budget while still thinking.
+    budget and wrong at a larger one; cut_thinking: a sample still thinking at a budget (the scores'
+    `cut_thinking`, `budgeteval.scoring.replay.count_tokens`; never set for scores from before it).
     """
     counts, flags = {}, {}
     for mode, frame in scores.groupby("mode", sort=True):
@@ -434,7 +443,7 @@ def _outcomes(scores: pd.DataFrame, samples: dict, think_end: str | None) -> tup
             mode_flags.append("never")
         if _flips(frame):
             mode_flags.append("flips")
-        if _any_cut_thinking(mode, counts[mode], samples, think_end):
+        if "cut_thinking" in frame.columns and frame["cut_thinking"].fillna(False).astype(bool).any():
             mode_flags.append("cut_thinking")
         flags[mode] = mode_flags
     return counts, flags
@@ -457,15 +466,3 @@ def _flips(frame: pd.DataFrame) -> bool:
             return True
     return False
 
-
-def _any_cut_thinking(mode: str, budgets: dict, samples: dict, think_end: str | None) -> bool:
-    if not think_end:
-        return False
-    for sample in samples.values():
-        if mode == "conditioned":
-            for response in sample["conditioned"].values():
-                if response["thinking"] and response["finish_reason"] == "length" and not response["think_end"]:
-                    return True
-        elif any(cut_while_thinking(sample, budget) for budget in budgets):
-            return True
-    return False

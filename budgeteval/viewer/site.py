@@ -120,15 +120,17 @@ def _prepare(out_dir: Path) -> Path:
 
 
 def _write_figures(runs: Sequence, folder: Path, k: int | None) -> tuple[list[dict], list[str]]:
-    """The `budgeteval plot` figures as SVG; a figure the runs cannot give is left out with a note."""
+    """The `budgeteval plot` figures as SVG (with `--kind tokens` when every run has an end-of-thinking
+    marker); a figure the runs cannot give is left out with a note."""
     import matplotlib.pyplot as plt
 
-    from budgeteval.plots.budget import BUDGET_FIGURES, PlotOptions, load_figure_function
+    from budgeteval.plots.budget import BUDGET_FIGURES, TOKEN_FIGURES, PlotOptions, load_figure_function
     from budgeteval.plots.style import save_figure
 
     folder.mkdir(parents=True, exist_ok=True)
     figures, notes = [], []
-    for name, spec in BUDGET_FIGURES.items():
+    thinking = all(run_facts(run).think_end for run in runs)
+    for name, spec in {**BUDGET_FIGURES, **(TOKEN_FIGURES if thinking else {})}.items():
         try:
             figure = load_figure_function(spec)(runs, PlotOptions(k=k))
         except UserError as error:

@@ -375,16 +375,19 @@
 
   function verdictTable(run, sample, budget, mode, choose) {
     const verdicts = sample.verdicts[mode] || {};
-    const thinking = Boolean(run.think_end) && mode !== "conditioned";
-    const header = ["budget", "tokens", "finished", ...(thinking ? ["cut while thinking"] : []), "extracted", "verdict"];
+    // The split and the cut-while-thinking flag are the scores' own (null: scored before they were recorded).
+    const thinking = Boolean(run.think_end);
+    const known = (value) => value !== null && value !== undefined;
+    const header = ["budget", "tokens", "finished", ...(thinking ? ["thinking / answer", "cut while thinking"] : []),
+      "extracted", "verdict"];
     if (run.answer_source) header.push("answer source");
     if (run.code) header.push("test verdict");
     const rows = Object.keys(verdicts).map(Number).sort((a, b) => a - b).map((b) => {
       const v = verdicts[String(b)];
-      const cutThinking = mode !== "conditioned" && sample.thinking && String(b) in sample.cuts &&
-        (!sample.think_end.length || sample.think_end[0][1] > sample.cuts[String(b)]);
+      const split = known(v.thinking_tokens) && known(v.answer_tokens) ? `${v.thinking_tokens} / ${v.answer_tokens}` : "n/a";
+      const cutThinking = known(v.cut_thinking) ? (v.cut_thinking ? "yes" : "no") : "n/a";
       const cells = [formatBudget(b), String(v.num_tokens), v.finished == null ? "unknown" : (v.finished ? "yes" : "no"),
-        ...(thinking ? [cutThinking ? "yes" : "no"] : []),
+        ...(thinking ? [split, cutThinking] : []),
         v.extracted === null ? "—" : v.extracted, v.correct ? "✓ correct" : (v.timed_out ? "✗ timed out" : "✗ wrong")];
       if (run.answer_source) cells.push(v.answer_source === null || v.answer_source === undefined ? "—" : v.answer_source);
       if (run.code) cells.push(v.test_verdict || "—");
