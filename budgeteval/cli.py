@@ -307,11 +307,11 @@ def repair_command(run_dir):
     """
     from budgeteval.rundir.lock import lock_run
     from budgeteval.rundir.manifest import read_manifest
-    from budgeteval.rundir.store import CONDITIONED, CONTINUATIONS, GENERATIONS, repair_task
+    from budgeteval.rundir.store import CONDITIONED, CONTINUATIONS, ENGINE, GENERATIONS, repair_task
 
     manifest = read_manifest(run_dir)
     with lock_run(run_dir, "repair"):
-        removed = sum(repair_task(run_dir, task, kind) for kind in (GENERATIONS, CONTINUATIONS, CONDITIONED)
+        removed = sum(repair_task(run_dir, task, kind) for kind in (GENERATIONS, CONTINUATIONS, CONDITIONED, ENGINE)
                       for task in manifest.tasks)
     click.echo(f"{run_dir}: removed {removed} duplicate row(s)" + (
         "; re-run the command that made the run (or `budgeteval score`) to finish it." if removed else

@@ -54,6 +54,10 @@ class FastDecoder:
         return self.tokenizer.decode_batch([ids if isinstance(ids, list) else list(ids) for ids in id_lists],
                                            skip_special_tokens=skip_special_tokens)
 
+    def __call__(self, text: str, add_special_tokens: bool = True) -> dict:
+        """Encode `text` as a transformers tokenizer call does (`{"input_ids": [...]}`), for marker ids."""
+        return {"input_ids": self.tokenizer.encode(text, add_special_tokens=add_special_tokens).ids}
+
 
 def load_decoder(folder: str):
     """What decodes a saved tokenizer folder's ids: a `FastDecoder` when its tokenizer.json decodes

@@ -10,11 +10,11 @@ from budgeteval.errors import UserError
 from budgeteval.rundir.layout import SCORES_NAME, scores_path
 from budgeteval.rundir.manifest import read_manifest
 
-SCORES_FORMAT_VERSION = 2
+SCORES_FORMAT_VERSION = 3
 """Format of `scores.parquet` (key `budgeteval_scores_format` of its schema metadata); a reader
 refuses a newer one. Files written before the key existed read as format 1. Format 2 adds
 `answer_source` and lets `finished` be null (unknown); a format-1 file reads with `answer_source`
-null."""
+null. Format 3 adds `cap_exceeded` (engine mode); older files read with it null."""
 
 _SCORES_FORMAT_KEY = b"budgeteval_scores_format"
 
@@ -35,11 +35,12 @@ def _scores_schema():
         ("correct", pa.bool_()),
         ("timed_out", pa.bool_()),
         ("answer_source", pa.large_string()),
+        ("cap_exceeded", pa.bool_()),
     ])
 
 
 SCORE_COLUMNS = ("task", "problem_id", "sample_idx", "budget", "mode", "num_tokens", "finished", "extracted",
-                 "correct", "timed_out", "answer_source")
+                 "correct", "timed_out", "answer_source", "cap_exceeded")
 """Columns of `scores.parquet`, in order; one row per task x problem x sample x budget x mode.
 
 task, problem_id (str); sample_idx (int32); budget (int64, tokens); mode (str: cutoff, forced,
@@ -47,7 +48,9 @@ conditioned); num_tokens (int64, tokens counted at that budget and mode); finish
 its own within the budget; null: unknown, an import without finish reasons or --max-tokens);
 extracted (str or null: the scorer's normalised answer); correct (bool); timed_out (bool: the
 verification timed out and counted as wrong); answer_source (str: boxed, stated, fallback or none,
-`budgeteval.scoring.answers.SOURCES`; null for scorers without answer sources, `code`, and in format-1 files)."""
+`budgeteval.scoring.answers.SOURCES`; null for scorers without answer sources, `code`, and in format-1 files);
+cap_exceeded (bool, engine mode: the response thought past B + the forced end string, so the
+engine's thinking budget did not hold; null in the other modes and in files before format 3)."""
 
 SCORE_SORT_ORDER = ("task", "mode", "budget", "problem_id", "sample_idx")
 """Row order of `scores.parquet` (so the same scores give the same bytes)."""
@@ -60,11 +63,14 @@ def scores_schema():
 
 def write_scores(run_dir: Path, scores) -> None:
     """Atomically write `scores.parquet`, sorted by `SCORE_SORT_ORDER`, in the scores schema."""
+    import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     if "answer_source" not in scores.columns:  # a scorer (or a test) that records no sources
         scores = scores.assign(answer_source=None).astype({"answer_source": "string"})
+    if "cap_exceeded" not in scores.columns:  # frames made without engine mode (imports, tests)
+        scores = scores.assign(cap_exceeded=pd.array([None] * len(scores), dtype="boolean"))
     ordered = scores.sort_values(list(SCORE_SORT_ORDER), kind="stable").reset_index(drop=True)
     table = pa.Table.from_pandas(ordered[list(SCORE_COLUMNS)], preserve_index=False)
     schema = _scores_schema()
@@ -97,13 +103,17 @@ def read_scores(run_dir: Path):
     if version > SCORES_FORMAT_VERSION:
         raise UserError(f"{path} has scores format {version}, newer than this budgeteval reads "
                         f"({SCORES_FORMAT_VERSION}): upgrade budgeteval.")
-    optional = ("timed_out", "answer_source")
+    optional = ("timed_out", "answer_source", "cap_exceeded")
     missing = [name for name in SCORE_COLUMNS if name not in table.column_names and name not in optional]
     if missing:
         raise UserError(f"{path} lacks column(s) {', '.join(missing)}; re-create it with `budgeteval score {run_dir}`.")
     scores = table.to_pandas()
     if "answer_source" not in scores.columns:  # format 1: written before answer sources were recorded
         scores["answer_source"] = pd.array([None] * len(scores), dtype="string")
+    if "cap_exceeded" not in scores.columns:  # before format 3: no engine mode
+        scores["cap_exceeded"] = pd.array([None] * len(scores), dtype="boolean")
+    elif scores["cap_exceeded"].dtype != "boolean":
+        scores["cap_exceeded"] = scores["cap_exceeded"].astype("boolean")
     if scores["finished"].dtype == object:  # nulls (unknown finish) come back as objects
         scores["finished"] = scores["finished"].astype("boolean")
     return scores

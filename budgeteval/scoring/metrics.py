@@ -43,8 +43,11 @@ CI_LEVEL = 0.95
 ACCURACY_METRICS = ("mean", "pass", "maj")
 """Metrics that take a k (number of samples per problem); their values are fractions in [0, 1]."""
 
-REQUIRED_SCORE_COLUMNS = tuple(column for column in SCORE_COLUMNS if column not in ("timed_out", "answer_source"))
-"""Columns `compute_metrics` needs in the scores table (`timed_out` and `answer_source` are optional)."""
+OPTIONAL_SCORE_COLUMNS = ("timed_out", "answer_source", "cap_exceeded")
+"""Columns `compute_metrics` reads when present."""
+
+REQUIRED_SCORE_COLUMNS = tuple(column for column in SCORE_COLUMNS if column not in OPTIONAL_SCORE_COLUMNS)
+"""Columns `compute_metrics` needs in the scores table."""
 
 _CELL = ["task", "mode", "budget"]
 _PROBLEM = _CELL + ["problem_id"]
@@ -123,6 +126,10 @@ def compute_metrics(scores: pd.DataFrame, ks: Sequence[int], bootstrap: int = 0,
     - `truncation_rate`: fraction of all P*n samples with `finished` false; NaN (printed "n/a")
       for a cell where any `finished` is missing (unknown: an import without finish reasons), since
       a response that fits the budget may still have been cut by the limit it was generated with.
+    - `cap_exceeded` (engine mode only): the number of responses (of all P*n) whose thinking ran
+      past B + the forced end string, i.e. the engine's thinking budget did not hold
+      (`budgeteval.scoring.replay.check_engine_response`); 0 expected. A count, not a rate: one such
+      response is a finding. Written only for cells whose `cap_exceeded` is known (engine mode).
 
     `stderr` is `standard_error` over the per-problem values for mean, pass, maj, length_mean and
     truncation_rate (NaN for a single problem) and NaN for the median and the correct/incorrect
@@ -172,6 +179,10 @@ def compute_metrics(scores: pd.DataFrame, ks: Sequence[int], bootstrap: int = 0,
     parts.append(_pooled(cells["_tokens"].median(), "length_median"))
     parts.append(_pooled(cells["_correct_tokens"].mean(), "length_correct_mean"))
     parts.append(_pooled(cells["_incorrect_tokens"].mean(), "length_incorrect_mean"))
+    if "cap_exceeded" in ordered.columns and ordered["cap_exceeded"].notna().any():
+        checked = ordered[ordered["cap_exceeded"].notna()]
+        exceeded = checked["cap_exceeded"].astype(bool).astype(float)
+        parts.append(_pooled(exceeded.groupby([checked[c] for c in _CELL], sort=True).sum(), "cap_exceeded"))
 
     metrics = pd.concat(parts, ignore_index=True)
     unknown = ordered[ordered["finished"].isna()].groupby(_CELL).size()
