@@ -1,0 +1,158 @@
+"""Engine mode (vLLM's own thinking budget): the cap check on stored ids, and on the CPU build the
+prefix identity with replay on a template that opens the thinking block and on a model that opens it."""
+
+import pandas as pd
+import pytest
+from conftest import read_cases, shared_path
+
+from budgeteval.scoring.replay import check_engine_response
+
+CAP_CASES = read_cases("engine_cap_cases.jsonl")
+START_IDS, END_IDS, FORCE_IDS = (1,), (2,), (9, 2, 5)
+"""The case table's markers: `<think>` = 1, `</think>` = 2, forced string = 9 2 5 (ends the thinking with 2)."""
+
+
+@pytest.mark.parametrize("case", CAP_CASES, ids=[case["id"] for case in CAP_CASES])
+def test_engine_cap_check(case):
+    check = check_engine_response(case["ids"], case["budget"], START_IDS, END_IDS, FORCE_IDS, case["opened_in_prompt"])
+    assert (check.thinking_tokens, check.forced, check.cap_exceeded) == \
+        (case["thinking_tokens"], case["forced"], case["cap_exceeded"])
+
+
+def test_cap_exceeded_metric_counts_engine_rows_only():
+    from budgeteval.scoring.metrics import compute_metrics
+
+    rows = []
+    for mode, flags in (("engine", [False, True, False, False]), ("forced", [None] * 4)):
+        for index, flag in enumerate(flags):
+            rows.append({"task": "t", "problem_id": f"p{index // 2}", "sample_idx": index % 2, "budget": 16,
+                         "mode": mode, "num_tokens": 10, "finished": False, "extracted": "1", "correct": True,
+                         "timed_out": False, "answer_source": "boxed", "cap_exceeded": flag})
+    scores = pd.DataFrame(rows).astype({"cap_exceeded": "boolean"})
+    metrics = compute_metrics(scores, [1])
+    cap = metrics[metrics["metric"] == "cap_exceeded"]
+    assert cap[["mode", "value"]].values.tolist() == [["engine", 1.0]]
+
+
+def test_engine_settings_are_in_the_fingerprint():
+    from budgeteval.rundir.manifest import ModesSection
+
+    section = ModesSection(modes=("cutoff", "engine"), force_string="\n</think>\n\n", answer_tokens=8,
+                           think_start="<think>")
+    assert section.fingerprint()["engine"] == {"force_string": "\n</think>\n\n", "answer_tokens": 8,
+                                               "think_start": "<think>"}
+
+
+def test_old_scores_read_with_cap_exceeded_null(tmp_path):
+    """A format-2 scores file (written before engine mode) reads with `cap_exceeded` null."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from budgeteval.generation.config import RunConfig
+    from budgeteval.rundir.layout import scores_path
+    from budgeteval.rundir.manifest import Manifest, write_manifest
+    from budgeteval.rundir.scores import read_scores
+
+    write_manifest(tmp_path, Manifest(kind="test", config=RunConfig(model="m", tasks=("t",), out=""), tasks={}))
+    old = pd.DataFrame({"task": ["t"], "problem_id": ["a"], "sample_idx": pd.array([0], dtype="int32"), "budget": [8],
+                        "mode": ["cutoff"], "num_tokens": [3], "finished": [True], "extracted": ["1"],
+                        "correct": [True], "timed_out": [False], "answer_source": ["boxed"]})
+    table = pa.Table.from_pandas(old, preserve_index=False)
+    pq.write_table(table.replace_schema_metadata({b"budgeteval_scores_format": b"2"}), scores_path(tmp_path))
+    scores = read_scores(tmp_path)
+    assert scores["cap_exceeded"].dtype == "boolean" and scores["cap_exceeded"].isna().all()
+
+
+@pytest.fixture(scope="module")
+def r1_model(tmp_path_factory):
+    """The tiny random model on DeepSeek-R1-Distill's tokenizer: its template ends the prompt with `<think>\\n`."""
+    from tiny_model import build_tiny_qwen3
+
+    return build_tiny_qwen3(shared_path("tokenizers", "deepseek-r1-distill-qwen"), tmp_path_factory.mktemp("tiny-r1"))
+
+
+@pytest.fixture(scope="module")
+def thinker_model(tmp_path_factory):
+    """The tiny model on Qwen3's tokenizer, made to open `<think>` itself (Qwen3's template leaves it open)."""
+    from tiny_model import build_tiny_thinker
+
+    return build_tiny_thinker(shared_path("tokenizers", "qwen3"), tmp_path_factory.mktemp("tiny-thinker"))
+
+
+def _engine_sweep(model, out, aime25_file):
+    """cutoff, forced and engine at 16 and 32 tokens, 2 problems x 2 samples, on vLLM's CPU build."""
+    from sweep_checks import sweep_config
+
+    from budgeteval.generation.config import ModeSettings
+    from budgeteval.sweep.runner import run
+
+    config = sweep_config(model, out, (16, 32), aime25_file, n=2, limit=2,
+                          modes=ModeSettings(modes=("cutoff", "forced", "engine"), answer_tokens=8))
+    return run(config, progress=False)
+
+
+def _check_prefix_identity(out, opened_in_prompt: bool) -> int:
+    """Every engine response shares its thinking with cutoff's stored ids up to where the engine forced
+    the end string: B tokens after the start marker. Returns how many engine responses were forced."""
+    from budgeteval.generation.tokenizer import load_tokenizer
+    from budgeteval.rundir.layout import tokenizer_dir
+    from budgeteval.rundir.manifest import read_manifest
+    from budgeteval.rundir.store import ENGINE, read_task
+    from budgeteval.scoring.replay import marker_ids
+
+    manifest = read_manifest(out)
+    tokenizer = load_tokenizer(str(tokenizer_dir(out)))
+    force_ids = list(marker_ids(tokenizer, manifest.modes.force_string))
+    start_ids = list(marker_ids(tokenizer, manifest.modes.think_start))
+    base = {(row["problem_id"], row["sample_idx"]): list(row["token_ids"]) for row in read_task(out, "aime25").to_pylist()}
+    forced = 0
+    for row in read_task(out, "aime25", kind=ENGINE).to_pylist():
+        ids, budget = list(row["token_ids"]), row["budget"]
+        cutoff = base[(row["problem_id"], row["sample_idx"])]
+        at = next((i for i in range(len(ids)) if ids[i:i + len(force_ids)] == force_ids), None)
+        if at is None:  # never forced: the engine's response is cutoff's, as far as it goes
+            assert ids == cutoff[:len(ids)], row
+            continue
+        forced += 1
+        assert ids[:at] == cutoff[:at], f"{row['problem_id']}/{row['sample_idx']}@{budget}: thinking differs"
+        if opened_in_prompt:
+            begin = 0
+        else:
+            begin = next(i for i in range(len(cutoff)) if cutoff[i:i + len(start_ids)] == start_ids) + len(start_ids)
+        assert at == begin + budget, (row, at, begin)  # forced exactly after B thinking tokens
+        assert ids[:budget] == cutoff[:budget]
+    return forced
+
+
+def _check_scores(out):
+    from budgeteval.scoring.evaluate import read_scores
+    from budgeteval.scoring.metrics import read_metrics
+
+    scores = read_scores(out)
+    assert set(scores["mode"]) == {"cutoff", "forced", "engine"}
+    engine = scores[scores["mode"] == "engine"]
+    assert len(engine) == 2 * 2 * 2 and not engine["cap_exceeded"].any() and engine["cap_exceeded"].notna().all()
+    assert scores[scores["mode"] != "engine"]["cap_exceeded"].isna().all()
+    metrics = read_metrics(out)
+    cap = metrics[metrics["metric"] == "cap_exceeded"]
+    assert sorted(cap["budget"]) == [16, 32] and set(cap["mode"]) == {"engine"} and (cap["value"] == 0).all()
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+@pytest.mark.shared
+def test_engine_thinking_equals_replay_when_the_prompt_opens_it(r1_model, aime25_file, tmp_path):
+    pytest.importorskip("vllm")
+    out = _engine_sweep(r1_model, tmp_path / "r1", aime25_file)
+    assert _check_prefix_identity(out, opened_in_prompt=True) > 0
+    _check_scores(out)
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+@pytest.mark.shared
+def test_engine_thinking_equals_replay_when_the_model_opens_it(thinker_model, aime25_file, tmp_path):
+    pytest.importorskip("vllm")
+    out = _engine_sweep(thinker_model, tmp_path / "qwen3", aime25_file)
+    assert _check_prefix_identity(out, opened_in_prompt=False) > 0
+    _check_scores(out)
