@@ -389,11 +389,24 @@ def import_command(path, task_name, tokenizer, fields, out, budgets, max_tokens,
 @click.option("--k", "k", type=click.IntRange(min=1), default=None,
               help="Samples per problem for mean@k and pass@k (default: the largest k every run has).")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv"]), default="markdown", show_default=True)
-def compare_command(runs, baseline, k, fmt):
+@click.option("--modes", "modes", default=None, metavar="A,B",
+              help="Compare two budget modes of one run instead (e.g. forced,engine): answer agreement per budget "
+                   "and B's accuracy minus A's with a paired bootstrap interval.")
+def compare_command(runs, baseline, k, fmt, modes):
     """Compare runs with a baseline per task x budget: mean@k, pass@k, length, AES, curve area, budget at 95%.
 
-    Label a run with RUN=label (default: the basename of its model).
+    Label a run with RUN=label (default: the basename of its model). With --modes A,B: compare two
+    modes of one RUN.
     """
+    if modes is not None:
+        from budgeteval.report.modes import compare_run_modes
+
+        if len(runs) != 1 or baseline is not None or k is not None:
+            raise UserError(f"compare --modes {modes} compares two modes of one run: give exactly one RUN and no "
+                            f"--baseline or --k.")
+        names = tuple(mode.strip() for mode in modes.split(",") if mode.strip())
+        click.echo(compare_run_modes(runs[0].split("=", 1)[0], names).format(fmt), nl=False)
+        return
     from budgeteval.api import load_runs
     from budgeteval.report.compare import compare_runs
     from budgeteval.report.runs import resolve_label
