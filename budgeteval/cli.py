@@ -203,13 +203,16 @@ def _echo_suites() -> None:
               help="ray backend: cluster address (auto, ray://host:10001, host:6379); default: start a local one.")
 @click.option("--modes", default="cutoff", show_default=True, callback=_modes,
               help="Budget modes: cutoff (replay the one generation), forced (force an answer at each budget from "
-                   "it), conditioned (the budget in the prompt, one generation per budget). Comma-separated.")
+                   "it), conditioned (the budget in the prompt, one generation per budget), engine (the engine's own "
+                   "thinking budget, one generation per budget; vllm, ray, openai). Comma-separated.")
 @click.option("--answer-tokens", default=DEFAULT_ANSWER_TOKENS, show_default=True, type=click.IntRange(min=1),
-              help="forced: answer tokens generated after the forcing string.")
+              help="forced, engine: answer tokens generated after the forcing string.")
 @click.option("--force-string", default=None,
-              help="forced: end-of-thinking string + answer cue appended at the budget (default: the model family's).")
+              help="forced, engine: end-of-thinking string + answer cue appended (forced by the engine) at the budget "
+                   "(default: the model family's).")
 @click.option("--budget-prompt", default=None, metavar="TEMPLATE",
-              help="conditioned: instruction naming the budget, e.g. 'Think for {budget} tokens.'")
+              help="conditioned: instruction naming the budget, e.g. 'Think for {budget} tokens.' ({budget} is the "
+                   "only placeholder).")
 @click.option("--budget-prompt-position", type=click.Choice(["suffix", "prefix", "system"]), default="suffix",
               show_default=True, help="conditioned: put the instruction after the question, before it, or in the "
                                       "system prompt.")
@@ -279,8 +282,8 @@ def merge_command(shard_dirs, out, workers, overwrite, quiet):
 @click.option("--budgets", default=None, callback=_budgets,
               help="Budgets to score at (default: the run's own); at most the budget it was generated with.")
 @click.option("--modes", default=None, callback=_modes,
-              help="Budget modes to score (default: the run's own); forced and conditioned need their stored "
-                   "generations.")
+              help="Budget modes to score (default: the run's own); forced, conditioned and engine need their "
+                   "stored generations.")
 @click.option("--workers", default=4, show_default=True, type=click.IntRange(min=1), help="Scoring processes.")
 @click.option("--quiet", is_flag=True, help="No progress bars or report.")
 @_answer_policy_option(None)
