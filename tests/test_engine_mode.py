@@ -63,6 +63,42 @@ def test_old_scores_read_with_cap_exceeded_null(tmp_path):
     assert scores["cap_exceeded"].dtype == "boolean" and scores["cap_exceeded"].isna().all()
 
 
+def test_openai_backend_sends_the_thinking_budget_and_names_a_refusing_server():
+    from test_backend_openai import PROBE_OK, SAMPLING, ScriptedServer, backend_for, completion
+
+    from budgeteval.errors import UserError
+    from budgeteval.generation.backends.base import GenerationRequest
+
+    with ScriptedServer([PROBE_OK, (200, completion(token_ids=[1, 2]))]) as server:
+        backend_for(server).generate([GenerationRequest("t/p@16", (5,), 1, 3, 40, thinking_budget=16)], SAMPLING)
+    assert server.bodies()[-1]["thinking_token_budget"] == 16
+    with ScriptedServer([PROBE_OK, (200, completion(token_ids=[1, 2]))]) as server:
+        backend_for(server).generate([GenerationRequest("t/p", (5,), 1, 3, 40)], SAMPLING)
+    assert "thinking_token_budget" not in server.bodies()[-1]
+    refusal = {"error": {"message": "thinking_token_budget is set but reasoning_config is not configured. Please set "
+                                    "--reasoning-parser and/or --reasoning-config to use thinking_token_budget.",
+                         "type": "BadRequestError"}}
+    with ScriptedServer([PROBE_OK, (400, refusal)]) as server:
+        with pytest.raises(UserError) as raised:
+            backend_for(server).generate([GenerationRequest("t/p@16", (5,), 1, 3, 40, thinking_budget=16)], SAMPLING)
+    assert f"The server at {server.url}/completions refused thinking_token_budget" in str(raised.value)
+    assert "drop engine from --modes" in str(raised.value)
+
+
+def test_engine_failure_reason_is_the_innermost_message():
+    from budgeteval.generation.backends.vllm_backend import engine_failure_reason
+
+    try:
+        try:
+            raise ValueError("User-specified max_model_len (100000) is greater than the derived max_model_len "
+                             "(max_position_embeddings=4096 in model's config.json).")
+        except ValueError as inner:
+            raise RuntimeError("Engine core initialization failed.") from inner
+    except RuntimeError as outer:
+        reason = engine_failure_reason(outer)
+    assert reason.startswith("User-specified max_model_len (100000)") and "\n" not in reason
+
+
 def _two_mode_run(run_dir):
     """A run with forced and engine scores: 3 problems x 2 samples at 16 and 32 tokens, answers chosen so the
     agreement and accuracies are known: at 16 engine changes one answer of p0 (right -> wrong)."""
@@ -210,3 +246,17 @@ def test_engine_thinking_equals_replay_when_the_model_opens_it(thinker_model, ai
     out = _engine_sweep(thinker_model, tmp_path / "qwen3", aime25_file)
     assert _check_prefix_identity(out, opened_in_prompt=False) > 0
     _check_scores(out)
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+@pytest.mark.shared
+def test_engine_start_up_error_is_one_sentence(tiny_model, aime25_file, tmp_path):
+    """vLLM refusing its settings at start-up reaches the user as one sentence with vLLM's reason."""
+    pytest.importorskip("vllm")
+    from cli_checks import assert_user_error, budgeteval
+
+    result = budgeteval("run", "--model", tiny_model, "--tasks", "aime25", "--data", f"aime25={aime25_file}",
+                        "--limit", "1", "--budgets", "16", "--max-model-len", "100000", "--dtype", "float32",
+                        "--out", tmp_path / "run")
+    assert_user_error(result, f"vLLM could not start an engine for {tiny_model}", "max_model_len (100000)")

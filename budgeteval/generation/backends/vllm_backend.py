@@ -117,7 +117,7 @@ def engine_failure_reason(error: BaseException) -> str:
     seen, reasons = set(), []
     while error is not None and id(error) not in seen:
         seen.add(id(error))
-        text = " ".join(str(error).split())
+        text = " ".join(str(error).split()).split(" [type=")[0]  # pydantic's trailer: type, input, docs URL
         if text:
             reasons.append(text if len(text) <= 600 else text[:600] + " …")
         error = error.__cause__ or error.__context__
@@ -189,7 +189,11 @@ def _replica_main(connection, model, tokenizer, options, revision, devices) -> N
     os.setsid()
     if devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
-    llm, _ = start_engine(model, tokenizer, options, revision)
+    try:
+        llm, _ = start_engine(model, tokenizer, options, revision)
+    except Exception as error:  # the parent says why in one sentence instead of a dead pipe
+        connection.send(("failed", str(error)))
+        return
     connection.send(("ready", engine_facts(llm)))
     try:
         while True:
@@ -254,7 +258,10 @@ class VLLMBackend(LoadsModel):
         for process, connection in self.replicas:
             status, facts = connection.recv()
             if status != "ready":
-                raise RuntimeError(f"vLLM replica {process.pid} failed to start")
+                from budgeteval.errors import UserError
+
+                self.close()
+                raise UserError(facts if status == "failed" else f"vLLM replica {process.pid} failed to start.")
             self._replica_facts = facts
 
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingConfig) -> list[list[SampleOutput]]:
