@@ -132,6 +132,10 @@ def test_compare_two_modes_of_one_run(tmp_path):
     assert table.loc[16, "delta"] == pytest.approx(-1 / 6)
     assert table.loc[16, "delta_ci_low"] <= -1 / 6 <= table.loc[16, "delta_ci_high"] <= 0
     assert table.loc[32, "delta"] == 0 and table.loc[32, "delta_ci_low"] == table.loc[32, "delta_ci_high"] == 0
+    import budgeteval
+
+    assert budgeteval.compare_modes(str(run_dir), "forced,engine", bootstrap=200).table.equals(
+        compare_run_modes(run_dir, ("forced", "engine"), bootstrap=200).table)
     printed = budgeteval_in_process("compare", run_dir, "--modes", "forced,engine")
     assert printed.returncode == 0, printed.stderr
     assert "engine vs forced" in printed.stdout and "| t | 16 | 83.3 | 66.7 | 50.0 | -16.7 |" in printed.stdout
