@@ -34,7 +34,7 @@ class BudgetInstruction:
     """Conditioned mode: the budget named in the prompt (L1's "Think for {budget} tokens.")."""
 
     template: str
-    """Instruction text; `{budget}` is replaced by the budget in tokens."""
+    """Instruction text; `{budget}` is replaced by the budget in tokens (`{{` and `}}` write literal braces)."""
     position: str
     """`suffix`: after the question (joined by a space); `prefix`: before it (a space);
     `system`: appended to the system prompt (a newline), or the system prompt itself."""
@@ -44,7 +44,7 @@ class BudgetInstruction:
     def render(self) -> str:
         """The instruction with the budget filled in."""
         check_budget_prompt(self.template)
-        return self.template.replace("{budget}", str(self.budget))
+        return self.template.format(budget=self.budget)
 
 
 def check_budget_prompt(template) -> None:
@@ -64,6 +64,11 @@ def check_budget_prompt(template) -> None:
     if unknown:
         raise UserError(f"--budget-prompt {template!r} has the placeholder {{{unknown[0]}}}: only {allowed} may "
                         f"appear (write a literal brace as {{{{ or }}}}).")
+    try:  # what parse leaves to format: fields nested in a format spec, the spec itself
+        template.format(budget=1024)
+    except (ValueError, KeyError, IndexError, AttributeError, TypeError) as error:
+        raise UserError(f"--budget-prompt {template!r} cannot be filled ({error!r}): use {allowed} and write a "
+                        f"literal brace as {{{{ or }}}}.") from None
 
 
 def render_prompt(task: Task, problem: Problem, tokenizer, settings: PromptSettings,
