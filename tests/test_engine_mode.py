@@ -15,8 +15,8 @@ START_IDS, END_IDS, FORCE_IDS = (1,), (2,), (9, 2, 5)
 @pytest.mark.parametrize("case", CAP_CASES, ids=[case["id"] for case in CAP_CASES])
 def test_engine_cap_check(case):
     check = check_engine_response(case["ids"], case["budget"], START_IDS, END_IDS, FORCE_IDS, case["opened_in_prompt"])
-    assert (check.thinking_tokens, check.forced, check.cap_exceeded) == \
-        (case["thinking_tokens"], case["forced"], case["cap_exceeded"])
+    assert (check.thinking_tokens, check.thinking_ended, check.forced, check.cap_exceeded) == \
+        (case["thinking_tokens"], case["thinking_ended"], case["forced"], case["cap_exceeded"])
 
 
 def test_cap_exceeded_metric_counts_engine_rows_only():

@@ -211,8 +211,9 @@ def _conditioned_rows(samples: list[dict], budgets, think_end, texts: _Texts, ta
 
 def _engine_rows(samples: list[dict], budgets, think_end, markers: EngineMarkers, texts: _Texts, task: str,
                  run_dir: Path) -> list[ReplayedRow]:
-    """Engine mode: each stored response as it is; `finished` = it stopped on its own without the
-    forced string; `cap_exceeded` from its thinking tokens counted on the ids."""
+    """Engine mode: each stored response as it is; `finished` = its thinking ended on its own within B
+    (not forced, cap held, and it closed its thinking block or stopped on its own); `cap_exceeded` from
+    its thinking tokens counted on the ids."""
     missing = sorted(set(budgets) - {sample["budget"] for sample in samples})
     if missing:
         raise UserError(
@@ -228,11 +229,11 @@ def _engine_rows(samples: list[dict], budgets, think_end, markers: EngineMarkers
         thinking = response_is_thinking(sample["prompt"], think_end)
         check = check_engine_response(ids, sample["budget"], markers.start_ids, markers.end_ids, markers.force_ids,
                                       prompt_opens_thinking(sample["prompt"], markers.think_start, think_end))
-        finished = _finished(sample["finish_reason"])
+        stopped = _finished(sample["finish_reason"])
+        finished = not check.forced and not check.cap_exceeded and (check.thinking_ended or stopped)
         key = texts.add(("engine", position), ids)
         rows.append(ReplayedRow(sample["problem_id"], sample["sample_idx"], sample["budget"], "engine", len(ids),
-                                None if finished is None else finished and not check.forced, thinking, key,
-                                forced=check.forced, cap_exceeded=check.cap_exceeded))
+                                finished, thinking, key, forced=check.forced, cap_exceeded=check.cap_exceeded))
     return rows
 
 

@@ -111,6 +111,8 @@ class EngineCheck:
     """Thinking tokens as vLLM counts them: from after the start marker (from the response's first
     token when the prompt opened the block) through the last end-of-thinking marker (or the end);
     0 when the response never entered a thinking block."""
+    thinking_ended: bool
+    """The response closed a thinking block it was in (the end marker follows where its thinking began)."""
     forced: bool
     """The forced end string's ids occur in the response: the engine ended the thinking at the budget."""
     cap_exceeded: bool
@@ -138,10 +140,10 @@ def check_engine_response(token_ids: Sequence[int], budget: int, start_ids: Sequ
     else:
         start = _first_index(ids, start_ids)
         begin = -1 if start < 0 else start + len(start_ids)
-    if begin < 0:
-        thinking = 0
-    else:
-        end = split_thinking(ids, end_ids, thinking=True).thinking_tokens
-        thinking = max(0, end - begin)
-    return EngineCheck(thinking_tokens=thinking, forced=_first_index(ids, force_ids) >= 0,
+    thinking, ended = 0, False
+    if begin >= 0:
+        split = split_thinking(ids, end_ids, thinking=True)
+        thinking = max(0, split.thinking_tokens - begin)
+        ended = split.ended and split.thinking_tokens > begin
+    return EngineCheck(thinking_tokens=thinking, thinking_ended=ended, forced=_first_index(ids, force_ids) >= 0,
                        cap_exceeded=thinking > budget + len(force_ids))
