@@ -67,8 +67,8 @@ def engine_max_tokens(budget: int, start_tokens: int, force_tokens: int, answer_
     """Token limit of an engine-mode request at thinking budget B (docs/budgets.md, "engine").
 
     vLLM counts B thinking tokens after the start marker, then forces the end string and lets the
-    answer run: a start marker the model writes itself + B thinking + the forced string + A answer
-    tokens, so a forced answer gets its full A tokens.
+    answer run: a start marker the model writes itself (`start_tokens`, 0 when the prompt opened the
+    block) + B thinking + the forced string + A answer tokens, so a forced answer gets its full A tokens.
     """
     return start_tokens + budget + force_tokens + answer_tokens
 

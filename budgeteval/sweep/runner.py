@@ -64,6 +64,7 @@ from budgeteval.tasks.prompts import (
     BudgetInstruction,
     default_think_end,
     encode_prompt,
+    prompt_opens_thinking,
     render_prompt,
     response_is_thinking,
 )
@@ -415,7 +416,7 @@ def _condition_chunk(chunk, backend, tokenizer, modes: ModesSection, config: Run
 
 
 def engine_missing(config: RunConfig, prepared: list[PreparedTask], run_dir: Path, backend, tokenizer,
-                   modes: ModesSection, progress: bool = True) -> int:
+                   modes: ModesSection, think_end: str | None, progress: bool = True) -> int:
     """Generate engine-mode responses (the engine's own thinking budget), one generation per budget value.
 
     Each (problem, budget) is one request of n samples with the problem's own seed, the seed of its
@@ -427,22 +428,24 @@ def engine_missing(config: RunConfig, prepared: list[PreparedTask], run_dir: Pat
         start_tokens = len(encode_prompt(tokenizer, modes.think_start))
         force_tokens = len(encode_prompt(tokenizer, modes.force_string))
         _run_stage(work, config.problems_per_shard, "engine thinking budget", "problem x budget", progress, 0,
-                   len(work), lambda chunk: _engine_chunk(chunk, backend, config, run_dir, start_tokens, force_tokens,
-                                                          modes.answer_tokens))
+                   len(work), lambda chunk: _engine_chunk(chunk, backend, config, run_dir, modes, think_end,
+                                                          start_tokens, force_tokens))
     return len(work)
 
 
-def _engine_chunk(chunk, backend, config: RunConfig, run_dir: Path, start_tokens: int, force_tokens: int,
-                  answer_tokens: int) -> None:
+def _engine_chunk(chunk, backend, config: RunConfig, run_dir: Path, modes: ModesSection, think_end: str | None,
+                  start_tokens: int, force_tokens: int) -> None:
     requests = []
     for item, index, budget in chunk:
         problem = item.problems[index]
+        # A prompt that opened the thinking block leaves no start marker for the model to write.
+        opened = prompt_opens_thinking(item.prompts[index], modes.think_start, think_end)
         requests.append(GenerationRequest(
             key=f"{item.task.name}/{problem.problem_id}@{budget}",
             prompt_token_ids=tuple(item.prompt_token_ids[index]),
             n=config.n,
             seed=derive_seed(config.seed, item.task.name, problem.problem_id),
-            max_tokens=engine_max_tokens(budget, start_tokens, force_tokens, answer_tokens),
+            max_tokens=engine_max_tokens(budget, 0 if opened else start_tokens, force_tokens, modes.answer_tokens),
             thinking_budget=budget,
         ))
     outputs = backend.generate(requests, config.sampling)
@@ -554,7 +557,7 @@ def _run_locked(config: RunConfig, tasks: list[Task], run_dir: Path, overwrite: 
         if "conditioned" in modes.modes:
             condition_missing(config, prepared, run_dir, engine, tokenizer, modes, progress)
         if "engine" in modes.modes:
-            engine_missing(config, prepared, run_dir, engine, tokenizer, modes, progress)
+            engine_missing(config, prepared, run_dir, engine, tokenizer, modes, think_end, progress)
         engine_facts = engine.describe() if engine.started else None
     finally:
         engine.close()
