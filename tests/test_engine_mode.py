@@ -199,6 +199,7 @@ def _check_prefix_identity(out, opened_in_prompt: bool) -> int:
     forced = 0
     for row in read_task(out, "aime25", kind=ENGINE).to_pylist():
         ids, budget = list(row["token_ids"]), row["budget"]
+        assert row["max_tokens"] == (0 if opened_in_prompt else len(start_ids)) + budget + len(force_ids) + 8
         cutoff = base[(row["problem_id"], row["sample_idx"])]
         at = next((i for i in range(len(ids)) if ids[i:i + len(force_ids)] == force_ids), None)
         if at is None:  # never forced: the engine's response is cutoff's, as far as it goes
