@@ -265,3 +265,35 @@ def test_engine_start_up_error_is_one_sentence(tiny_model, aime25_file, tmp_path
                         "--limit", "1", "--budgets", "16", "--max-model-len", "100000", "--dtype", "float32",
                         "--out", tmp_path / "run")
     assert_user_error(result, f"vLLM could not start an engine for {tiny_model}", "max_model_len (100000)")
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_vllm_v1_runner_sees_only_the_whole_end_string_as_a_natural_end():
+    """The caveat docs/budgets.md states, pinned on vLLM's own state machine (the V1 model runner the
+    CPU build uses): a bare end marker does not end the thinking, the whole forced end string does.
+    If vLLM starts recognising the bare marker, this fails: update the docs' caveat then."""
+    pytest.importorskip("vllm")
+    import torch
+    from vllm.v1.sample.thinking_budget_state import ThinkingBudgetStateHolder
+
+    class Reasoning:  # the two fields the holder reads: <think> = 100, forced string = 7 </think>=200 8
+        reasoning_start_token_ids = [100]
+        reasoning_end_token_ids = [7, 200, 8]
+
+    holder = ThinkingBudgetStateHolder(Reasoning(), 4, 0, torch.device("cpu"), False)
+
+    def forced_at(outputs, budget=5):
+        state, out = holder._init_state_entry([1, 2, 3], budget), []
+        for token in outputs:
+            state.update(output_tok_ids=out, spec_token_ids=[], force_index=[])
+            holder._update_think_state(state)
+            if state.get("in_end"):
+                return len(out)
+            out = out + [token]
+        return None
+
+    answer = list(range(21, 30))
+    assert forced_at([100] + list(range(30, 45))) == 6  # start marker + B thinking tokens, then forced
+    assert forced_at([100, 11, 12, 200] + answer) == 6  # a bare </think> is not seen: forced into the answer
+    assert forced_at([100, 11, 12, 7, 200, 8] + answer) is None  # the whole end string is a natural end
