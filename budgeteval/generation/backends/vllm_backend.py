@@ -87,7 +87,15 @@ def start_engine(model: str, tokenizer: str, options: EngineOptions, revision: s
         # Seeded requests must never be prefilled in chunks on CPU (module docstring).
         extra["enable_chunked_prefill"] = False
     if options.reasoning is not None:
-        from vllm.config import ReasoningConfig
+        import vllm
+
+        try:
+            from vllm.config import ReasoningConfig
+        except ImportError:
+            from budgeteval.errors import UserError
+
+            raise UserError(f"--modes engine needs a vLLM with a thinking budget (ReasoningConfig, "
+                            f"thinking_token_budget); vLLM {vllm.__version__} has none: upgrade vllm.") from None
 
         # Engine mode: vLLM counts thinking after the start string and forces the end string at the budget.
         start, end = options.reasoning
