@@ -297,3 +297,19 @@ def test_vllm_v1_runner_sees_only_the_whole_end_string_as_a_natural_end():
     assert forced_at([100] + list(range(30, 45))) == 6  # start marker + B thinking tokens, then forced
     assert forced_at([100, 11, 12, 200] + answer) == 6  # a bare </think> is not seen: forced into the answer
     assert forced_at([100, 11, 12, 7, 200, 8] + answer) is None  # the whole end string is a natural end
+
+
+def test_resuming_without_engine_mode_keeps_its_settings():
+    """Scoring stored engine responses needs the run's start and forced strings after a resume that adds
+    another mode; forced mode shares the forced string, so a different one is refused."""
+    from budgeteval.errors import UserError
+    from budgeteval.rundir.manifest import ModesSection
+    from budgeteval.sweep.runner import _keep_engine_settings
+
+    stored = ModesSection(modes=("cutoff", "engine"), force_string="</think>", answer_tokens=8, think_start="<think>")
+    kept = _keep_engine_settings(ModesSection(modes=("cutoff",)), stored)
+    assert (kept.think_start, kept.force_string, kept.answer_tokens) == ("<think>", "</think>", 8)
+    assert _keep_engine_settings(ModesSection(modes=("forced",), force_string="</think>", answer_tokens=8),
+                                 stored).think_start == "<think>"
+    with pytest.raises(UserError, match="forced mode must use the same"):
+        _keep_engine_settings(ModesSection(modes=("forced",), force_string="\n</think>\n\n", answer_tokens=8), stored)

@@ -475,11 +475,26 @@ def run_manifest(config: RunConfig, prepared: list[PreparedTask], modes: ModesSe
     """
     stored_modes = existing.run_modes if existing and existing.modes else ()
     all_modes = tuple(mode for mode in MODES if mode in set(stored_modes) | set(modes.modes))
+    if "engine" in stored_modes and "engine" not in modes.modes:
+        modes = _keep_engine_settings(modes, existing.modes)
     base = existing or Manifest(kind="run", config=config, tasks={}, created=now_utc())
     return base.replace(
         kind="run", config=config, generation={**base.generation, **fingerprint},
         modes=ModesSection(**{**dataclasses.asdict(modes), "modes": all_modes}), think_end=think_end,
         tasks=task_entries(prepared), packages=package_versions(), hardware=hardware())
+
+
+def _keep_engine_settings(modes: ModesSection, stored: ModesSection) -> ModesSection:
+    """The new modes with the stored engine-mode settings, which scoring its stored responses needs
+    (the run resumed without engine mode); forced mode shares the forced string, so it must agree."""
+    if "forced" in modes.modes and (modes.force_string, modes.answer_tokens) != (stored.force_string,
+                                                                                stored.answer_tokens):
+        raise UserError(f"This run's engine mode forced {stored.force_string!r} with --answer-tokens "
+                        f"{stored.answer_tokens}; forced mode must use the same: pass --force-string and "
+                        f"--answer-tokens as the engine-mode run did, or add engine to --modes with the new ones "
+                        f"after --overwrite.")
+    return dataclasses.replace(modes, think_start=stored.think_start, force_string=stored.force_string,
+                               answer_tokens=stored.answer_tokens)
 
 
 def make_backend(config: RunConfig, tokenizer_path: str, modes: ModesSection | None = None):
