@@ -61,5 +61,5 @@ def check_budgets_fit(limit: ContextLimit | None, budget: int, extra_tokens: int
         extra = f" plus {extra_tokens} forced-string and answer tokens" if extra_tokens else ""
         raise UserError(
             f"Budget {format_budget(budget)} does not fit {model}: its context is {limit.tokens} tokens ({limit.source}) "
-            f"and the longest prompt takes {longest_prompt_tokens}{extra}, leaving {max(room, 0)} for thinking; "
+            f"and the longest prompt takes {longest_prompt_tokens}{extra}, leaving {max(room, 0)} for the response; "
             f"{limit.flag}.")
