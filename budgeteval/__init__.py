@@ -32,6 +32,7 @@ _EXPORTS = {
     "Run": "budgeteval.api:Run",
     "compare_runs": "budgeteval.report.compare:compare_runs",
     "Comparison": "budgeteval.report.compare:Comparison",
+    "compare_modes": "budgeteval.api:compare_modes",
     "budget_figures": "budgeteval.plots.budget:budget_figures",
     "save_figures": "budgeteval.plots.budget:save_figures",
     "PlotOptions": "budgeteval.plots.budget:PlotOptions",

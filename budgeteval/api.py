@@ -447,6 +447,18 @@ def analyze(runs_or_paths, *, baseline: str | None = None, tables=None, buckets=
                         early_exit=early_exit, windows=windows, workers=workers)
 
 
+def compare_modes(run_or_path, modes="forced,engine", *, bootstrap: int = 1000, seed: int = 0):
+    """Two budget modes of one run compared per task x budget, as `budgeteval compare RUN --modes A,B`:
+    answer agreement, each mode's accuracy and B - A with a paired bootstrap interval
+    (`budgeteval.report.modes.ModeComparison`; `.table` is a frame, `.format("markdown")` the text)."""
+    from budgeteval.report.modes import compare_run_modes
+
+    loaded = _as_runs(run_or_path)
+    if len(loaded) != 1:
+        raise UserError(f"compare_modes compares two modes of one run; it was given {len(loaded)} runs.")
+    return compare_run_modes(loaded[0].path, modes_of(modes), bootstrap=bootstrap, seed=seed)
+
+
 def figure_kinds(kinds="budget") -> dict[str, str]:
     """`--kind` as a string ("budget,pareto") or list -> the figures to draw, by name."""
     from budgeteval.plots.analysis import ANALYSIS_FIGURES

@@ -211,13 +211,16 @@ def _echo_suites() -> None:
               help="ray backend: cluster address (auto, ray://host:10001, host:6379); default: start a local one.")
 @click.option("--modes", default="cutoff", show_default=True, callback=_modes,
               help="Budget modes: cutoff (replay the one generation), forced (force an answer at each budget from "
-                   "it), conditioned (the budget in the prompt, one generation per budget). Comma-separated.")
+                   "it), conditioned (the budget in the prompt, one generation per budget), engine (the engine's own "
+                   "thinking budget, one generation per budget; vllm, ray, openai). Comma-separated.")
 @click.option("--answer-tokens", default=DEFAULT_ANSWER_TOKENS, show_default=True, type=click.IntRange(min=1),
-              help="forced: answer tokens generated after the forcing string.")
+              help="forced, engine: answer tokens generated after the forcing string.")
 @click.option("--force-string", default=None,
-              help="forced: end-of-thinking string + answer cue appended at the budget (default: the model family's).")
+              help="forced, engine: end-of-thinking string + answer cue appended (forced by the engine) at the budget "
+                   "(default: the model family's).")
 @click.option("--budget-prompt", default=None, metavar="TEMPLATE",
-              help="conditioned: instruction naming the budget, e.g. 'Think for {budget} tokens.'")
+              help="conditioned: instruction naming the budget, e.g. 'Think for {budget} tokens.' ({budget} is the "
+                   "only placeholder).")
 @click.option("--budget-prompt-position", type=click.Choice(["suffix", "prefix", "system"]), default="suffix",
               show_default=True, help="conditioned: put the instruction after the question, before it, or in the "
                                       "system prompt.")
@@ -288,8 +291,8 @@ def merge_command(shard_dirs, out, workers, overwrite, quiet):
 @click.option("--budgets", default=None, callback=_budgets,
               help="Budgets to score at (default: the run's own); at most the budget it was generated with.")
 @click.option("--modes", default=None, callback=_modes,
-              help="Budget modes to score (default: the run's own); forced and conditioned need their stored "
-                   "generations.")
+              help="Budget modes to score (default: the run's own); forced, conditioned and engine need their "
+                   "stored generations.")
 @click.option("--workers", default=4, show_default=True, type=click.IntRange(min=1), help="Scoring processes.")
 @click.option("--quiet", is_flag=True, help="No progress bars or report.")
 @_answer_policy_option(None)
@@ -317,11 +320,11 @@ def repair_command(run_dir):
     """
     from budgeteval.rundir.lock import lock_run
     from budgeteval.rundir.manifest import read_manifest
-    from budgeteval.rundir.store import CONDITIONED, CONTINUATIONS, GENERATIONS, repair_task
+    from budgeteval.rundir.store import CONDITIONED, CONTINUATIONS, ENGINE, GENERATIONS, repair_task
 
     manifest = read_manifest(run_dir)
     with lock_run(run_dir, "repair"):
-        removed = sum(repair_task(run_dir, task, kind) for kind in (GENERATIONS, CONTINUATIONS, CONDITIONED)
+        removed = sum(repair_task(run_dir, task, kind) for kind in (GENERATIONS, CONTINUATIONS, CONDITIONED, ENGINE)
                       for task in manifest.tasks)
     click.echo(f"{run_dir}: removed {removed} duplicate row(s)" + (
         "; re-run the command that made the run (or `budgeteval score`) to finish it." if removed else
@@ -402,12 +405,25 @@ def import_command(path, task_name, tokenizer, fields, out, budgets, max_tokens,
 @click.option("--params", "params", multiple=True, metavar="[RUN=]SIZE",
               help="Model parameter count for ACU, e.g. 1.7B or 500M: a bare SIZE for every run, RUN=SIZE (a run's "
                    "label or path) for one; repeatable. Without it ACU is left empty.")
-def compare_command(runs, baseline, k, fmt, params):
+@click.option("--modes", "modes", default=None, metavar="A,B",
+              help="Compare two budget modes of one run instead (e.g. forced,engine): answer agreement per budget "
+                   "and B's accuracy minus A's with a paired bootstrap interval.")
+def compare_command(runs, baseline, k, fmt, params, modes):
     """Compare runs with a baseline per task x budget: mean@k, pass@k, length, AES, OckScore, ACU, curve area,
     budget at 95%.
 
-    Label a run with RUN=label (default: the basename of its model).
+    Label a run with RUN=label (default: the basename of its model). With --modes A,B: compare two
+    modes of one RUN.
     """
+    if modes is not None:
+        from budgeteval.report.modes import compare_run_modes
+
+        if len(runs) != 1 or baseline is not None or k is not None or params:
+            raise UserError(f"compare --modes {modes} compares two modes of one run: give exactly one RUN and no "
+                            f"--baseline, --k or --params.")
+        names = tuple(mode.strip() for mode in modes.split(",") if mode.strip())
+        click.echo(compare_run_modes(runs[0].split("=", 1)[0], names).format(fmt), nl=False)
+        return
     from budgeteval.api import load_runs
     from budgeteval.report.compare import compare_runs, parse_params
     from budgeteval.report.runs import resolve_label

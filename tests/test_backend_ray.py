@@ -74,6 +74,28 @@ def test_ray_sweep_equals_vllm(ray_cluster, vllm_reference, tiny_model, aime25_f
     assert engine["engine"] == "ray" and engine["replicas"] == 1 and engine["pipelines_run"] == 1
 
 
+def test_ray_engine_mode_equals_vllm(ray_cluster, aime25_file, tmp_path):
+    """Engine mode through Ray's actors: the same thinking budget, forced string and samples as in-process vLLM
+    (DeepSeek-R1's template opens the thinking block, so the random model is forced at every budget)."""
+    from conftest import shared_path
+    from tiny_model import build_tiny_qwen3
+
+    from budgeteval.generation.config import ModeSettings
+    from budgeteval.rundir.store import ENGINE, read_task
+
+    _, remember = ray_cluster
+    model = build_tiny_qwen3(shared_path("tokenizers", "deepseek-r1-distill-qwen"), tmp_path / "tiny-r1")
+    modes = ModeSettings(modes=("engine",), answer_tokens=4)
+    outs = {backend: run(sweep_config(model, tmp_path / backend, BUDGETS, aime25_file, backend=backend, n=2, limit=2,
+                                      modes=modes), progress=False)
+            for backend in ("vllm", "ray")}
+    remember()
+    rows = {backend: sorted((r["problem_id"], r["sample_idx"], r["budget"], tuple(r["token_ids"]))
+                            for r in read_task(out, "aime25", kind=ENGINE).to_pylist()) for backend, out in outs.items()}
+    assert rows["ray"] == rows["vllm"] and len(rows["ray"]) == 2 * 2 * len(BUDGETS)
+    assert all(len(ids) < budget + 16 for _, _, budget, ids in rows["ray"])  # forced at B, then 4 answer tokens
+
+
 def test_killed_ray_driver_resumes_without_loss_or_duplicates(ray_cluster, vllm_reference, tiny_model, aime25_file,
                                                                tmp_path):
     address, remember = ray_cluster

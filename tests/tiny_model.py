@@ -44,3 +44,38 @@ def build_tiny_qwen3(tokenizer_dir: Path, out_dir: Path, seed: int = 0) -> Path:
     GenerationConfig(eos_token_id=[151645, 151643], bos_token_id=151643).save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return out_dir
+
+
+THINK_LOGIT = 14.0
+"""Logit of `<think>` right after the generation prompt in `build_tiny_thinker` (others are about 0-2 over
+a 152k vocabulary, so the model opens its thinking block itself in about half of the samples)."""
+
+
+def build_tiny_thinker(tokenizer_dir: Path, out_dir: Path, seed: int = 0) -> Path:
+    """The tiny Qwen3 of `build_tiny_qwen3`, made to write `<think>` itself as its first token.
+
+    Qwen3's template leaves the thinking block for the model to open, which a random model never
+    does; engine mode counts the thinking budget from that start marker. The `<think>` output row is
+    set along the final hidden state at the end of a chat prompt (less the prompt's mean, so other
+    positions score it low): most samples then open the block first and rarely again.
+    """
+    out_dir = Path(out_dir)
+    if (out_dir / "config.json").exists():
+        return out_dir
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    build_tiny_qwen3(tokenizer_dir, out_dir, seed)
+    model = AutoModelForCausalLM.from_pretrained(str(out_dir), dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(str(out_dir))
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "Find x."}], add_generation_prompt=True,
+                                           tokenize=False)
+    ids = torch.tensor([tokenizer(prompt, add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        hidden = model(ids, output_hidden_states=True).hidden_states[-1][0]
+        direction = hidden[-1] - hidden[:-1].mean(0)
+        direction = direction / direction.norm()
+        row = direction * THINK_LOGIT / float(direction @ hidden[-1])
+        model.lm_head.weight[tokenizer.convert_tokens_to_ids("<think>")] = row
+    model.save_pretrained(out_dir, safe_serialization=True)
+    return out_dir

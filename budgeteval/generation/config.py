@@ -13,7 +13,7 @@ from budgeteval.errors import UserError
 from budgeteval.generation.backends.base import SamplingConfig
 from budgeteval.generation.budgets import DEFAULT_BUDGETS
 from budgeteval.generation.ranges import NON_NEGATIVE_INT, POSITIVE, Range, check, check_choice
-from budgeteval.tasks.prompts import PromptSettings
+from budgeteval.tasks.prompts import PromptSettings, check_budget_prompt
 
 DTYPES = ("auto", "bfloat16", "float16", "float32", "half", "float")
 """`--dtype` values every backend understands."""
@@ -25,7 +25,7 @@ _DEVICE = re.compile(r"^(auto|cpu|mps|(cuda|xpu|npu)(:\d+)?)$")
 from budgeteval.generation.shards import Shard
 
 DEFAULT_ANSWER_TOKENS = 512
-"""forced mode: answer tokens a forced continuation may generate (A), unless --answer-tokens says otherwise."""
+"""forced and engine modes: answer tokens generated after the thinking ends (A), unless --answer-tokens says otherwise."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,9 @@ class EngineOptions:
     """hf: torch device (`auto` picks CUDA when present, else CPU)."""
     ray_address: str | None = None
     """ray: cluster to connect to (`auto`, `ray://host:10001`, `host:6379`); None starts a local one."""
+    reasoning: tuple[str, str] | None = None
+    """vllm, ray: (reasoning start string, string forced at the thinking budget) for vLLM's
+    `ReasoningConfig`; set by the runner for engine mode (`budgeteval.generation.forcing.reasoning_strings`), None: off."""
 
     def validate(self) -> None:
         """Raise a `UserError` for the first option outside its range."""
@@ -73,7 +76,7 @@ class EngineOptions:
             raise UserError(f"--device {self.device!r} is not a torch device: use auto, cpu, cuda, cuda:N or mps.")
 
 
-MODES = ("cutoff", "forced", "conditioned")
+MODES = ("cutoff", "forced", "conditioned", "engine")
 """Budget modes (docs/design.md, "Budget semantics"); `mode` is a column of every score and metric."""
 
 BUDGET_PROMPT_POSITIONS = ("suffix", "prefix", "system")
@@ -87,9 +90,9 @@ class ModeSettings:
     modes: tuple[str, ...] = ("cutoff",)
     """Budget modes to evaluate, from `MODES`."""
     answer_tokens: int = DEFAULT_ANSWER_TOKENS
-    """forced: answer tokens a forced continuation may generate (A)."""
+    """forced, engine: answer tokens generated after the thinking ends (A)."""
     force_string: str | None = None
-    """forced: end-of-thinking string + answer cue; None picks the model family's (`budgeteval.generation.forcing`)."""
+    """forced, engine: end-of-thinking string + answer cue; None picks the model family's (`budgeteval.generation.forcing`)."""
     budget_prompt: str | None = None
     """conditioned: instruction naming the budget, with a `{budget}` placeholder (L1: "Think for {budget} tokens.")."""
     budget_prompt_position: str = "suffix"
@@ -111,6 +114,8 @@ class ModeSettings:
             raise UserError("--modes conditioned needs --budget-prompt, e.g. 'Think for {budget} tokens.'")
         if self.budget_prompt and not conditioned:
             raise UserError("--budget-prompt only applies to conditioned mode: add conditioned to --modes.")
+        if self.budget_prompt:
+            check_budget_prompt(self.budget_prompt)
 
 
 @dataclass(frozen=True)
@@ -150,7 +155,7 @@ class RunConfig:
     engine: EngineOptions = field(default_factory=EngineOptions)
     """Backend options."""
     modes: ModeSettings = field(default_factory=ModeSettings)
-    """Budget modes (cutoff, forced, conditioned) and their settings."""
+    """Budget modes (cutoff, forced, conditioned, engine) and their settings."""
     problems_per_shard: int = 64
     """Problems generated per engine call and stored per shard (the resume granularity)."""
     workers: int = 4
@@ -175,6 +180,9 @@ class RunConfig:
         self.sampling.validate(self.backend)
         self.engine.validate()
         self.modes.validate()
+        if self.backend == "hf" and "engine" in self.modes.modes:
+            raise UserError("--modes engine needs an engine with a thinking budget (--backend vllm, ray or openai): "
+                            "transformers has none, so use forced mode with --backend hf.")
         if self.backend == "openai" and not self.engine.base_url:
             raise UserError("--backend openai needs --base-url, e.g. http://127.0.0.1:8000/v1.")
 

@@ -38,6 +38,13 @@ FORCE_STRINGS: dict[str, str] = {
 }
 """Forcing strings per model family: end-of-thinking marker and answer cue. `--force-string` overrides."""
 
+THINK_STARTS: dict[str, str] = {
+    "qwen3": "<think>",
+    "deepseek-r1": "<think>",
+    "generic": "<think>",
+}
+"""Start-of-thinking strings per model family (engine mode: vLLM counts thinking tokens after it)."""
+
 def model_family(tokenizer) -> str:
     """The `FORCE_STRINGS` family of a tokenizer: `qwen3`, `deepseek-r1` or `generic`."""
     vocab = tokenizer.get_vocab()
@@ -51,6 +58,21 @@ def model_family(tokenizer) -> str:
 def default_force_string(tokenizer) -> str:
     """The forcing string for this tokenizer's model family."""
     return FORCE_STRINGS[model_family(tokenizer)]
+
+
+def default_think_start(tokenizer) -> str:
+    """The start-of-thinking string for this tokenizer's model family."""
+    return THINK_STARTS[model_family(tokenizer)]
+
+
+def engine_max_tokens(budget: int, start_tokens: int, force_tokens: int, answer_tokens: int) -> int:
+    """Token limit of an engine-mode request at thinking budget B (docs/budgets.md, "engine").
+
+    vLLM counts B thinking tokens after the start marker, then forces the end string and lets the
+    answer run: a start marker the model writes itself (`start_tokens`, 0 when the prompt opened the
+    block) + B thinking + the forced string + A answer tokens, so a forced answer gets its full A tokens.
+    """
+    return start_tokens + budget + force_tokens + answer_tokens
 
 
 @dataclass(frozen=True)

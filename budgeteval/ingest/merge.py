@@ -28,6 +28,7 @@ from budgeteval.rundir.problems import read_problems, write_problems
 from budgeteval.rundir.store import (
     CONDITIONED,
     CONTINUATIONS,
+    ENGINE,
     GENERATIONS,
     StoreKind,
     read_task,
@@ -182,7 +183,8 @@ def _merge_locked(ordered: list, out: Path, overwrite: bool, workers: int, progr
     budgets = sorted(config.budgets)
     modes = first.manifest.run_modes
     kinds = ([GENERATIONS] if "cutoff" in modes or "forced" in modes else []) + \
-        ([CONTINUATIONS] if "forced" in modes else []) + ([CONDITIONED] if "conditioned" in modes else [])
+        ([CONTINUATIONS] if "forced" in modes else []) + ([CONDITIONED] if "conditioned" in modes else []) + \
+        ([ENGINE] if "engine" in modes else [])
     for task, problem_ids in first.problem_ids.items():
         problems: dict[str, dict] = {}
         for item in ordered:

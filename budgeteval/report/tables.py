@@ -26,8 +26,8 @@ from budgeteval.scoring.metrics import (
 REPORT_FORMATS = ("markdown", "csv", "json")
 """Formats `format_report` can write."""
 
-MODE_ORDER = ("cutoff", "forced", "conditioned")
-"""Order of budget modes in side-by-side tables."""
+MODE_ORDER = ("cutoff", "forced", "engine", "conditioned")
+"""Order of budget modes in tables: engine beside forced (the engine's thinking budget beside its replay)."""
 
 POLICY_WORDS = {
     "strict": "a response cut by its budget counts only with a boxed or stated answer",
@@ -107,6 +107,9 @@ def _format_markdown(metrics: pd.DataFrame, timeouts: pd.DataFrame | None, fallb
                     " the tokens mean); cut thinking = percent of samples still thinking at the budget.")
         if not metrics["metric"].isin(TOKEN_SPLIT_METRICS).any():
             opening += " Thinking n/a: scored before the split was recorded; re-run `budgeteval score` to fill it."
+    if (metrics["metric"] == "cap_exceeded").any():
+        opening += (" Cap exceeded = engine-mode responses whose thinking ran past the budget plus the forced end"
+                    " string (0 expected; more means the engine ignored its thinking budget).")
     sections = [opening]
     for task in (order if order is not None else sorted(set(metrics["task"]))):
         task_metrics = metrics[metrics["task"] == task]
@@ -147,12 +150,16 @@ def _task_table(metrics: pd.DataFrame, timeouts: dict[tuple[str, int], int],
         header.append("answers from fallback %")
     if timeouts:
         header.append("timeouts")
+    capped = bool((metrics["metric"] == "cap_exceeded").any())
+    if capped:
+        header.append("cap exceeded")
 
     lookup = {
         (str(r.mode), int(r.budget), str(r.metric), None if pd.isna(r.k) else int(r.k)): (r.value, r.stderr)
         for r in metrics.itertuples(index=False)
     }
-    cells = sorted({(int(b), str(m)) for b, m in zip(metrics["budget"], metrics["mode"])})
+    cells = sorted({(int(b), str(m)) for b, m in zip(metrics["budget"], metrics["mode"])},
+                   key=lambda cell: (cell[0], _mode_rank(cell[1])))
     lines = [markdown_row(header), markdown_row(["---:", "---"] + ["---:"] * (len(header) - 2))]
     for budget, mode in cells:
         row = [format_budget(budget), mode]
@@ -170,6 +177,9 @@ def _task_table(metrics: pd.DataFrame, timeouts: dict[tuple[str, int], int],
             row.append(percent(fallback.get((mode, budget), math.nan)))
         if timeouts:
             row.append(str(timeouts.get((mode, budget), 0)))
+        if capped:
+            count = lookup.get((mode, budget, "cap_exceeded", None), (math.nan,))[0]
+            row.append(EMPTY if pd.isna(count) else str(int(count)))
         lines.append(markdown_row(row))
     return "\n".join(lines)
 
@@ -177,12 +187,14 @@ def _task_table(metrics: pd.DataFrame, timeouts: dict[tuple[str, int], int],
 def _split_cell(write, found) -> str:
     """A cell of the token split: n/a when the cell has no split (scored before it) or it is unknown."""
     return UNKNOWN if found is None or pd.isna(found[0]) else write(found[0])
+def _mode_rank(mode: str) -> tuple:
+    return (MODE_ORDER.index(mode) if mode in MODE_ORDER else len(MODE_ORDER), mode)
 
 
 def _modes_table(metrics: pd.DataFrame) -> str:
     """One row per budget, the modes side by side: mean@k and pass@k at the largest k, tokens, truncation."""
     k = max(int(k) for k in metrics["k"].dropna())
-    modes = sorted(set(metrics["mode"]), key=lambda mode: (MODE_ORDER.index(mode) if mode in MODE_ORDER else 99, mode))
+    modes = sorted(set(metrics["mode"]), key=_mode_rank)
     columns = [("mean", k, f"mean@{k}"), ("pass", k, f"pass@{k}"), ("length_mean", None, "tokens"),
                ("truncation_rate", None, "truncated %")]
     lookup = {(str(r.mode), int(r.budget), str(r.metric), None if pd.isna(r.k) else int(r.k)): r.value

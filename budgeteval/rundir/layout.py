@@ -20,8 +20,8 @@ VERDICTS_DIR = "verdicts"
 """The run's verdict cache (`budgeteval.scoring.verdict_cache`): verdicts already reached, by answer key."""
 LOCK_NAME = ".budgeteval.lock"
 """The write lock's file (`lock_run`); it stays after its holder exits, unlocked."""
-STORE_DIRS = ("generations", "continuations", "conditioned")
-"""Folders of the three generation stores (`budgeteval.rundir.store`)."""
+STORE_DIRS = ("generations", "continuations", "conditioned", "engine")
+"""Folders of the four generation stores (`budgeteval.rundir.store`)."""
 
 RUN_OUTPUTS = STORE_DIRS + (PROBLEMS_DIR, TOKENIZER_DIR, VERDICTS_DIR, SCORES_NAME, METRICS_CSV_NAME,
                             METRICS_JSON_NAME)

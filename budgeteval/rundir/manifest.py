@@ -77,15 +77,19 @@ class ModesSection:
     modes: tuple[str, ...] = ("cutoff",)
     """Budget modes evaluated, in `config.MODES` order."""
     force_string: str | None = None
-    """forced: the forcing string used (None when forced mode is off)."""
+    """forced, engine: the forcing string used (engine: vLLM's `reasoning_end_str`, forced at the
+    thinking budget); None when neither mode is on."""
     answer_tokens: int = 512
-    """forced: answer-token limit A."""
+    """forced, engine: answer-token limit A."""
     budget_prompt: str | None = None
     """conditioned: the budget instruction template (None when conditioned mode is off)."""
     budget_prompt_position: str = "suffix"
     """conditioned: where the instruction goes."""
     conditioned_max_tokens: int | None = None
     """conditioned: token limit of each conditioned generation."""
+    think_start: str | None = None
+    """engine: the start-of-thinking string (vLLM's `reasoning_start_str`; thinking is counted after
+    it); None when engine mode is off."""
 
     def fingerprint(self) -> dict:
         """The generation-relevant settings of each mode that generates (compared when resuming)."""
@@ -95,10 +99,13 @@ class ModesSection:
         if "conditioned" in self.modes:
             sections["conditioned"] = {"budget_prompt": self.budget_prompt, "position": self.budget_prompt_position,
                                        "max_tokens": self.conditioned_max_tokens}
+        if "engine" in self.modes:
+            sections["engine"] = {"force_string": self.force_string, "answer_tokens": self.answer_tokens,
+                                  "think_start": self.think_start}
         return sections
 
 
-MODE_SECTIONS = ("forced", "conditioned")
+MODE_SECTIONS = ("forced", "conditioned", "engine")
 """Fingerprint sections that belong to one mode: a resumed run may add a mode it did not have."""
 
 

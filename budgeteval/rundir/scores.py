@@ -14,8 +14,8 @@ SCORES_FORMAT_VERSION = 3
 """Format of `scores.parquet` (key `budgeteval_scores_format` of its schema metadata); a reader
 refuses a newer one. Files written before the key existed read as format 1. Format 2 adds
 `answer_source` and lets `finished` be null (unknown); a format-1 file reads with `answer_source`
-null. Format 3 adds `thinking_tokens`, `answer_tokens` and `cut_thinking`; older files read with
-them null (re-score to fill them)."""
+null. Format 3 adds `thinking_tokens`, `answer_tokens` and `cut_thinking` (the token split) and
+`cap_exceeded` (engine mode); older files read with them null (re-score to fill the split)."""
 
 _SCORES_FORMAT_KEY = b"budgeteval_scores_format"
 
@@ -39,11 +39,13 @@ def _scores_schema():
         ("thinking_tokens", pa.int64()),
         ("answer_tokens", pa.int64()),
         ("cut_thinking", pa.bool_()),
+        ("cap_exceeded", pa.bool_()),
     ])
 
 
 SCORE_COLUMNS = ("task", "problem_id", "sample_idx", "budget", "mode", "num_tokens", "finished", "extracted",
-                 "correct", "timed_out", "answer_source", "thinking_tokens", "answer_tokens", "cut_thinking")
+                 "correct", "timed_out", "answer_source", "thinking_tokens", "answer_tokens", "cut_thinking",
+                 "cap_exceeded")
 """Columns of `scores.parquet`, in order; one row per task x problem x sample x budget x mode.
 
 task, problem_id (str); sample_idx (int32); budget (int64, tokens); mode (str: cutoff, forced,
@@ -54,8 +56,9 @@ verification timed out and counted as wrong); answer_source (str: boxed, stated,
 `budgeteval.scoring.answers.SOURCES`; null for scorers without answer sources, `code`, and in format-1 files);
 thinking_tokens, answer_tokens (int64: the counted tokens through and after the last end-of-thinking
 marker, adding up to num_tokens; a non-thinking response is all answer); cut_thinking (bool: still
-thinking at the budget, `budgeteval.scoring.replay.count_tokens`; null: unknown). The last three are
-null in files written before format 3."""
+thinking at the budget, `budgeteval.scoring.replay.count_tokens`; null: unknown); cap_exceeded (bool,
+engine mode: the response thought past B + the forced end string, so the engine's thinking budget did
+not hold; null in the other modes). The last four are null in files written before format 3."""
 
 TOKEN_SPLIT_COLUMNS = ("thinking_tokens", "answer_tokens", "cut_thinking")
 """Columns of the thinking/answer split (format 3); null in a file scored before they existed."""
@@ -81,6 +84,8 @@ def write_scores(run_dir: Path, scores) -> None:
     if missing_split:  # a table from before the split (or a test) writes them null
         scores = scores.assign(**{name: pd.NA for name in missing_split}).astype(
             {"thinking_tokens": "Int64", "answer_tokens": "Int64", "cut_thinking": "boolean"})
+    if "cap_exceeded" not in scores.columns:  # frames made without engine mode (imports, tests)
+        scores = scores.assign(cap_exceeded=pd.array([None] * len(scores), dtype="boolean"))
     ordered = scores.sort_values(list(SCORE_SORT_ORDER), kind="stable").reset_index(drop=True)
     table = pa.Table.from_pandas(ordered[list(SCORE_COLUMNS)], preserve_index=False)
     schema = _scores_schema()
@@ -113,17 +118,20 @@ def read_scores(run_dir: Path):
     if version > SCORES_FORMAT_VERSION:
         raise UserError(f"{path} has scores format {version}, newer than this budgeteval reads "
                         f"({SCORES_FORMAT_VERSION}): upgrade budgeteval.")
-    optional = ("timed_out", "answer_source") + TOKEN_SPLIT_COLUMNS
+    optional = ("timed_out", "answer_source", "cap_exceeded") + TOKEN_SPLIT_COLUMNS
     missing = [name for name in SCORE_COLUMNS if name not in table.column_names and name not in optional]
     if missing:
         raise UserError(f"{path} lacks column(s) {', '.join(missing)}; re-create it with `budgeteval score {run_dir}`.")
     scores = table.to_pandas()
     if "answer_source" not in scores.columns:  # format 1: written before answer sources were recorded
         scores["answer_source"] = pd.array([None] * len(scores), dtype="string")
-    for name, dtype in (("thinking_tokens", "Int64"), ("answer_tokens", "Int64"), ("cut_thinking", "boolean")):
-        if name not in scores.columns:  # before format 3: the split was not recorded
+    for name, dtype in (("thinking_tokens", "Int64"), ("answer_tokens", "Int64"), ("cut_thinking", "boolean"),
+                        ("cap_exceeded", "boolean")):
+        if name not in scores.columns:  # before format 3: no split, no engine mode
             scores[name] = pd.array([None] * len(scores), dtype=dtype)
     for name in ("finished", "cut_thinking"):
         if scores[name].dtype == object:  # nulls (unknown) come back as objects
             scores[name] = scores[name].astype("boolean")
+    if scores["cap_exceeded"].dtype != "boolean":  # null outside engine mode: one nullable dtype always
+        scores["cap_exceeded"] = scores["cap_exceeded"].astype("boolean")
     return scores

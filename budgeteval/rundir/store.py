@@ -1,9 +1,10 @@
 """The generation store: every sampled response of a run, with its token ids, as parquet shards.
 
-Three kinds of store share one mechanism (`StoreKind`):
+Four kinds of store share one mechanism (`StoreKind`):
 - `generations/<task>/part-*.parquet`: the max-budget responses, one row per (problem_id, sample_idx);
 - `continuations/<task>/...`: forced-mode answers, one row per (problem_id, sample_idx, budget);
-- `conditioned/<task>/...`: conditioned-mode responses, one row per (problem_id, sample_idx, budget).
+- `conditioned/<task>/...`: conditioned-mode responses, one row per (problem_id, sample_idx, budget);
+- `engine/<task>/...`: engine-mode responses (the engine's thinking budget), one row per (problem_id, sample_idx, budget).
 Shards are written atomically and only ever added, and a unit of work (a problem's n samples, or
 a problem at one budget) always lands in one shard, so a run killed at any moment resumes from the
 units already stored without losing or duplicating a sample. Scoring reads from here, never from
@@ -111,6 +112,14 @@ class ConditionedRecord(GenerationRecord):
     """The budget rendered into the prompt."""
 
 
+@dataclass(frozen=True)
+class EngineRecord(GenerationRecord):
+    """An engine-mode response: generated with the engine's own thinking budget set to `budget`."""
+
+    budget: int
+    """The thinking budget B the engine was given (vLLM's `thinking_token_budget`)."""
+
+
 CONTINUATION_SCHEMA = pa.schema([
     ("task", pa.string()),
     ("problem_id", pa.string()),
@@ -150,9 +159,11 @@ CONTINUATIONS = StoreKind("continuations", ContinuationRecord, CONTINUATION_SCHE
                           ("problem_id", "sample_idx", "budget"))
 CONDITIONED = StoreKind("conditioned", ConditionedRecord, CONDITIONED_SCHEMA, ("problem_id", "budget"),
                         ("problem_id", "sample_idx", "budget"))
+ENGINE = StoreKind("engine", EngineRecord, CONDITIONED_SCHEMA, ("problem_id", "budget"),
+                   ("problem_id", "sample_idx", "budget"))
 
-assert tuple(kind.folder for kind in (GENERATIONS, CONTINUATIONS, CONDITIONED)) == STORE_DIRS
-for _kind in (GENERATIONS, CONTINUATIONS, CONDITIONED):
+assert tuple(kind.folder for kind in (GENERATIONS, CONTINUATIONS, CONDITIONED, ENGINE)) == STORE_DIRS
+for _kind in (GENERATIONS, CONTINUATIONS, CONDITIONED, ENGINE):
     assert [field.name for field in fields(_kind.record)] == _kind.schema.names, \
         f"{_kind.record.__name__} and its schema must list the same columns in order"
 

@@ -2,7 +2,9 @@
 
 Reads `generations/` (token ids), replays each response at each budget in each budget mode
 (cutoff: the first B ids; forced: the first B ids, the forcing string and the stored answer from
-`continuations/`; conditioned: the response generated for that budget, from `conditioned/`), finds
+`continuations/`; conditioned: the response generated for that budget, from `conditioned/`; engine:
+the response the engine generated with its thinking budget at B, from `engine/`, its thinking counted
+to check the cap held, `cap_exceeded`), finds
 the answer region, calls the task's scorer once for all budgets (so scorers can share work across
 budgets and samples), splits each row's counted tokens into thinking and answer (`count_tokens`, on
 the ids the row is decoded from), and writes `scores.parquet`, `metrics.csv` and `metrics.json`. Never loads
@@ -30,7 +32,7 @@ from budgeteval.rundir.lock import lock_run
 from budgeteval.rundir.manifest import ScoringSection, read_manifest, write_manifest
 from budgeteval.rundir.problems import read_problems
 from budgeteval.rundir.scores import SCORE_COLUMNS, read_scores, write_scores
-from budgeteval.rundir.store import CONDITIONED, CONTINUATIONS, read_task
+from budgeteval.rundir.store import CONDITIONED, CONTINUATIONS, ENGINE, read_task
 from budgeteval.scoring.answers import DEFAULT_POLICY, check_policy
 from budgeteval.scoring.metrics import (
     DEFAULT_BOOTSTRAP,
@@ -39,11 +41,19 @@ from budgeteval.scoring.metrics import (
     samples_per_problem,
     write_metrics,
 )
-from budgeteval.scoring.replay import UNKNOWN_FINISH, TokenCount, answer_region, count_tokens, cut, marker_ids
+from budgeteval.scoring.replay import (
+    UNKNOWN_FINISH,
+    TokenCount,
+    answer_region,
+    check_engine_response,
+    count_tokens,
+    cut,
+    marker_ids,
+)
 from budgeteval.scoring.scorers.base import ScoreItem
 from budgeteval.scoring.scorers.math import DEFAULT_TIMEOUT_S as MATH_TIMEOUT_S
 from budgeteval.scoring.verdict_cache import VerdictCache, compact, shared_cache_dir
-from budgeteval.tasks.prompts import response_is_thinking
+from budgeteval.tasks.prompts import prompt_opens_thinking, response_is_thinking
 from budgeteval.tasks.registry import get_scorer
 
 __all__ = ["evaluate_run", "score_task", "score_samples", "read_scores", "write_scores", "SCORE_COLUMNS"]
@@ -69,7 +79,7 @@ class ReplayedRow:
     budget: int
     """Token budget B."""
     mode: str
-    """Budget mode that produced the response (`cutoff`, `forced`, `conditioned`)."""
+    """Budget mode that produced the response (`cutoff`, `forced`, `conditioned`, `engine`)."""
     num_tokens: int
     """Tokens counted at this budget and mode."""
     finished: bool | None
@@ -84,6 +94,23 @@ class ReplayedRow:
     uncounted: tuple[int, int] = (0, 0)
     """[start, end) of the decoded ids that `num_tokens` does not count: forced mode's forcing string
     (the harness's text, not the model's); (0, 0) for every other row."""
+    cap_exceeded: bool | None = None
+    """Engine mode: the response thought past B + the forced string (`replay.check_engine_response`);
+    None in the other modes."""
+
+
+@dataclass(frozen=True)
+class EngineMarkers:
+    """The token ids engine-mode scoring counts thinking with (from the run's `modes` section)."""
+
+    think_start: str
+    """The start-of-thinking string the engine counted after."""
+    start_ids: tuple[int, ...]
+    """Its token ids."""
+    end_ids: tuple[int, ...]
+    """Token ids of the end-of-thinking marker (the run's `think_end`)."""
+    force_ids: tuple[int, ...]
+    """Token ids of the string forced at the budget."""
 
 
 class _Texts:
@@ -202,6 +229,45 @@ def _conditioned_rows(samples: list[dict], budgets, think_end, texts: _Texts, ta
     return rows
 
 
+def _engine_rows(samples: list[dict], budgets, think_end, markers: EngineMarkers, texts: _Texts, task: str,
+                 run_dir: Path) -> list[ReplayedRow]:
+    """Engine mode: each stored response as it is; `finished` = its thinking ended on its own within B
+    (not forced, cap held, and it closed its thinking block or stopped on its own); `cap_exceeded` from
+    its thinking tokens counted on the ids."""
+    missing = sorted(set(budgets) - {sample["budget"] for sample in samples})
+    if missing:
+        raise UserError(
+            f"Run {run_dir} has no engine-mode generations for task {task} at budget {format_budget(missing[0])}: "
+            f"re-run `budgeteval run` with --modes engine and this budget, or score other modes with --modes "
+            f"(scoring never calls the model)."
+        )
+    rows = []
+    for position, sample in enumerate(samples):
+        if sample["budget"] not in budgets:
+            continue
+        ids = sample["token_ids"]
+        thinking = response_is_thinking(sample["prompt"], think_end)
+        check = check_engine_response(ids, sample["budget"], markers.start_ids, markers.end_ids, markers.force_ids,
+                                      prompt_opens_thinking(sample["prompt"], markers.think_start, think_end))
+        stopped = _finished(sample["finish_reason"])
+        finished = not check.forced and not check.cap_exceeded and (check.thinking_ended or stopped)
+        key = texts.add(("engine", position), ids)
+        rows.append(ReplayedRow(sample["problem_id"], sample["sample_idx"], sample["budget"], "engine", len(ids),
+                                finished, thinking, key, forced=check.forced, cap_exceeded=check.cap_exceeded))
+    return rows
+
+
+def engine_markers(manifest, tokenizer) -> EngineMarkers:
+    """The ids engine-mode scoring needs, from a run's manifest (`run_dir.Manifest`) and tokenizer."""
+    modes = manifest.modes
+    if modes is None or not modes.think_start or not modes.force_string:
+        raise UserError("The run's manifest records no engine-mode settings (think_start, force_string): re-run "
+                        "`budgeteval run` with --modes engine, or score other modes with --modes.")
+    return EngineMarkers(think_start=modes.think_start, start_ids=marker_ids(tokenizer, modes.think_start),
+                         end_ids=marker_ids(tokenizer, manifest.think_end),
+                         force_ids=marker_ids(tokenizer, modes.force_string))
+
+
 def _finished(finish_reason: str) -> bool | None:
     return None if finish_reason == UNKNOWN_FINISH else finish_reason == "stop"
 
@@ -209,9 +275,10 @@ def _finished(finish_reason: str) -> bool | None:
 def score_task(run_dir: Path, task: str, scorer_name: str, budgets: Sequence[int], tokenizer,
                think_end: str | None, workers: int, progress: bool,
                modes: Sequence[str] = ("cutoff",), answer_policy: str = DEFAULT_POLICY,
-               verdict_cache=None) -> pd.DataFrame:
+               verdict_cache=None, engine: EngineMarkers | None = None) -> pd.DataFrame:
     """Replay and score one task at every budget and mode; returns its rows of the scores table.
-    `verdict_cache`: a `budgeteval.scoring.verdict_cache.VerdictCache` the scorer reads and adds to."""
+    `verdict_cache`: a `budgeteval.scoring.verdict_cache.VerdictCache` the scorer reads and adds to;
+    `engine`: the marker ids engine mode needs (`engine_markers`)."""
     problems = read_problems(run_dir, task)
     columns = ["problem_id", "sample_idx", "prompt", "token_ids", "finish_reason", "max_tokens"]
     texts, rows = _Texts(), []
@@ -242,6 +309,10 @@ def score_task(run_dir: Path, task: str, scorer_name: str, budgets: Sequence[int
         table = read_task(run_dir, task, columns=columns + ["budget"], kind=CONDITIONED)
         _check_complete(run_dir, task, set(table.column("problem_id").to_pylist()), problems)
         rows += _conditioned_rows(_base_rows(table), budgets, think_end, texts, task, run_dir)
+    if "engine" in modes:
+        table = read_task(run_dir, task, columns=columns + ["budget"], kind=ENGINE)
+        _check_complete(run_dir, task, set(table.column("problem_id").to_pylist()), problems)
+        rows += _engine_rows(_base_rows(table), budgets, think_end, engine, texts, task, run_dir)
     references = {problem_id: problem["reference"] for problem_id, problem in problems.items()}
     return _judge_rows(task, rows, texts, references, scorer_name, tokenizer, think_end, workers, progress,
                        answer_policy, verdict_cache)
@@ -338,6 +409,7 @@ def _judge_rows(task: str, rows: list[ReplayedRow], texts: _Texts, references: M
         "thinking_tokens": np.array([count.thinking_tokens for count in counts], dtype=np.int64),
         "answer_tokens": np.array([count.answer_tokens for count in counts], dtype=np.int64),
         "cut_thinking": _bool_column([count.cut_thinking for count in counts]),
+        "cap_exceeded": pd.array([row.cap_exceeded for row in rows], dtype="boolean"),
     })
 
 
@@ -420,9 +492,10 @@ def _evaluate_locked(run_dir: Path, budgets, workers: int, progress: bool, modes
     think_end = manifest.think_end
     answer_policy = check_policy(answer_policy or recorded_answer_policy(manifest) or DEFAULT_POLICY)
     cache = VerdictCache([verdicts_dir(run_dir)] + ([shared_cache_dir(verdict_cache)] if verdict_cache else []))
+    engine = engine_markers(manifest, tokenizer) if "engine" in modes else None
     frames = [
         score_task(run_dir, task, entry.scorer, budgets, tokenizer, think_end, workers, progress, modes,
-                   answer_policy, cache)
+                   answer_policy, cache, engine)
         for task, entry in manifest.tasks.items()
     ]
     compact(verdicts_dir(run_dir))

@@ -43,10 +43,12 @@ CI_LEVEL = 0.95
 ACCURACY_METRICS = ("mean", "pass", "maj")
 """Metrics that take a k (number of samples per problem); their values are fractions in [0, 1]."""
 
-REQUIRED_SCORE_COLUMNS = tuple(column for column in SCORE_COLUMNS
-                               if column not in ("timed_out", "answer_source") + TOKEN_SPLIT_COLUMNS)
-"""Columns `compute_metrics` needs in the scores table (`timed_out`, `answer_source` and the
-thinking/answer split are optional)."""
+OPTIONAL_SCORE_COLUMNS = ("timed_out", "answer_source", "cap_exceeded") + TOKEN_SPLIT_COLUMNS
+"""Columns `compute_metrics` reads when present (the thinking/answer split and `cap_exceeded` are
+null or absent in older files)."""
+
+REQUIRED_SCORE_COLUMNS = tuple(column for column in SCORE_COLUMNS if column not in OPTIONAL_SCORE_COLUMNS)
+"""Columns `compute_metrics` needs in the scores table."""
 
 TOKEN_SPLIT_METRICS = ("thinking_mean", "answer_mean", "cut_thinking_rate")
 """Metrics of where the tokens go, written for the cells whose scores record the split (format 3)."""
@@ -132,6 +134,10 @@ def compute_metrics(scores: pd.DataFrame, ks: Sequence[int], bootstrap: int = 0,
       (they add up to `length_mean`); `cut_thinking_rate`: fraction of the samples still thinking at
       the budget (`cut_thinking`; NaN for a cell where it is unknown). Written only for cells whose
       scores record the split (scored at format 3 or later): an older scores file has no such rows.
+    - `cap_exceeded` (engine mode only): the number of responses (of all P*n) whose thinking ran
+      past B + the forced end string, i.e. the engine's thinking budget did not hold
+      (`budgeteval.scoring.replay.check_engine_response`); 0 expected. A count, not a rate: one such
+      response is a finding. Written only for cells whose `cap_exceeded` is known (engine mode).
 
     `stderr` is `standard_error` over the per-problem values for mean, pass, maj, length_mean,
     truncation_rate and the three split metrics (NaN for a single problem) and NaN for the median and the correct/incorrect
@@ -181,6 +187,10 @@ def compute_metrics(scores: pd.DataFrame, ks: Sequence[int], bootstrap: int = 0,
     parts.append(_pooled(cells["_tokens"].median(), "length_median"))
     parts.append(_pooled(cells["_correct_tokens"].mean(), "length_correct_mean"))
     parts.append(_pooled(cells["_incorrect_tokens"].mean(), "length_incorrect_mean"))
+    if "cap_exceeded" in ordered.columns and ordered["cap_exceeded"].notna().any():
+        checked = ordered[ordered["cap_exceeded"].notna()]
+        exceeded = checked["cap_exceeded"].astype(bool).astype(float)
+        parts.append(_pooled(exceeded.groupby([checked[c] for c in _CELL], sort=True).sum(), "cap_exceeded"))
 
     parts.extend(_token_split_parts(ordered, summarise))
 

@@ -143,3 +143,46 @@ def count_tokens(token_ids: Sequence[int], end_ids: Sequence[int], thinking: boo
     else:
         ended = split_thinking(ids[:limit], end_ids, True).ended
     return TokenCount(thinking_tokens, answer_tokens, None if (not ended and finished is None) else not ended)
+class EngineCheck:
+    """What the stored ids of an engine-mode response say about the engine's thinking budget."""
+
+    thinking_tokens: int
+    """Thinking tokens as vLLM counts them: from after the start marker (from the response's first
+    token when the prompt opened the block) through the last end-of-thinking marker (or the end);
+    0 when the response never entered a thinking block."""
+    thinking_ended: bool
+    """The response closed a thinking block it was in (the end marker follows where its thinking began)."""
+    forced: bool
+    """The forced end string's ids occur in the response: the engine ended the thinking at the budget."""
+    cap_exceeded: bool
+    """The response thought past the budget plus the forced string (`thinking_tokens > B + len(force ids)`):
+    the cap did not hold (a server that ignores `thinking_token_budget` shows here)."""
+
+
+def _first_index(ids: np.ndarray, pattern: Sequence[int]) -> int:
+    """Index of the first occurrence of `pattern` in `ids`, -1 when absent."""
+    width = len(pattern)
+    if not width or ids.size < width:
+        return -1
+    for start in np.flatnonzero(ids[:ids.size - width + 1] == pattern[0]):
+        if width == 1 or tuple(int(token) for token in ids[start:start + width]) == tuple(pattern):
+            return int(start)
+    return -1
+
+
+def check_engine_response(token_ids: Sequence[int], budget: int, start_ids: Sequence[int], end_ids: Sequence[int],
+                          force_ids: Sequence[int], opened_in_prompt: bool) -> EngineCheck:
+    """Count an engine-mode response's thinking from its ids and check the budget `budget` held."""
+    ids = np.asarray(token_ids)
+    if opened_in_prompt:
+        begin = 0
+    else:
+        start = _first_index(ids, start_ids)
+        begin = -1 if start < 0 else start + len(start_ids)
+    thinking, ended = 0, False
+    if begin >= 0:
+        split = split_thinking(ids, end_ids, thinking=True)
+        thinking = max(0, split.thinking_tokens - begin)
+        ended = split.ended and split.thinking_tokens > begin
+    return EngineCheck(thinking_tokens=thinking, thinking_ended=ended, forced=_first_index(ids, force_ids) >= 0,
+                       cap_exceeded=thinking > budget + len(force_ids))

@@ -2,9 +2,10 @@
 
 The runner drives a run's life cycle: it opens the run directory (`budgeteval.rundir`, which
 refuses to mix a new configuration into an old run unless told to overwrite), writes the run's
-manifest, and resumes an interrupted run by generating only the units of work not stored yet. Generation has up to three stages, one per
+manifest, and resumes an interrupted run by generating only the units of work not stored yet. Generation has up to four stages, one per
 budget mode that needs the model: the max-budget generation (cutoff and forced modes), forced
-answer continuations (`budgeteval.generation.forcing`), and one generation per budget for conditioned mode.
+answer continuations (`budgeteval.generation.forcing`), one generation per budget for conditioned mode,
+and one generation per budget with the engine's own thinking budget for engine mode.
 Scoring is `budgeteval.scoring.evaluate`.
 """
 
@@ -18,7 +19,15 @@ from budgeteval.errors import UserError
 from budgeteval.generation.backends import get_backend_class
 from budgeteval.generation.backends.base import GenerationRequest
 from budgeteval.generation.config import MODES, RunConfig
-from budgeteval.generation.forcing import continuation_request, default_force_string, plan_force, still_thinking
+from budgeteval.generation.context import check_budgets_fit, model_context_limit
+from budgeteval.generation.forcing import (
+    continuation_request,
+    default_force_string,
+    default_think_start,
+    engine_max_tokens,
+    plan_force,
+    still_thinking,
+)
 from budgeteval.generation.seeds import derive_seed, sample_seed
 from budgeteval.generation.shards import select_shard, shard_manifest_section
 from budgeteval.generation.tokenizer import load_tokenizer
@@ -39,8 +48,10 @@ from budgeteval.rundir.problems import write_problems
 from budgeteval.rundir.store import (
     CONDITIONED,
     CONTINUATIONS,
+    ENGINE,
     ConditionedRecord,
     ContinuationRecord,
+    EngineRecord,
     GenerationRecord,
     read_task,
     stored_problem_ids,
@@ -53,6 +64,7 @@ from budgeteval.tasks.prompts import (
     BudgetInstruction,
     default_think_end,
     encode_prompt,
+    prompt_opens_thinking,
     render_prompt,
     response_is_thinking,
 )
@@ -126,11 +138,13 @@ def resolve_modes(config: RunConfig, tokenizer) -> ModesSection:
     settings = config.modes  # ranges and combinations were checked when the record was built
     conditioned = "conditioned" in settings.modes
     forced = "forced" in settings.modes
+    engine = "engine" in settings.modes
     force_string = (settings.force_string if settings.force_string is not None
-                    else default_force_string(tokenizer)) if forced else None
-    if forced and not force_string:
+                    else default_force_string(tokenizer)) if forced or engine else None
+    if (forced or engine) and not force_string:
         raise UserError("--force-string is empty: give the end-of-thinking string and answer cue to append.")
     return ModesSection(
+        think_start=default_think_start(tokenizer) if engine else None,
         modes=tuple(mode for mode in MODES if mode in settings.modes),
         force_string=force_string,
         answer_tokens=settings.answer_tokens,
@@ -138,6 +152,24 @@ def resolve_modes(config: RunConfig, tokenizer) -> ModesSection:
         budget_prompt_position=settings.budget_prompt_position,
         conditioned_max_tokens=settings.conditioned_max_tokens or config.max_budget,
     )
+
+
+def check_context(config: RunConfig, prepared: list[PreparedTask], modes: ModesSection, tokenizer) -> None:
+    """Refuse a sweep whose longest prompt and response the model cannot hold (before anything loads)."""
+    longest_prompt = max((len(ids) for item in prepared for ids in item.prompt_token_ids), default=0)
+    if not longest_prompt:
+        return
+    limit = model_context_limit(config.backend, config.model, config.revision, config.engine.max_model_len)
+    if limit is None:
+        return
+    extra = 0
+    if "forced" in modes.modes or "engine" in modes.modes:
+        extra = len(encode_prompt(tokenizer, modes.force_string)) + modes.answer_tokens
+        if "engine" in modes.modes:
+            extra += len(encode_prompt(tokenizer, modes.think_start))
+    check_budgets_fit(limit, config.max_budget, extra, longest_prompt, config.model)
+    if "conditioned" in modes.modes:
+        check_budgets_fit(limit, modes.conditioned_max_tokens, 0, longest_prompt, config.model)
 
 
 def generation_fingerprint(config: RunConfig, prepared: list[PreparedTask],
@@ -383,6 +415,52 @@ def _condition_chunk(chunk, backend, tokenizer, modes: ModesSection, config: Run
     write_shard(run_dir, chunk[0][0].task.name, records, kind=CONDITIONED)
 
 
+def engine_missing(config: RunConfig, prepared: list[PreparedTask], run_dir: Path, backend, tokenizer,
+                   modes: ModesSection, think_end: str | None, progress: bool = True) -> int:
+    """Generate engine-mode responses (the engine's own thinking budget), one generation per budget value.
+
+    Each (problem, budget) is one request of n samples with the problem's own seed, the seed of its
+    max-budget generation, so the engine's thinking matches cutoff's first tokens until it forces
+    the end string at B; returns the number of (problem, budget) units generated.
+    """
+    work = _pending_budget_units(prepared, run_dir, config.budgets, ENGINE)
+    if work:
+        start_tokens = len(encode_prompt(tokenizer, modes.think_start))
+        force_tokens = len(encode_prompt(tokenizer, modes.force_string))
+        _run_stage(work, config.problems_per_shard, "engine thinking budget", "problem x budget", progress, 0,
+                   len(work), lambda chunk: _engine_chunk(chunk, backend, config, run_dir, modes, think_end,
+                                                          start_tokens, force_tokens))
+    return len(work)
+
+
+def _engine_chunk(chunk, backend, config: RunConfig, run_dir: Path, modes: ModesSection, think_end: str | None,
+                  start_tokens: int, force_tokens: int) -> None:
+    requests = []
+    for item, index, budget in chunk:
+        problem = item.problems[index]
+        # A prompt that opened the thinking block leaves no start marker for the model to write.
+        opened = prompt_opens_thinking(item.prompts[index], modes.think_start, think_end)
+        requests.append(GenerationRequest(
+            key=f"{item.task.name}/{problem.problem_id}@{budget}",
+            prompt_token_ids=tuple(item.prompt_token_ids[index]),
+            n=config.n,
+            seed=derive_seed(config.seed, item.task.name, problem.problem_id),
+            max_tokens=engine_max_tokens(budget, 0 if opened else start_tokens, force_tokens, modes.answer_tokens),
+            thinking_budget=budget,
+        ))
+    outputs = backend.generate(requests, config.sampling)
+    records = []
+    for (item, index, budget), request, samples in zip(chunk, requests, outputs):
+        _check_sample_count(samples, request, config.n)
+        for sample_idx, sample in enumerate(samples):
+            records.append(EngineRecord(
+                task=item.task.name, problem_id=item.problems[index].problem_id, sample_idx=sample_idx,
+                prompt=item.prompts[index], prompt_num_tokens=len(request.prompt_token_ids),
+                token_ids=sample.token_ids, text=sample.text, finish_reason=sample.finish_reason, seed=request.seed,
+                max_tokens=request.max_tokens, model=config.model, backend=config.backend, budget=budget))
+    write_shard(run_dir, chunk[0][0].task.name, records, kind=ENGINE)
+
+
 def task_entries(prepared: list[PreparedTask]) -> dict[str, TaskEntry]:
     """The manifest's `tasks` section: what each task loaded."""
     return {item.task.name: task_entry(item.task, item.problems, item.skipped) for item in prepared}
@@ -397,6 +475,8 @@ def run_manifest(config: RunConfig, prepared: list[PreparedTask], modes: ModesSe
     """
     stored_modes = existing.run_modes if existing and existing.modes else ()
     all_modes = tuple(mode for mode in MODES if mode in set(stored_modes) | set(modes.modes))
+    if "engine" in stored_modes and "engine" not in modes.modes:
+        modes = _keep_engine_settings(modes, existing.modes)
     base = existing or Manifest(kind="run", config=config, tasks={}, created=now_utc())
     return base.replace(
         kind="run", config=config, generation={**base.generation, **fingerprint},
@@ -404,9 +484,26 @@ def run_manifest(config: RunConfig, prepared: list[PreparedTask], modes: ModesSe
         tasks=task_entries(prepared), packages=package_versions(), hardware=hardware())
 
 
-def make_backend(config: RunConfig, tokenizer_path: str):
-    """Instantiate the configured backend (imports its heavy packages only now)."""
+def _keep_engine_settings(modes: ModesSection, stored: ModesSection) -> ModesSection:
+    """The new modes with the stored engine-mode settings, which scoring its stored responses needs
+    (the run resumed without engine mode); forced mode shares the forced string, so it must agree."""
+    if "forced" in modes.modes and (modes.force_string, modes.answer_tokens) != (stored.force_string,
+                                                                                stored.answer_tokens):
+        raise UserError(f"This run's engine mode forced {stored.force_string!r} with --answer-tokens "
+                        f"{stored.answer_tokens}; forced mode must use the same: pass --force-string and "
+                        f"--answer-tokens as the engine-mode run did, or add engine to --modes with the new ones "
+                        f"after --overwrite.")
+    return dataclasses.replace(modes, think_start=stored.think_start, force_string=stored.force_string,
+                               answer_tokens=stored.answer_tokens)
+
+
+def make_backend(config: RunConfig, tokenizer_path: str, modes: ModesSection | None = None):
+    """Instantiate the configured backend (imports its heavy packages only now); with engine mode in
+    `modes`, an in-process engine starts with the thinking budget's reasoning strings."""
     backend_class = get_backend_class(config.backend)
+    if modes is not None and "engine" in modes.modes:
+        config = dataclasses.replace(config, engine=dataclasses.replace(
+            config.engine, reasoning=(modes.think_start, modes.force_string)))
     return backend_class.from_config(config, tokenizer_path)
 
 
@@ -441,6 +538,7 @@ def _run_locked(config: RunConfig, tasks: list[Task], run_dir: Path, overwrite: 
                                "--tokenizer" if config.tokenizer else "--model")
     modes = resolve_modes(config, tokenizer)
     prepared = prepare_tasks(config, tasks, tokenizer, strict)
+    check_context(config, prepared, modes, tokenizer)
     fingerprint = generation_fingerprint(config, prepared, modes)
     shard_section = None
     if config.shard is not None:
@@ -465,7 +563,7 @@ def _run_locked(config: RunConfig, tasks: list[Task], run_dir: Path, overwrite: 
     think_end = manifest.think_end
 
     engine = _LazyBackend(lambda: _Borrowed(backend) if backend is not None
-                          else make_backend(config, str(saved_tokenizer)))
+                          else make_backend(config, str(saved_tokenizer), modes))
     try:
         if "cutoff" in modes.modes or "forced" in modes.modes:
             generate_missing(config, prepared, run_dir, engine, progress)
@@ -473,6 +571,8 @@ def _run_locked(config: RunConfig, tasks: list[Task], run_dir: Path, overwrite: 
             force_missing(config, prepared, run_dir, engine, tokenizer, think_end, modes, progress)
         if "conditioned" in modes.modes:
             condition_missing(config, prepared, run_dir, engine, tokenizer, modes, progress)
+        if "engine" in modes.modes:
+            engine_missing(config, prepared, run_dir, engine, tokenizer, modes, think_end, progress)
         engine_facts = engine.describe() if engine.started else None
     finally:
         engine.close()

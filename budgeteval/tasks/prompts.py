@@ -13,6 +13,9 @@ from budgeteval.tasks.loading import Problem, Task
 THINK_END_MARKERS = ("</think>", "<|end_of_thought|>")
 """End-of-thinking markers of known reasoning-model families, tried in order for a default."""
 
+BUDGET_PLACEHOLDERS = ("budget",)
+"""Placeholders a budget prompt may hold: `{budget}`, the budget in tokens (e.g. 4096)."""
+
 
 @dataclass(frozen=True)
 class PromptSettings:
@@ -31,7 +34,7 @@ class BudgetInstruction:
     """Conditioned mode: the budget named in the prompt (L1's "Think for {budget} tokens.")."""
 
     template: str
-    """Instruction text; `{budget}` is replaced by the budget in tokens."""
+    """Instruction text; `{budget}` is replaced by the budget in tokens (`{{` and `}}` write literal braces)."""
     position: str
     """`suffix`: after the question (joined by a space); `prefix`: before it (a space);
     `system`: appended to the system prompt (a newline), or the system prompt itself."""
@@ -40,10 +43,32 @@ class BudgetInstruction:
 
     def render(self) -> str:
         """The instruction with the budget filled in."""
-        try:
-            return self.template.replace("{budget}", str(self.budget))
-        except AttributeError:
-            raise UserError(f"--budget-prompt must be text, got {self.template!r}.") from None
+        check_budget_prompt(self.template)
+        return self.template.format(budget=self.budget)
+
+
+def check_budget_prompt(template) -> None:
+    """Refuse a budget prompt with a placeholder other than `BUDGET_PLACEHOLDERS`: every prompt would
+    otherwise say the placeholder literally, and the run would generate for nothing."""
+    import string
+
+    if not isinstance(template, str):
+        raise UserError(f"--budget-prompt must be text, got {template!r}.")
+    allowed = ", ".join("{" + name + "}" for name in BUDGET_PLACEHOLDERS)
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as error:
+        raise UserError(f"--budget-prompt {template!r} is not a valid template ({error}): use {allowed} and write "
+                        f"a literal brace as {{{{ or }}}}.") from None
+    unknown = [name for name in names if name not in BUDGET_PLACEHOLDERS]
+    if unknown:
+        raise UserError(f"--budget-prompt {template!r} has the placeholder {{{unknown[0]}}}: only {allowed} may "
+                        f"appear (write a literal brace as {{{{ or }}}}).")
+    try:  # what parse leaves to format: fields nested in a format spec, the spec itself
+        template.format(budget=1024)
+    except (ValueError, KeyError, IndexError, AttributeError, TypeError) as error:
+        raise UserError(f"--budget-prompt {template!r} cannot be filled ({error!r}): use {allowed} and write a "
+                        f"literal brace as {{{{ or }}}}.") from None
 
 
 def render_prompt(task: Task, problem: Problem, tokenizer, settings: PromptSettings,
@@ -107,6 +132,15 @@ def prompt_closes_thinking(prompt_text: str, think_end: str | None) -> bool:
     thinking is off; the response is then a plain answer and must be scored as one.
     """
     return bool(think_end) and prompt_text.rstrip().endswith(think_end)
+
+
+def prompt_opens_thinking(prompt_text: str, think_start: str | None, think_end: str | None) -> bool:
+    """True when the prompt itself opened a thinking block it did not close (DeepSeek-R1's template
+    ends the prompt with `<think>\n`): the response starts inside it, without a start marker of its own."""
+    if not think_start:
+        return False
+    opened = prompt_text.rfind(think_start)
+    return opened >= 0 and (not think_end or opened > prompt_text.rfind(think_end))
 
 
 def response_is_thinking(prompt_text: str, think_end: str | None) -> bool:

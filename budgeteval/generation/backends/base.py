@@ -3,8 +3,8 @@
 A backend takes `GenerationRequest`s and returns, per request, its n `SampleOutput`s with the
 response token ids — what replay needs. A request is a prompt with its own seed and token limit:
 a problem's max-budget generation (n samples, the sweep's largest budget), a forced-mode
-continuation (n=1, the answer-token limit) or a conditioned-mode generation (n samples, the
-conditioned limit). Backends know nothing about tasks, budgets or scoring.
+continuation (n=1, the answer-token limit), a conditioned-mode generation (n samples, the
+conditioned limit) or an engine-mode generation (n samples, the engine's thinking budget set). Backends know nothing about tasks, budgets or scoring.
 """
 
 from collections.abc import Sequence
@@ -50,6 +50,8 @@ class GenerationRequest:
     """Per-request seed; sample i of the request is reproducible from it alone."""
     max_tokens: int
     """Response token limit (the sweep's largest budget, the answer-token limit A, or the conditioned limit)."""
+    thinking_budget: int | None = None
+    """Engine mode: the engine's own thinking budget (vLLM's `thinking_token_budget`); None: no thinking limit."""
 
 
 @dataclass(frozen=True)

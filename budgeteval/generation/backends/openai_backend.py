@@ -172,6 +172,11 @@ class OpenAIBackend:
             message = _server_message(error)
             if error.code == 429 or error.code >= 500:
                 raise _Retryable(f"HTTP {error.code}: {message}", _retry_after_s(error)) from None
+            if error.code in (400, 422) and "thinking_token_budget" in message and b'"thinking_token_budget"' in data:
+                raise UserError(
+                    f"The server at {completions_url} refused thinking_token_budget (HTTP {error.code}: {message}); "
+                    f"engine mode needs a server with a thinking budget (vLLM started with --reasoning-parser or "
+                    f"--reasoning-config): drop engine from --modes for this server.") from None
             raise UserError(
                 f"The server at {completions_url} answered HTTP {error.code}: {message}{self._hint(error.code)}."
             ) from None
@@ -301,6 +306,8 @@ class OpenAIBackend:
     def _generate_one(self, request: GenerationRequest, index: int, sampling: SamplingConfig,
                       cancelled: threading.Event) -> SampleOutput:
         body = self._body(request.prompt_token_ids, sample_seed(request.seed, index), request.max_tokens, sampling, self.ids_source)
+        if request.thinking_budget is not None:  # engine mode: the server's own thinking budget (vLLM's field)
+            body["thinking_token_budget"] = int(request.thinking_budget)
         attempts = self.options.max_retries + 1
         for attempt in range(attempts):
             choices = sorted(self._post(body, cancelled)["choices"], key=lambda choice: choice.get("index", 0))

