@@ -143,6 +143,9 @@ def count_tokens(token_ids: Sequence[int], end_ids: Sequence[int], thinking: boo
     else:
         ended = split_thinking(ids[:limit], end_ids, True).ended
     return TokenCount(thinking_tokens, answer_tokens, None if (not ended and finished is None) else not ended)
+
+
+@dataclass(frozen=True)
 class EngineCheck:
     """What the stored ids of an engine-mode response say about the engine's thinking budget."""
 
