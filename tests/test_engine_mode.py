@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 from conftest import read_cases, shared_path
 from guards import import_or_need
+from sweep_checks import assert_token_split
 
 from budgeteval.scoring.replay import check_engine_response
 
@@ -229,6 +230,10 @@ def _check_scores(out):
     engine = scores[scores["mode"] == "engine"]
     assert len(engine) == 2 * 2 * 2 and not engine["cap_exceeded"].any() and engine["cap_exceeded"].notna().all()
     assert scores[scores["mode"] != "engine"]["cap_exceeded"].isna().all()
+    assert_token_split(scores)  # thinking + answer == num_tokens on every row of every mode
+    # A random model never ends its thinking: a response the engine forced was cut thinking, one that
+    # stopped within B (end of sequence) was not.
+    assert (engine["cut_thinking"] == ~engine["finished"].astype(bool)).all() and (engine["thinking_tokens"] > 0).all()
     metrics = read_metrics(out)
     cap = metrics[metrics["metric"] == "cap_exceeded"]
     assert sorted(cap["budget"]) == [16, 32] and set(cap["mode"]) == {"engine"} and (cap["value"] == 0).all()
