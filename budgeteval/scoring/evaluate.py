@@ -208,19 +208,24 @@ def _forced_rows(samples: list[dict], continuations: dict, budgets, think_end, t
     return rows
 
 
-def _conditioned_rows(samples: list[dict], budgets, think_end, texts: _Texts, task: str,
-                      run_dir: Path) -> list[ReplayedRow]:
+def _per_budget_samples(samples: list[dict], budgets, mode: str, what: str, task: str, run_dir: Path):
+    """(position, sample) of a store that holds one response per budget (conditioned, engine), for
+    the budgets scored; a budget without responses is refused in one sentence."""
     missing = sorted(set(budgets) - {sample["budget"] for sample in samples})
     if missing:
         raise UserError(
-            f"Run {run_dir} has no conditioned generations for task {task} at budget {format_budget(missing[0])}: "
-            f"re-run `budgeteval run` with --modes conditioned and this budget, or score other modes with "
-            f"--modes (scoring never calls the model)."
+            f"Run {run_dir} has no {what} for task {task} at budget {format_budget(missing[0])}: re-run "
+            f"`budgeteval run` with --modes {mode} and this budget, or score other modes with --modes "
+            f"(scoring never calls the model)."
         )
+    return [(position, sample) for position, sample in enumerate(samples) if sample["budget"] in budgets]
+
+
+def _conditioned_rows(samples: list[dict], budgets, think_end, texts: _Texts, task: str,
+                      run_dir: Path) -> list[ReplayedRow]:
     rows = []
-    for position, sample in enumerate(samples):
-        if sample["budget"] not in budgets:
-            continue
+    for position, sample in _per_budget_samples(samples, budgets, "conditioned", "conditioned generations", task,
+                                                run_dir):
         ids = sample["token_ids"]
         key = texts.add(("conditioned", position), ids)
         rows.append(ReplayedRow(sample["problem_id"], sample["sample_idx"], sample["budget"], "conditioned",
@@ -234,17 +239,8 @@ def _engine_rows(samples: list[dict], budgets, think_end, markers: EngineMarkers
     """Engine mode: each stored response as it is; `finished` = its thinking ended on its own within B
     (not forced, cap held, and it closed its thinking block or stopped on its own); `cap_exceeded` from
     its thinking tokens counted on the ids."""
-    missing = sorted(set(budgets) - {sample["budget"] for sample in samples})
-    if missing:
-        raise UserError(
-            f"Run {run_dir} has no engine-mode generations for task {task} at budget {format_budget(missing[0])}: "
-            f"re-run `budgeteval run` with --modes engine and this budget, or score other modes with --modes "
-            f"(scoring never calls the model)."
-        )
     rows = []
-    for position, sample in enumerate(samples):
-        if sample["budget"] not in budgets:
-            continue
+    for position, sample in _per_budget_samples(samples, budgets, "engine", "engine-mode generations", task, run_dir):
         ids = sample["token_ids"]
         thinking = response_is_thinking(sample["prompt"], think_end)
         check = check_engine_response(ids, sample["budget"], markers.start_ids, markers.end_ids, markers.force_ids,
