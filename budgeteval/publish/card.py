@@ -33,6 +33,8 @@ CONFIG_DESCRIPTIONS = {
                      "and the answer generated after it (text, token ids, finish reason, seed)",
     "conditioned": "conditioned mode: one row per run x task x problem x sample x budget: the response to the "
                    "prompt naming the budget (prompt, text, token ids, finish reason, seed)",
+    "engine": "engine mode: one row per run x task x problem x sample x budget: the response generated with the "
+              "engine's own thinking budget set to the budget (prompt, text, token ids, finish reason, seed)",
 }
 """What a row of each config is, for the card."""
 

@@ -2,7 +2,7 @@
 
 `build_dataset_folder` writes one config per table — `scores`, `metrics`, `generations` (prompt,
 response text and token ids, finish reason, seed; one parquet file per store shard, as the run
-stores them), `problems`, and for forced/conditioned runs `continuations`/`conditioned` — each
+stores them), `problems`, and for forced/conditioned/engine runs `continuations`/`conditioned`/`engine` — each
 run's files under `data/<table>/<run>/` with a `run` column, the run's manifest and content hash
 under `runs/<run>/`, the accuracy figure, and the card
 (`budgeteval.publish.card`). Same runs, same bytes. `upload_folder` sends that folder as one
@@ -177,7 +177,7 @@ def _write_run(folder: Path, run, gated: list[str], score_columns: list[str]) ->
     from budgeteval.rundir.layout import manifest_path
     from budgeteval.rundir.problems import read_problem_frame
     from budgeteval.rundir.scores import scores_schema
-    from budgeteval.rundir.store import CONDITIONED, CONTINUATIONS, GENERATIONS, shard_paths
+    from budgeteval.rundir.store import CONDITIONED, CONTINUATIONS, ENGINE, GENERATIONS, shard_paths
 
     name = run_key(run.label)
     files: list[str] = []
@@ -194,7 +194,7 @@ def _write_run(folder: Path, run, gated: list[str], score_columns: list[str]) ->
     for task in run.tasks:
         problems = read_problem_frame(run.path, task, missing_ok=True)
         table_file(problems_file(name, task), problem_rows(problems, task), _problems_types())
-    for kind in (GENERATIONS, CONTINUATIONS, CONDITIONED):
+    for kind in (GENERATIONS, CONTINUATIONS, CONDITIONED, ENGINE):
         for task in sorted(run.tasks):
             # One file per store shard: a shard holds whole problems, so the files stay as large as the store's.
             for shard in shard_paths(run.path, task, kind):

@@ -16,8 +16,8 @@ PUSH_RECORD = "push.json"
 
 TABLE_CONFIGS = ("scores", "metrics", "generations", "problems")
 """The configs every push writes."""
-STORE_CONFIGS = ("continuations", "conditioned")
-"""The configs of the forced- and conditioned-mode stores, in a repository holding a run with them."""
+STORE_CONFIGS = ("continuations", "conditioned", "engine")
+"""The configs of the forced-, conditioned- and engine-mode stores, in a repository holding a run with them."""
 
 CONFIG_FILES = {
     "scores": f"{DATA_DIR}/scores/*/*.parquet",
@@ -26,6 +26,7 @@ CONFIG_FILES = {
     "problems": f"{DATA_DIR}/problems/*/*.parquet",
     "continuations": f"{DATA_DIR}/continuations/*/*/*.parquet",
     "conditioned": f"{DATA_DIR}/conditioned/*/*/*.parquet",
+    "engine": f"{DATA_DIR}/engine/*/*/*.parquet",
 }
 """Config name -> the files it reads, for every run the repository holds (the card's `configs:`)."""
 
@@ -46,7 +47,7 @@ def problems_file(run: str, task: str) -> str:
 
 
 def store_file(store: str, run: str, task: str, shard_name: str) -> str:
-    """`data/<store>/<run>/<task>/<shard file name>` (store: generations, continuations, conditioned):
+    """`data/<store>/<run>/<task>/<shard file name>` (store: generations, continuations, conditioned, engine):
     one file per shard of the run's store."""
     return f"{DATA_DIR}/{store}/{run}/{task}/{shard_name}"
 
