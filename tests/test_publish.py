@@ -545,10 +545,25 @@ def test_a_task_yaml_with_an_unknown_publish_value_is_one_sentence(tmp_path):
         load_task_file(tmp_path / "t.yaml")
 
 
-def test_forced_mode_continuations_are_a_config_of_their_own(tmp_path):
+def _push_one_store(run_dir, kind, tmp_path):
+    """Push a run holding one mode store; its config is in the card (no other store's is) and loads with
+    one row per stored row of the run. Returns (loaded, stored) frames."""
     datasets = import_or_need("datasets", "datasets is not installed")
     from budgeteval.api import load_run, push
-    from budgeteval.rundir.store import CONTINUATIONS, ContinuationRecord, read_task
+    from budgeteval.rundir.store import read_task
+
+    result = push([load_run(run_dir)], local=tmp_path / "ds")
+    card = (tmp_path / "ds" / "README.md").read_text()
+    assert f"config_name: {kind.folder}" in card and "config_name: conditioned" not in card
+    loaded = datasets.load_dataset(str(tmp_path / "ds"), kind.folder, split="train",
+                                   cache_dir=str(tmp_path / "cache")).to_pandas()
+    stored = read_task(run_dir, "t", kind=kind).to_pandas()
+    assert (loaded["run"] == result.runs[0]).all() and len(loaded) == len(stored) == 4
+    return loaded, stored
+
+
+def test_forced_mode_continuations_are_a_config_of_their_own(tmp_path):
+    from budgeteval.rundir.store import CONTINUATIONS, ContinuationRecord
 
     run_dir = write_full_run(tmp_path / "forced", "org/forced")
     for budget in (128, 256):
@@ -556,34 +571,20 @@ def test_forced_mode_continuations_are_a_config_of_their_own(tmp_path):
             task="t", problem_id=pid, sample_idx=0, budget=budget, continued=True, force_token_ids=(7, 8),
             force_string="</think>", token_ids=(1, 2, 3), text="Final answer: 1", finish_reason="stop", seed=5,
             max_tokens=64) for pid in ("p0", "p1")], kind=CONTINUATIONS)
-    result = push([load_run(run_dir)], local=tmp_path / "ds")
-    card = (tmp_path / "ds" / "README.md").read_text()
-    assert "config_name: continuations" in card and "config_name: conditioned" not in card
-    loaded = datasets.load_dataset(str(tmp_path / "ds"), "continuations", split="train",
-                                   cache_dir=str(tmp_path / "cache")).to_pandas()
-    stored = read_task(run_dir, "t", kind=CONTINUATIONS).to_pandas()
-    assert (loaded["run"] == result.runs[0]).all() and len(loaded) == len(stored) == 4
+    loaded, stored = _push_one_store(run_dir, CONTINUATIONS, tmp_path)
     assert loaded["force_token_ids"].map(list).tolist() == stored["force_token_ids"].map(list).tolist()
     assert sorted(p.name for p in (tmp_path / "ds" / "data" / "continuations" / "forced" / "t").iterdir()) == [
         "part-00000.parquet", "part-00001.parquet"]
 
 
 def test_engine_mode_responses_are_a_config_of_their_own(tmp_path):
-    datasets = import_or_need("datasets", "datasets is not installed")
-    from budgeteval.api import load_run, push
-    from budgeteval.rundir.store import ENGINE, EngineRecord, read_task
+    from budgeteval.rundir.store import ENGINE, EngineRecord
 
     run_dir = write_full_run(tmp_path / "engine", "org/engine")
     write_shard(run_dir, "t", [EngineRecord(
         task="t", problem_id=pid, sample_idx=0, prompt="Q", prompt_num_tokens=1, token_ids=(1, 2, 3), text="</think> 1",
         finish_reason="stop", seed=5, model="org/engine", backend="vllm", max_tokens=64, budget=budget)
         for pid in ("p0", "p1") for budget in (128, 256)], kind=ENGINE)
-    result = push([load_run(run_dir)], local=tmp_path / "ds")
-    card = (tmp_path / "ds" / "README.md").read_text()
-    assert "config_name: engine" in card and "config_name: conditioned" not in card
-    loaded = datasets.load_dataset(str(tmp_path / "ds"), "engine", split="train",
-                                   cache_dir=str(tmp_path / "cache")).to_pandas()
-    stored = read_task(run_dir, "t", kind=ENGINE).to_pandas()
-    assert (loaded["run"] == result.runs[0]).all() and len(loaded) == len(stored) == 4
+    loaded, stored = _push_one_store(run_dir, ENGINE, tmp_path)
     assert sorted(loaded["budget"].tolist()) == sorted(stored["budget"].tolist())
     assert loaded["token_ids"].map(list).tolist() == stored["token_ids"].map(list).tolist()
