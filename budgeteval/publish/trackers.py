@@ -112,6 +112,9 @@ class WandbRun:
 
     def finish(self) -> None:
         self._run.finish()
+        # Stop wandb's service now: left to wandb's atexit, it finds the service already ended by our
+        # exit sweep and prints a "Connection lost" traceback after a successful log.
+        self._wandb.teardown()
 
 
 class TrackioRun:
